@@ -1,0 +1,311 @@
+"""Leaderboards from one or more runs: ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.html``.
+
+    python -m benchmarks.leaderboard runs/default [runs/other ...] [--out DIR]
+
+One table per dataset (and architecture/protocol). Rows are methods at each IPC; columns give
+accuracy mean ± std (n), time-to-accuracy at each target ("n.r." when a seed never reached it),
+condense and teacher seconds, train seconds, storage bytes, and a mark for methods that touch the
+full training set. The HTML page embeds plots: accuracy against IPC, against wall time, and against
+storage bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import io
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from . import jsonl
+
+FULL_MARK = "†"
+
+
+def load_records(dirs) -> tuple[list[dict], list[dict]]:
+    """(ok records, failed records) merged over run folders; a later folder wins on equal keys."""
+    merged: dict[str, dict] = {}
+    for d in dirs:
+        d = Path(d)
+        path = d / "results.jsonl" if d.is_dir() else d
+        if not path.exists():
+            raise SystemExit(f"error: no results.jsonl in {d}")
+        records, _ = jsonl.read(path)
+        for r in records:
+            merged[r["key"]] = r
+    ok = [r for r in merged.values() if r.get("status") == "ok"]
+    failed = [r for r in merged.values() if r.get("status") != "ok"]
+    return ok, failed
+
+
+def protocol_label(p: dict) -> str:
+    aug = p.get("augment") or "no aug"
+    return f"{p['name']} v{p['version']} ({p['preset']}, {p['epochs']} epochs, {aug})"
+
+
+def group_key(r: dict) -> tuple:
+    return (r["dataset"], r["arch"], protocol_label(r["protocol"]))
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+def aggregate(records: list[dict]) -> dict:
+    """Rows per (dataset, arch, protocol) table, keyed by (method, ipc)."""
+    tables: dict[tuple, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        tables[group_key(r)][(r["method"], r["ipc"])].append(r)
+    out: dict[tuple, list[dict]] = {}
+    for tkey, rows in tables.items():
+        agg = []
+        for (method, ipc), rs in rows.items():
+            rs = sorted(rs, key=lambda r: r["seed"])
+            accs = [r["acc"] for r in rs]
+            targets = rs[0].get("targets", [])
+            tta = {}
+            for t in targets:
+                vals = [r["tta"].get(f"{t:g}") for r in rs]
+                reached = [v for v in vals if v is not None]
+                tta[f"{t:g}"] = {"mean": statistics.fmean(reached) if len(reached) == len(vals) else None,
+                                 "reached": len(reached), "n": len(vals)}
+            agg.append({
+                "dataset": tkey[0], "arch": tkey[1], "protocol": tkey[2], "method": method, "ipc": ipc,
+                "n": len(rs), "seeds": [r["seed"] for r in rs], "accs": accs,
+                "mean": statistics.fmean(accs), "std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+                "tta": tta, "targets": targets,
+                "condense_seconds": _mean(r.get("condense_seconds") for r in rs),
+                "teacher_seconds": _mean(r.get("teacher_seconds") for r in rs),
+                "train_seconds": _mean(r.get("train_seconds") for r in rs),
+                "bytes": _mean(r.get("storage_bytes", {}).get("total") for r in rs),
+                "touches_full_data": any(r.get("touches_full_data") for r in rs),
+                "roc_auc": _mean((r.get("run_extra") or {}).get("roc_auc") for r in rs),
+                "curves": [(r.get("condense_seconds") or 0.0, r.get("curve", [])) for r in rs],
+                "source": rs[0].get("source", ""),
+            })
+        agg.sort(key=lambda a: (a["ipc"] if a["ipc"] else 10 ** 9, a["method"]))
+        out[tkey] = agg
+    return dict(sorted(out.items()))
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def fmt_seconds(s) -> str:
+    if s is None:
+        return "—"
+    return f"{s:.1f}" if s < 1000 else f"{s:,.0f}"
+
+
+def fmt_bytes(b) -> str:
+    if b is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if b < 1024 or unit == "GB":
+            return f"{b:,.0f} {unit}" if unit == "B" else f"{b:,.1f} {unit}"
+        b /= 1024
+    return ""
+
+
+def fmt_tta(v: dict) -> str:
+    if v["mean"] is not None:
+        return fmt_seconds(v["mean"])
+    return f"n.r. ({v['reached']}/{v['n']})"
+
+
+def row_cells(a: dict) -> list[str]:
+    ipc = "all" if not a["ipc"] else str(a["ipc"])
+    method = a["method"] + (f" {FULL_MARK}" if a["touches_full_data"] else "")
+    acc = f"{a['mean']:.2f} ± {a['std']:.2f} ({a['n']})"
+    cells = [ipc, method, acc]
+    if a["roc_auc"] is not None:
+        cells.append(f"{a['roc_auc']:.1f}")
+    cells += [fmt_tta(a["tta"][f"{t:g}"]) for t in a["targets"]]
+    teacher = a["teacher_seconds"] or 0.0
+    cells += [fmt_seconds(a["condense_seconds"]) + (f" ({fmt_seconds(teacher)})" if teacher else ""),
+              fmt_seconds(a["train_seconds"]), fmt_bytes(a["bytes"])]
+    return cells
+
+
+def header(rows: list[dict]) -> list[str]:
+    h = ["IPC", "method", "acc % mean ± std (n)"]
+    if any(a["roc_auc"] is not None for a in rows):
+        h.append("ROC-AUC %")
+    targets = rows[0]["targets"] if rows else []
+    h += [f"TTA@{t:g}% s" for t in targets]
+    h += ["condense s (teacher s)", "train s", "storage"]
+    return h
+
+
+def markdown(tables: dict, failed: list[dict]) -> str:
+    lines = ["# Leaderboard", ""]
+    for (dataset, arch, proto), rows in tables.items():
+        src = rows[0]["source"]
+        lines += [f"## {dataset} · {arch} · {proto}", ""]
+        if src:
+            lines += [f"Source: {src}." + (" Results on this JPEG copy are labelled as such."
+                                            if "JPEG" in src else ""), ""]
+        h = header(rows)
+        lines.append("| " + " | ".join(h) + " |")
+        lines.append("|" + "|".join("---" for _ in h) + "|")
+        for a in rows:
+            cells = row_cells(a)
+            if len(cells) < len(h):  # a row without ROC-AUC in a table that has it
+                cells.insert(3, "—")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [f"{FULL_MARK} touches the full training set. TTA = condense seconds + train seconds to the first "
+              "checkpoint at or above the target test accuracy; \"n.r. (k/n)\": only k of n seeds reached it. "
+              "Storage counts every stored part (images, labels, soft labels, schedules, summaries).", ""]
+    if failed:
+        lines += ["## Failed cells", ""]
+        for r in sorted(failed, key=lambda r: (r["dataset"], r["method"], r["ipc"], r["seed"])):
+            lines.append(f"- {r['dataset']} {r['method']} ipc={r['ipc']} seed={r['seed']} {r.get('arch', '')}: "
+                         f"{r.get('error', '?')}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_csv(tables: dict, path: Path) -> None:
+    cols = ["dataset", "arch", "protocol", "method", "ipc", "n", "seeds", "mean", "std", "accs", "roc_auc",
+            "condense_seconds", "teacher_seconds", "train_seconds", "bytes", "touches_full_data", "tta"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for rows in tables.values():
+            for a in rows:
+                tta = ";".join(f"{t}:{v['mean'] if v['mean'] is not None else 'n.r.'}" for t, v in a["tta"].items())
+                w.writerow([a["dataset"], a["arch"], a["protocol"], a["method"], a["ipc"], a["n"],
+                            " ".join(map(str, a["seeds"])), f"{a['mean']:.4f}", f"{a['std']:.4f}",
+                            " ".join(f"{x:.4f}" for x in a["accs"]), a["roc_auc"] if a["roc_auc"] is not None else "",
+                            a["condense_seconds"], a["teacher_seconds"], a["train_seconds"], a["bytes"],
+                            a["touches_full_data"], tta])
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def plots(tables: dict) -> dict[str, bytes]:
+    """PNG bytes per (table, plot name): accuracy against IPC, wall time and storage bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    for tkey, rows in tables.items():
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        by_method = defaultdict(list)
+        for a in rows:
+            by_method[a["method"]].append(a)
+        ipcs = sorted({a["ipc"] for a in rows if a["ipc"]})
+        for method, rs in sorted(by_method.items()):
+            rs = sorted(rs, key=lambda a: a["ipc"])
+            if rs[0]["ipc"] == 0:  # full: a reference line
+                axes[0].axhline(rs[0]["mean"], ls="--", color="gray", label=f"{method} (whole set)")
+            else:
+                axes[0].errorbar([a["ipc"] for a in rs], [a["mean"] for a in rs], yerr=[a["std"] for a in rs],
+                                 marker="o", capsize=3, label=method)
+            big = rs[-1]
+            xs, ys = _mean_curve(big["curves"])
+            if xs:
+                axes[1].plot(xs, ys, label=f"{method} (IPC {big['ipc'] or 'all'})")
+            axes[2].plot([a["bytes"] for a in rs], [a["mean"] for a in rs], marker="o", label=method)
+        axes[0].set(xlabel="IPC", ylabel="test accuracy %", title="accuracy vs IPC")
+        if ipcs:
+            axes[0].set_xscale("log")
+            axes[0].set_xticks(ipcs, [str(i) for i in ipcs])
+        axes[1].set(xlabel="condense + train seconds", ylabel="test accuracy %", title="accuracy vs wall time")
+        axes[1].set_xscale("symlog", linthresh=1.0)
+        axes[2].set(xlabel="storage bytes", ylabel="test accuracy %", title="accuracy vs storage")
+        axes[2].set_xscale("log")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(" · ".join(tkey))
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        out[" · ".join(tkey)] = buf.getvalue()
+    return out
+
+
+def _mean_curve(curves):
+    """Mean accuracy and mean wall time at each checkpoint index over seeds."""
+    curves = [(off, c) for off, c in curves if c]
+    if not curves:
+        return [], []
+    n = min(len(c) for _, c in curves)
+    xs = [statistics.fmean(off + c[i]["train_seconds"] for off, c in curves) for i in range(n)]
+    ys = [statistics.fmean(c[i]["acc"] for _, c in curves) for i in range(n)]
+    return xs, ys
+
+
+def write_html(tables: dict, failed: list[dict], pngs: dict[str, bytes], path: Path) -> None:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>condense leaderboard</title>",
+             "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+             "text-align:right}td:nth-child(2),th:nth-child(2){text-align:left}th{background:#f3f3f3}"
+             "img{max-width:100%}</style></head><body><h1>condense leaderboard</h1>"]
+    for tkey, rows in tables.items():
+        title = " · ".join(tkey)
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        if rows[0]["source"]:
+            parts.append(f"<p>Source: {html.escape(rows[0]['source'])}</p>")
+        h = header(rows)
+        parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in h) + "</tr>")
+        for a in rows:
+            cells = row_cells(a)
+            if len(cells) < len(h):
+                cells.insert(3, "—")
+            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+        if title in pngs:
+            b64 = base64.b64encode(pngs[title]).decode()
+            parts.append(f"<img alt='plots for {html.escape(title)}' src='data:image/png;base64,{b64}'>")
+    parts.append(f"<p>{FULL_MARK} touches the full training set. TTA includes condense seconds; "
+                 "n.r. = not reached.</p>")
+    if failed:
+        parts.append("<h2>Failed cells</h2><ul>")
+        for r in failed:
+            parts.append(f"<li>{html.escape(str(r['dataset']))} {html.escape(str(r['method']))} ipc={r['ipc']} "
+                         f"seed={r['seed']}: {html.escape(str(r.get('error', '?')))}</li>")
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts))
+
+
+def build(dirs, out: Path, with_plots: bool = True) -> str:
+    """Write the three leaderboard files into ``out``; returns the markdown."""
+    ok, failed = load_records(dirs)
+    tables = aggregate(ok)
+    md = markdown(tables, failed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.md").write_text(md)
+    write_csv(tables, out / "leaderboard.csv")
+    pngs = plots(tables) if with_plots and tables else {}
+    for i, (title, png) in enumerate(pngs.items()):
+        (out / f"plot-{i}.png").write_bytes(png)
+    write_html(tables, failed, pngs, out / "leaderboard.html")
+    return md
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.leaderboard", description=__doc__.split("\n\n")[0])
+    ap.add_argument("dirs", nargs="+", type=Path, help="run folders (or results.jsonl files)")
+    ap.add_argument("--out", type=Path, default=None, help="where to write (default: the first folder)")
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args(argv)
+    out = args.out or (args.dirs[0] if args.dirs[0].is_dir() else args.dirs[0].parent)
+    print(build(args.dirs, out, with_plots=not args.no_plots))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

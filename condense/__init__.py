@@ -1,0 +1,30 @@
+"""condense: a benchmark suite for dataset condensation.
+
+>>> import condense
+>>> synset = condense.load("digits-random-ipc10.h5")        # doctest: +SKIP
+>>> loader = torch.utils.data.DataLoader(synset.dataset(), batch_size=64, shuffle=True)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import warnings as _warnings
+
+_warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+_warnings.filterwarnings("ignore", message=r".*torch\.jit\.(_overload|script|trace).*deprecated.*")
+
+from ._version import __version__  # noqa: E402
+from .store import FormatError, SyntheticSet, load, save, validate  # noqa: E402
+
+__all__ = ["__version__", "FormatError", "SyntheticSet", "load", "save", "validate", "load_dataset",
+           "create_model"]
+
+
+def __getattr__(name):  # light import: data and models load torch_geometric and torchvision lazily
+    if name == "load_dataset":
+        from .data import load_dataset
+
+        return load_dataset
+    if name == "create_model":
+        from .models import create_model
+
+        return create_model
+    raise AttributeError(f"module 'condense' has no attribute {name!r}")

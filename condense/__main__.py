@@ -1,0 +1,282 @@
+"""Command line: ``python -m condense {datasets,condense,inspect,export,evaluate}``.
+
+Every user error (a bad file, a missing dataset, an unknown method) prints one line on stderr and
+exits with status 1, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 1
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def cmd_datasets(args) -> int:
+    from .data import IMAGE_DATASETS, KNOWN_TU, availability, dataset_kind, load_dataset
+
+    rows = [("dataset", "kind", "available", "train/val/test", "shape", "classes", "source")]
+    for name in [*IMAGE_DATASETS, *KNOWN_TU]:
+        kind = dataset_kind(name)
+        av = availability(name, args.root)
+        if not av["available"]:
+            rows.append((name, kind, "no", "—", "—", "—", "missing"))
+            continue
+        try:
+            splits = [load_dataset(name, s, root=args.root) for s in ("train", "val", "test")]
+        except Exception as e:  # noqa: BLE001 - listed, never fatal
+            rows.append((name, kind, "error", "—", "—", "—", str(e).splitlines()[0][:60]))
+            continue
+        tr = splits[0]
+        shape = "x".join(map(str, tr.shape)) if kind == "images" else \
+            f"{tr.num_node_features} node / {tr.num_edge_features} edge feats"
+        rows.append((name, kind, "yes", "/".join(str(len(s)) for s in splits), shape, str(len(tr.classes)), tr.source))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+# ----------------------------------------------------------------------------- condense
+
+
+def cmd_condense(args) -> int:
+    from . import save
+    from .data import load_dataset
+    from .evaluate import resolve_device
+    from .methods import create_condenser
+
+    overrides = {}
+    for item in args.set or []:
+        k, _, v = item.partition("=")
+        try:
+            overrides[k] = json.loads(v)
+        except json.JSONDecodeError:
+            overrides[k] = v
+    condenser = create_condenser(args.method, args.preset, **overrides)
+    train = load_dataset(args.dataset, "train", root=args.root)
+    synset = condenser.condense(train, args.ipc, seed=args.seed, device=resolve_device(args.device),
+                                progress=True)
+    out = args.out or Path(f"{args.dataset}-{args.method}-ipc{args.ipc}-s{args.seed}.h5")
+    save(synset, out)
+    print(f"wrote {out}: {synset}, condensed in {synset.condense_seconds:.2f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n:,} B" if n < 1024 else f"{n:,} B ({n / 1024:,.1f} KB)" if n < 1024 ** 2 else f"{n:,} B ({n / 1024 ** 2:,.2f} MB)"
+
+
+def cmd_inspect(args) -> int:
+    import torch
+
+    from . import load
+
+    s = load(args.path)
+    meta = s.metadata()
+    print(f"{args.path}")
+    for key in ("format", "format_version", "kind", "method", "ipc", "seed", "num_classes", "source_dataset",
+                "source_split", "source_fingerprint", "created_utc", "library_version", "device",
+                "condense_seconds", "teacher_seconds"):
+        print(f"  {key:<20} {meta[key]}")
+    print(f"  {'method_config':<20} {json.dumps(meta['method_config'], sort_keys=True)}")
+    if meta["deviations"]:
+        print("  deviations:")
+        for d in meta["deviations"]:
+            print(f"    - {d}")
+    print("  storage bytes:")
+    for part, n in meta["storage_bytes"].items():
+        print(f"    {part:<18} {_fmt_bytes(n)}")
+    print(f"  file size            {_fmt_bytes(Path(args.path).stat().st_size)}")
+    names = s.class_names
+    if s.kind == "images":
+        x = s.float_images()
+        print(f"  images               {tuple(s.images.shape)} {s.images.dtype} ({s.image_encoding})")
+        if s.soft_labels is not None:
+            print(f"  soft labels          {tuple(s.soft_labels.shape)} {s.soft_labels.dtype} ({s.soft_label_policy})")
+        print("  per class:            count   mean     std")
+        for c in range(s.num_classes):
+            m = s.labels == c
+            xc = x[m]
+            stats = f"{float(xc.mean()):7.3f} {float(xc.std()):7.3f}" if int(m.sum()) else "      —       —"
+            print(f"    {c:>3} {names[c][:14]:<14} {int(m.sum()):6d} {stats}")
+    elif s.kind == "subset-schedule":
+        r, n = s.indices.shape
+        uniq = torch.unique(s.indices).numel()
+        print(f"  schedule             {r} rounds × {n} indices into {s.source_dataset}/{s.source_split} "
+              f"({s.source_size} items); {uniq} distinct ({100 * uniq / s.source_size:.1f} % of the source)")
+    else:
+        g = s.graphs
+        sizes = (g["node_ptr"][1:] - g["node_ptr"][:-1]).float()
+        print(f"  graphs               {len(s)} graphs, {int(g['node_ptr'][-1])} nodes, {int(g['edge_ptr'][-1])} edges, "
+              f"mean {float(sizes.mean()):.1f} nodes/graph" + (", root-pooled" if "root_mask" in g else ""))
+        print("  per class:            graphs  nodes")
+        for c in range(s.num_classes):
+            m = g["labels"] == c
+            print(f"    {c:>3} {names[c][:14]:<14} {int(m.sum()):6d} {int(sizes[m].sum()):6d}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def cmd_export(args) -> int:
+    from . import load
+
+    s = load(args.path)
+    if s.kind != "images":
+        return _err(f"{args.path}: export --png applies to image sets, this one is {s.kind!r}")
+    out = Path(args.png)
+    out.mkdir(parents=True, exist_ok=True)
+    pix = _to_unit(s)
+    grid = _grid(pix, s.labels, s.num_classes, args.max_per_class)
+    _save_png(grid, out / "grid.png", scale=args.scale)
+    n = 1
+    if args.files:
+        from collections import Counter
+
+        seen: Counter = Counter()
+        for i in range(pix.shape[0]):
+            c = int(s.labels[i])
+            _save_png(pix[i], out / f"class{c:03d}_{seen[c]:04d}.png", scale=1)
+            seen[c] += 1
+            n += 1
+    print(f"wrote {n} PNG file(s) to {out} (grid.png: one row per class)")
+    return 0
+
+
+def _to_unit(s):
+    """Images in [0, 1] for viewing (standardized ones are un-standardized, then clamped)."""
+    import torch
+
+    if s.image_encoding == "uint8":
+        return s.images.float() / 255.0
+    x = s.images.float()
+    if s.image_encoding == "standardized":
+        x = x * torch.tensor(s.std).view(1, -1, 1, 1) + torch.tensor(s.mean).view(1, -1, 1, 1)
+    return x.clamp(0, 1)
+
+
+def _grid(pix, labels, num_classes: int, max_per_class: int):
+    import torch
+
+    c, h, w = pix.shape[1:]
+    cols = max(1, min(max_per_class, max(int((labels == k).sum()) for k in range(num_classes))))
+    pad = 1
+    grid = torch.ones(c, num_classes * (h + pad) + pad, cols * (w + pad) + pad)
+    for k in range(num_classes):
+        idx = torch.nonzero(labels == k).view(-1)[:cols]
+        for j, i in enumerate(idx.tolist()):
+            y0, x0 = pad + k * (h + pad), pad + j * (w + pad)
+            grid[:, y0:y0 + h, x0:x0 + w] = pix[i]
+    return grid
+
+
+def _save_png(img, path: Path, scale: int = 1) -> None:
+    import numpy as np
+    from PIL import Image
+
+    a = (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    a = a[..., 0] if a.shape[2] == 1 else a
+    im = Image.fromarray(np.ascontiguousarray(a))
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    im.save(path)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args) -> int:
+    from . import load
+    from .configs import dataset_config
+    from .data import load_dataset
+    from .evaluate import evaluate
+
+    s = load(args.path)
+    kind = "graphs" if s.kind == "graphs" else "images"
+    test = load_dataset(s.source_dataset, "test", root=args.root)
+    cfg = dataset_config(s.source_dataset, kind)
+    arch = args.arch or cfg.archs[0]
+    res = evaluate(s, test, arch=arch, protocol=args.protocol or cfg.protocol, seeds=args.seeds,
+                   device=args.device, preset=args.preset, progress=True)
+    print(res)
+    for t, v in res.tta_summary().items():
+        shown = f"{v['mean']:.1f} s" if v["mean"] is not None else f"not reached ({v['reached']}/{v['n']} seeds)"
+        print(f"  TTA@{t}%: {shown}")
+    print(f"  train seconds per seed: {', '.join(f'{r.train_seconds:.1f}' for r in res.runs)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res.to_dict(), indent=1))
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m condense", description="condense: dataset condensation benchmark")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("datasets", help="list datasets with availability, sizes and source")
+    p.add_argument("--root", default=None)
+    p.set_defaults(fn=cmd_datasets)
+
+    p = sub.add_parser("condense", help="condense a dataset into an .h5 synthetic set")
+    p.add_argument("method")
+    p.add_argument("dataset")
+    p.add_argument("--ipc", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=("quick", "paper"), default="quick")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--root", default=None)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field")
+    p.set_defaults(fn=cmd_condense)
+
+    p = sub.add_parser("inspect", help="print a set's metadata, storage bytes and per-class summary")
+    p.add_argument("path", type=Path)
+    p.set_defaults(fn=cmd_inspect)
+
+    p = sub.add_parser("export", help="write a set's images as PNG (a grid, optionally every file)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--png", required=True, type=Path, metavar="DIR")
+    p.add_argument("--files", action="store_true", help="also one PNG per image")
+    p.add_argument("--max-per-class", type=int, default=20)
+    p.add_argument("--scale", type=int, default=4, help="grid upscaling factor")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("evaluate", help="train fixed architectures on a set and report accuracy and TTA")
+    p.add_argument("path", type=Path)
+    p.add_argument("--arch", default=None)
+    p.add_argument("--protocol", default=None)
+    p.add_argument("--preset", choices=("quick", "paper"), default="quick")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--root", default=None)
+    p.add_argument("--json", default=None, help="also write the full result as JSON")
+    p.set_defaults(fn=cmd_evaluate)
+    return ap
+
+
+def main(argv=None) -> int:
+    from .data import DatasetNotFoundError
+    from .store import FormatError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (FormatError, DatasetNotFoundError, ValueError, FileNotFoundError) as e:
+        return _err(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

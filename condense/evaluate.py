@@ -1,0 +1,338 @@
+"""The shared evaluator: train fixed architectures on a synthetic set, report accuracy and TTA.
+
+For each explicit seed a fresh model is trained on the set alone (a subset-schedule trains on its
+resolved source, round by round). Test accuracy is recorded at checkpoints every
+``1/protocol.checkpoints`` of the steps, together with the training seconds up to that point;
+evaluation time is excluded. The reported accuracy of an image run is the accuracy after the last
+step -- never a checkpoint picked on the test set. Graph runs select the checkpoint on ``val``.
+
+Time-to-accuracy (DESIGN §4): ``TTA(target) = condense_seconds + train seconds until the first
+checkpoint whose test accuracy >= target``; ``None`` ("not reached") when no checkpoint reaches it.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .configs import dataset_config
+from .models import create_model, model_kind
+from .protocols import Protocol, get_protocol
+from .store import SyntheticSet, load
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    final_acc: float
+    curve: list[dict]
+    train_seconds: float
+    eval_seconds: float
+    steps: int
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    arch: str
+    protocol: dict
+    runs: list[SeedRun]
+    targets: tuple[float, ...]
+    condense_seconds: float = 0.0
+    teacher_seconds: float = 0.0
+    storage_bytes: dict = field(default_factory=dict)
+    device: str = "cpu"
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def accs(self) -> list[float]:
+        return [r.final_acc for r in self.runs]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accs)
+
+    @property
+    def std(self) -> float:
+        """Population std over seeds (``np.std``, as DC and most papers report)."""
+        return statistics.pstdev(self.accs) if len(self.accs) > 1 else 0.0
+
+    def tta(self, target: float, include_condense: bool = True) -> list[float | None]:
+        offset = self.condense_seconds if include_condense else 0.0
+        return [time_to_accuracy(r.curve, target, offset) for r in self.runs]
+
+    def tta_summary(self) -> dict[str, dict]:
+        """Per target: seconds per seed, how many reached it, and the mean when all did."""
+        out = {}
+        for t in self.targets:
+            per = self.tta(t)
+            reached = [v for v in per if v is not None]
+            out[f"{t:g}"] = {"per_seed": per, "reached": len(reached), "n": len(per),
+                             "mean": statistics.fmean(reached) if reached and len(reached) == len(per) else None,
+                             "train_only": self.tta(t, include_condense=False)}
+        return out
+
+    def summary(self) -> dict:
+        return {"arch": self.arch, "protocol": self.protocol["name"], "preset": self.protocol["preset"],
+                "seeds": self.seeds, "accs": self.accs, "mean": self.mean, "std": self.std,
+                "n": len(self.runs), "tta": self.tta_summary(),
+                "train_seconds": statistics.fmean(r.train_seconds for r in self.runs),
+                "condense_seconds": self.condense_seconds, "teacher_seconds": self.teacher_seconds,
+                "storage_bytes": self.storage_bytes}
+
+    def to_dict(self) -> dict:
+        return {**self.summary(), "protocol": self.protocol, "targets": list(self.targets),
+                "device": self.device, "runs": [asdict(r) for r in self.runs]}
+
+    def __str__(self) -> str:
+        return f"{self.arch}/{self.protocol['name']}: {self.mean:.2f} ± {self.std:.2f} % over seeds {self.seeds}"
+
+
+def time_to_accuracy(curve: Sequence[dict], target: float, offset: float = 0.0) -> float | None:
+    """``offset`` + train seconds at the first checkpoint with ``acc >= target``; None if never."""
+    for point in curve:
+        if point["acc"] >= target:
+            return offset + point["train_seconds"]
+    return None
+
+
+def checkpoint_steps(total_steps: int, count: int) -> list[int]:
+    """``count`` evenly spaced steps ending at ``total_steps`` (every 2 % of training for 50)."""
+    count = max(1, min(count, total_steps))
+    return sorted({math.ceil(total_steps * i / count) for i in range(1, count + 1)})
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class _Clock:
+    """Wall-clock seconds of training only; synchronises CUDA before reading."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.total = 0.0
+        self._t = 0.0
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self._t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.total += time.perf_counter() - self._t
+
+
+def make_optimizer(params, p: Protocol, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = p.lr if lr is None else lr
+    if p.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=p.momentum, weight_decay=p.weight_decay,
+                               nesterov=p.nesterov)
+    if p.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=p.weight_decay)
+    if p.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=p.weight_decay)
+    raise ValueError(f"unknown optimizer {p.optimizer!r}")
+
+
+def make_augment(p: Protocol, dataset: str):
+    if p.augment is None:
+        return None
+    from .augment import DSA, CropFlip
+
+    if p.augment == "dsa":
+        return DSA.for_dataset(dataset)
+    if p.augment == "crop-flip":
+        return CropFlip(flip=dataset not in ("digits", "mnist", "fashion-mnist", "svhn"))
+    raise ValueError(f"unknown augmentation {p.augment!r}")
+
+
+@torch.no_grad()
+def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    was = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, x.shape[0], batch_size):
+        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    model.train(was)
+    return 100.0 * correct / max(1, x.shape[0])
+
+
+def _set_lr(opt, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+# ----------------------------------------------------------------------------- image training
+
+
+@dataclass
+class ImageTask:
+    """What one image run trains on: a fixed set, or per-round index subsets of a source."""
+
+    x: torch.Tensor                       # standardized float images on the device
+    y: torch.Tensor                       # hard labels on the device
+    soft: torch.Tensor | None = None      # static soft labels (kd)
+    rounds: torch.Tensor | None = None    # rounds × n indices into x (subset-schedule)
+
+    def steps_per_pass(self, batch: int) -> int:
+        n = self.rounds.shape[1] if self.rounds is not None else self.x.shape[0]
+        return math.ceil(n / min(batch, n))
+
+    def batches(self, epoch: int, batch: int, g: torch.Generator):
+        """Index batches of one pass, shuffled with ``g``; a schedule uses its round's subset."""
+        if self.rounds is not None:
+            pool = self.rounds[epoch % self.rounds.shape[0]]
+            order = pool[torch.randperm(pool.shape[0], generator=g).to(pool.device)]
+        else:
+            order = torch.randperm(self.x.shape[0], generator=g).to(self.x.device)
+        return order.split(min(batch, order.shape[0]))
+
+
+def _loss(model, task: ImageTask, idx, p: Protocol, aug, g: torch.Generator) -> torch.Tensor:
+    x, y = task.x[idx], task.y[idx]
+    if aug is not None:
+        x = aug(x)
+    if p.loss == "ce":
+        return F.cross_entropy(model(x), y)
+    raise ValueError(f"protocol loss {p.loss!r} is not available in this version")
+
+
+def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.device,
+                 test: tuple[torch.Tensor, torch.Tensor], dataset: str, progress: bool = False) -> SeedRun:
+    """Train ``model`` by protocol ``p``; test accuracy at checkpoints, training time only."""
+    from tqdm.auto import tqdm
+
+    g = torch.Generator().manual_seed(seed)
+    aug = make_augment(p, dataset)
+    per_pass = task.steps_per_pass(p.batch_size)
+    total = p.passes * per_pass
+    marks = set(checkpoint_steps(total, p.checkpoints))
+    opt = make_optimizer(model.parameters(), p)
+    clock, eval_seconds, step = _Clock(device), 0.0, 0
+    curve: list[dict] = []
+    model.train()
+    bar = tqdm(total=total, desc=f"train seed {seed}", disable=not progress, leave=False, unit="step")
+    for epoch in range(p.passes):
+        if p.resets_optimizer(epoch):
+            opt = make_optimizer(model.parameters(), p, lr=p.lr_at(epoch))
+        for idx in task.batches(epoch, p.batch_size, g):
+            with clock:
+                _set_lr(opt, p.lr_at(epoch, step, total))
+                loss = _loss(model, task, idx, p, aug, g)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"loss became {float(loss)} at step {step} (epoch {epoch}, seed {seed})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            step += 1
+            bar.update(1)
+            if step in marks:
+                t0 = time.perf_counter()
+                acc = accuracy(model, *test, p.eval_batch_size)
+                eval_seconds += time.perf_counter() - t0
+                curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total, "acc": acc})
+                bar.set_postfix(acc=f"{acc:.1f}")
+    bar.close()
+    return SeedRun(seed=seed, final_acc=curve[-1]["acc"], curve=curve, train_seconds=clock.total,
+                   eval_seconds=eval_seconds, steps=step)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _as_synset(synset) -> SyntheticSet:
+    if isinstance(synset, (str, Path)):
+        return load(synset)
+    if not isinstance(synset, SyntheticSet):
+        raise TypeError(f"expected a SyntheticSet or a path, got {type(synset).__name__}")
+    return synset
+
+
+def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc",
+             seeds: Sequence[int] = (0, 1, 2), device: str | torch.device = "cpu", *,
+             preset: str = "quick", targets: Sequence[float] | None = None, source=None, val=None,
+             arch_kwargs: dict | None = None, progress: bool = False) -> EvalResult:
+    """Train ``arch`` on ``synset`` once per seed and test on ``test``.
+
+    ``synset`` is a :class:`SyntheticSet` or a path to one. ``source`` is the training split a
+    subset-schedule indexes (loaded from the file's reference when omitted); ``val`` is used by
+    protocols that select a checkpoint (graphs), never ``test``.
+    """
+    s = _as_synset(synset)
+    if not seeds:
+        raise ValueError("evaluate needs at least one explicit seed")
+    if s.source_dataset != getattr(test, "name", s.source_dataset):
+        raise ValueError(f"set was condensed from {s.source_dataset!r} but the test split is {test.name!r}")
+    device = resolve_device(device)
+    p = get_protocol(protocol, preset)
+    kind = "graphs" if s.kind == "graphs" else "images"
+    if model_kind(arch) != kind:
+        raise ValueError(f"architecture {arch!r} does not apply to a {s.kind} set")
+    cfg = dataset_config(s.source_dataset, kind)
+    targets = tuple(targets) if targets is not None else cfg.targets
+    kw = {**dict(p.arch_kwargs), **(arch_kwargs or {})}
+    if arch not in ("convnet", "convnet_bn") and kind == "images":
+        kw = dict(arch_kwargs or {})  # DC's ConvNet settings do not apply to other families
+    runs = []
+    if kind == "graphs":
+        from .graph_eval import train_graphs
+
+        if val is None:
+            from .data import load_dataset
+
+            val = load_dataset(s.source_dataset, "val")
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = create_model(arch, test.num_node_features, s.num_classes,
+                                 edge_dim=test.num_edge_features or None, **kw).to(device)
+            runs.append(train_graphs(model, s, p, seed, device, test, val, progress=progress))
+    else:
+        task, test_xy = _image_task(s, test, device, source)
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
+            runs.append(train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress))
+    pd = p.to_dict()
+    pd["arch_kwargs"] = kw
+    return EvalResult(arch=arch, protocol=pd, runs=runs, targets=targets,
+                      condense_seconds=s.condense_seconds, teacher_seconds=s.teacher_seconds,
+                      storage_bytes=s.storage_bytes, device=str(device))
+
+
+def _image_task(s: SyntheticSet, test, device, source) -> tuple[ImageTask, tuple]:
+    test_xy = test.tensors(device)
+    if s.kind == "subset-schedule":
+        if source is None:
+            from .data import load_dataset
+
+            source = load_dataset(s.source_dataset, s.source_split)
+        s.resolve(source)  # refuses a fingerprint mismatch
+        x, y = source.tensors(device)
+        return ImageTask(x=x, y=y, rounds=s.indices.to(device).long()), test_xy
+    soft = s.soft_labels.to(device).float() if s.soft_label_policy == "static" else None
+    return ImageTask(x=s.float_images().to(device), y=s.labels.to(device).long(), soft=soft), test_xy

@@ -1,0 +1,106 @@
+"""Graph-classification training for the shared evaluator.
+
+A GNN is trained on the set's graphs; when they carry a ``root_mask`` (Mirage's computation-tree
+summaries) the readout pools over root nodes only, while real validation and test graphs are pooled
+over all nodes, as in the Mirage paper. Test accuracy (and ROC-AUC for two classes) is recorded at
+every checkpoint; the reported accuracy is the test accuracy at the checkpoint with the best
+*validation* accuracy (ties go to the later checkpoint). The test set never selects anything.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .evaluate import SeedRun, TrainingDiverged, _Clock, _set_lr, checkpoint_steps, make_optimizer
+from .protocols import Protocol
+
+
+def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Binary ROC-AUC by the rank statistic (ties averaged); None when one class is absent."""
+    pos, neg = int((labels == 1).sum()), int((labels == 0).sum())
+    if pos == 0 or neg == 0:
+        return None
+    order = torch.argsort(scores)
+    ranks = torch.empty_like(scores, dtype=torch.float64)
+    sorted_scores = scores[order]
+    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
+    uniq, inv = torch.unique(sorted_scores, return_inverse=True)
+    if len(uniq) < len(scores):  # average ranks over ties
+        sums = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, ranks[order])
+        counts = torch.bincount(inv, minlength=len(uniq)).double()
+        ranks[order] = (sums / counts)[inv]
+    return float((ranks[labels == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+@torch.no_grad()
+def graph_scores(model, batch) -> dict:
+    was = model.training
+    model.eval()
+    logits = model(batch)
+    model.train(was)
+    y = batch.y.view(-1)
+    out = {"acc": 100.0 * float((logits.argmax(1) == y).float().mean()), "auc": None}
+    if logits.shape[1] == 2:
+        auc = roc_auc(torch.softmax(logits, 1)[:, 1].double().cpu(), y.cpu())
+        out["auc"] = None if auc is None else 100.0 * auc
+    return out
+
+
+def _full_batch(dataset, device):
+    from torch_geometric.data import Batch
+
+    return Batch.from_data_list([dataset[i] for i in range(len(dataset))]).to(device)
+
+
+def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: bool = False) -> SeedRun:
+    from torch_geometric.loader import DataLoader
+    from tqdm.auto import tqdm
+
+    graphs = s.dataset()
+    use_roots = "root_mask" in s.graphs
+    g = torch.Generator().manual_seed(seed)
+    loader = DataLoader(graphs, batch_size=p.batch_size, shuffle=True, generator=g)
+    test_b, val_b = _full_batch(test, device), _full_batch(val, device)
+    total = p.epochs * len(loader)
+    marks = set(checkpoint_steps(total, p.checkpoints))
+    opt = make_optimizer(model.parameters(), p)
+    clock, eval_seconds, step = _Clock(device), 0.0, 0
+
+    def checkpoint(epoch):
+        t0 = time.perf_counter()
+        te, va = graph_scores(model, test_b), graph_scores(model, val_b)
+        point = {"step": step, "epoch": epoch, "train_seconds": clock.total, "acc": te["acc"],
+                 "auc": te["auc"], "val_acc": va["acc"], "val_auc": va["auc"]}
+        return point, time.perf_counter() - t0
+
+    curve: list[dict] = []
+    model.train()
+    bar = tqdm(total=total, desc=f"train seed {seed}", disable=not progress, leave=False, unit="step")
+    for epoch in range(p.epochs):
+        for batch in loader:
+            batch = batch.to(device)
+            with clock:
+                _set_lr(opt, p.lr_at(epoch, step, total))
+                mask = batch.root_mask if use_roots else None
+                loss = F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"loss became {float(loss)} at step {step} (seed {seed})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            step += 1
+            bar.update(1)
+            if step in marks:
+                point, dt = checkpoint(epoch)
+                curve.append(point)
+                eval_seconds += dt
+    bar.close()
+    best = max(range(len(curve)), key=lambda i: (curve[i]["val_acc"], i))
+    chosen = curve[best]
+    return SeedRun(seed=seed, final_acc=chosen["acc"], curve=curve, train_seconds=clock.total,
+                   eval_seconds=eval_seconds, steps=step,
+                   extra={"selected_step": chosen["step"], "roc_auc": chosen["auc"],
+                          "val_acc": chosen["val_acc"], "last_acc": curve[-1]["acc"],
+                          "pooling": "roots" if use_roots else "all nodes"})

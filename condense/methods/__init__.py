@@ -1,0 +1,11 @@
+"""Condensers, one module per method, behind a registry.
+
+>>> from condense.methods import create_condenser, list_condensers
+>>> synset = create_condenser("random").condense(train, ipc=10, seed=0)   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from . import baselines, herding  # noqa: F401  (registration)
+from .base import Condenser, condenser_class, create_condenser, list_condensers, register_condenser
+
+__all__ = ["Condenser", "condenser_class", "create_condenser", "list_condensers", "register_condenser"]

@@ -1,0 +1,114 @@
+"""The condenser interface and its registry (``create_condenser(name, **config)``)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, ClassVar
+
+import torch
+
+from ..store import SyntheticSet
+
+_CONDENSERS: dict[str, type["Condenser"]] = {}
+
+
+def register_condenser(cls: type["Condenser"]) -> type["Condenser"]:
+    if not getattr(cls, "name", None):
+        raise ValueError(f"{cls.__name__} needs a name")
+    if cls.name in _CONDENSERS:
+        raise ValueError(f"condenser {cls.name!r} is already registered")
+    _CONDENSERS[cls.name] = cls
+    return cls
+
+
+def list_condensers(kind: str | None = None) -> list[str]:
+    return [n for n, c in _CONDENSERS.items() if kind is None or kind in c.kinds]
+
+
+def condenser_class(name: str) -> type["Condenser"]:
+    if name not in _CONDENSERS:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(_CONDENSERS)}")
+    return _CONDENSERS[name]
+
+
+def create_condenser(name: str, preset: str = "paper", **overrides) -> "Condenser":
+    """A condenser with its preset config (``paper`` or ``quick``), fields overridden by keyword."""
+    cls = condenser_class(name)
+    return cls(cls.Config.preset(preset) if hasattr(cls.Config, "preset") else cls.Config(), **overrides)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoConfig:
+    """A method without hyperparameters."""
+
+    @classmethod
+    def preset(cls, name: str) -> "NoConfig":
+        return cls()
+
+
+class Condenser:
+    """Turns a real training split into a :class:`SyntheticSet` under an IPC budget.
+
+    Subclasses set ``name``, ``Config`` (a frozen dataclass), ``kinds`` (dataset kinds handled),
+    and implement :meth:`_condense`, returning the set's parts as keyword arguments.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+    kinds: ClassVar[tuple[str, ...]] = ("images",)
+    touches_full_data: ClassVar[bool] = False
+    uses_ipc: ClassVar[bool] = True          # False: the set ignores the budget (``full``)
+    deviations: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config=None, **overrides):
+        config = config if config is not None else self.Config()
+        try:
+            self.config = dataclasses.replace(config, **overrides) if overrides else config
+        except TypeError as e:
+            fields = ", ".join(f.name for f in dataclasses.fields(config))
+            raise ValueError(f"{self.name}: bad config override ({e}); fields are: {fields}") from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+    def condense(self, train, ipc: int, *, seed: int, device: str | torch.device = "cpu",
+                 progress: bool = False) -> SyntheticSet:
+        """Condense ``train`` to ``ipc`` items per class; timings and provenance are recorded."""
+        kind = getattr(train, "kind", "images")
+        if kind not in self.kinds:
+            raise ValueError(f"method {self.name!r} does not apply to {kind} datasets "
+                             f"({getattr(train, 'name', '?')}); it handles {', '.join(self.kinds)}")
+        if not self.uses_ipc:
+            ipc = 0  # recorded as 0: the whole split, whatever the budget
+        elif not isinstance(ipc, int) or isinstance(ipc, bool) or ipc < 1:
+            raise ValueError(f"ipc must be a positive integer, got {ipc!r}")
+        device = torch.device(device)
+        start = time.perf_counter()
+        parts: dict[str, Any] = self._condense(train, ipc, seed=seed, device=device, progress=progress)
+        seconds = time.perf_counter() - start
+        teacher_seconds = float(parts.pop("teacher_seconds", 0.0))
+        extra = parts.pop("extra", {})
+        deviations = tuple(self.deviations) + tuple(parts.pop("deviations", ()))
+        common = dict(
+            method=self.name, ipc=ipc, num_classes=len(train.classes), class_names=train.classes,
+            source_dataset=train.name, source_split=train.split, source_fingerprint=train.fingerprint,
+            seed=seed, method_config=dataclasses.asdict(self.config), condense_seconds=seconds,
+            teacher_seconds=teacher_seconds, device=str(device), deviations=deviations,
+            extra={"touches_full_data": self.touches_full_data, **extra},
+        )
+        if kind == "images":
+            common.update(mean=tuple(train.mean), std=tuple(train.std))
+        return SyntheticSet(**common, **parts)
+
+    def _condense(self, train, ipc: int, *, seed: int, device: torch.device, progress: bool) -> dict:
+        raise NotImplementedError
+
+
+def per_class_indices(labels: torch.Tensor, num_classes: int) -> list[torch.Tensor]:
+    return [torch.nonzero(labels == c, as_tuple=False).view(-1) for c in range(num_classes)]
+
+
+def generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g

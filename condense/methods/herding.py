@@ -1,0 +1,89 @@
+"""Herding (Welling, ICML 2009) in a ConvNet's feature space, as DeepCore and DC-BENCH run it.
+
+Per class, greedily pick the example that keeps the running mean of the chosen features closest to
+the class mean: ``argmin_x || (k+1)·μ − (Σ_{chosen} φ + φ(x)) ||₂``. Features come from a ConvNet
+that is randomly initialised (``train_epochs=0``, the default) or briefly trained on the split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models import create_model
+from .base import Condenser, per_class_indices, register_condenser
+from .baselines import image_parts
+
+
+@dataclass(frozen=True)
+class HerdingConfig:
+    arch: str = "convnet"
+    width: int = 128
+    train_epochs: int = 0
+    lr: float = 0.01
+    batch_size: int = 256
+
+    @classmethod
+    def preset(cls, name: str) -> "HerdingConfig":
+        return cls()
+
+
+def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (into ``features``) of ``k`` herded examples, in selection order."""
+    n = features.shape[0]
+    k = min(k, n)
+    mu = features.mean(0)
+    running = torch.zeros_like(mu)
+    available = torch.ones(n, dtype=torch.bool, device=features.device)
+    chosen = []
+    for step in range(k):
+        dist = torch.linalg.vector_norm((step + 1) * mu - (running + features), dim=1)
+        dist[~available] = float("inf")
+        i = int(torch.argmin(dist))
+        chosen.append(i)
+        available[i] = False
+        running += features[i]
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+@torch.no_grad()
+def embed_all(model, train, device, batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    feats = []
+    for start in range(0, len(train), batch_size):
+        x = train.normalize(train.images[start:start + batch_size].to(device))
+        feats.append(model.embed(x))
+    return torch.cat(feats)
+
+
+def _brief_train(model, train, cfg: HerdingConfig, device, g: torch.Generator):
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
+    model.train()
+    n = len(train)
+    for _ in range(cfg.train_epochs):
+        for b in torch.randperm(n, generator=g).split(cfg.batch_size):
+            x = train.normalize(train.images[b].to(device))
+            loss = torch.nn.functional.cross_entropy(model(x), train.labels[b].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+@register_condenser
+class Herding(Condenser):
+    name = "herding"
+    Config = HerdingConfig
+
+    def _condense(self, train, ipc, *, seed, device, progress):
+        cfg = self.config
+        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        model = create_model(cfg.arch, train.shape, len(train.classes), width=cfg.width).to(device)
+        if cfg.train_epochs:
+            _brief_train(model, train, cfg, device, g)
+        feats = embed_all(model, train, device)
+        chosen = []
+        for idx in per_class_indices(train.labels, len(train.classes)):
+            chosen.append(idx[herding_select(feats[idx.to(device)], ipc).cpu()])
+        idx = torch.cat(chosen)
+        return {**image_parts(train, idx), "extra": {"source_indices": idx.tolist()}}

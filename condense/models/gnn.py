@@ -1,0 +1,77 @@
+"""Graph classifiers on torch_geometric layers: GCN, GIN (GINE with edge features) and GAT.
+
+``forward(data)`` or ``forward(x, edge_index, batch, edge_attr)``. When a ``pool_mask`` is given
+(or the batch carries ``root_mask`` and ``pool_roots`` is on), the readout pools only those nodes:
+Mirage trains on computation-tree summaries by pooling their root nodes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch_geometric.nn import GATConv, GCNConv, GINConv, GINEConv, global_add_pool, global_mean_pool
+
+from ._registry import register_model
+
+POOLS = {"sum": global_add_pool, "mean": global_mean_pool}
+
+
+class GraphClassifier(nn.Module):
+    def __init__(self, conv: str, in_dim: int, num_classes: int, hidden: int = 64, num_layers: int = 3,
+                 pooling: str = "sum", dropout: float = 0.0, norm: str = "batchnorm",
+                 edge_dim: int | None = None, heads: int = 1):
+        super().__init__()
+        if pooling not in POOLS:
+            raise ValueError(f"unknown pooling {pooling!r}; expected sum or mean")
+        self.conv_name, self.pooling, self.dropout = conv, pooling, dropout
+        self.uses_edge_attr = bool(edge_dim) and conv in ("gin", "gat")
+        self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
+        for i in range(num_layers):
+            d_in = in_dim if i == 0 else hidden
+            self.convs.append(self._conv(conv, d_in, hidden, edge_dim, heads))
+            self.norms.append(nn.BatchNorm1d(hidden) if norm == "batchnorm" else nn.Identity())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def _conv(self, conv, d_in, d_out, edge_dim, heads):
+        if conv == "gcn":
+            return GCNConv(d_in, d_out)
+        if conv == "gin":
+            mlp = nn.Sequential(nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out), nn.ReLU(), nn.Linear(d_out, d_out))
+            return GINEConv(mlp, edge_dim=edge_dim) if self.uses_edge_attr else GINConv(mlp, train_eps=True)
+        if conv == "gat":
+            return GATConv(d_in, d_out, heads=heads, concat=False,
+                           edge_dim=edge_dim if self.uses_edge_attr else None)
+        raise ValueError(f"unknown graph conv {conv!r}")
+
+    def embed(self, x, edge_index, batch=None, edge_attr=None, pool_mask=None, num_graphs=None):
+        if batch is None:
+            batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        h = x
+        for conv, norm in zip(self.convs, self.norms):
+            h = conv(h, edge_index, edge_attr) if self.uses_edge_attr else conv(h, edge_index)
+            h = torch.relu(norm(h))
+            h = nn.functional.dropout(h, self.dropout, self.training)
+        size = num_graphs if num_graphs is not None else int(batch.max()) + 1 if batch.numel() else 0
+        if pool_mask is not None:
+            h, batch = h[pool_mask], batch[pool_mask]
+        return POOLS[self.pooling](h, batch, size=size)
+
+    def forward(self, data_or_x, edge_index=None, batch=None, edge_attr=None, pool_mask=None):
+        if edge_index is None:  # a torch_geometric Data / Batch
+            d = data_or_x
+            ng = getattr(d, "num_graphs", None)
+            return self.head(self.embed(d.x, d.edge_index, getattr(d, "batch", None),
+                                        getattr(d, "edge_attr", None), pool_mask, ng))
+        return self.head(self.embed(data_or_x, edge_index, batch, edge_attr, pool_mask))
+
+
+def _graph_factory(conv: str):
+    def build(in_shape, num_classes, **kw):
+        in_dim = in_shape if isinstance(in_shape, int) else int(in_shape[0])
+        return GraphClassifier(conv, in_dim, num_classes, **kw)
+
+    build.__name__ = conv
+    return build
+
+
+for _name in ("gcn", "gin", "gat"):
+    register_model(_name, kind="graphs")(_graph_factory(_name))

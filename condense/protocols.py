@@ -1,0 +1,108 @@
+"""Named, versioned evaluation protocols (DESIGN §5). Each result records the protocol in full.
+
+``dc`` is the canonical protocol of Dataset Condensation (Zhao et al., ICLR 2021), as its code runs:
+ConvNet-3 (width 128, instance norm, avg-pool), SGD lr 0.01, momentum 0.9, weight decay 5e-4,
+batch 256, ``E+1`` passes over the set (epochs 0..E), and after epoch ``E//2+1`` the learning rate
+drops ×0.1 with a fresh optimizer (momentum reset). ``paper``: E=1000 with DSA augmentation;
+``quick``: E=300 without augmentation.
+
+``kd`` (soft labels) and ``rs2`` (per-round subsets) plug in through the ``loss`` and ``data``
+fields; the graph track uses ``graph``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    version: int
+    preset: str
+    epochs: int
+    batch_size: int
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "dc-step"          # dc-step | cosine-epoch | cosine-step | constant
+    eta_min: float = 0.0
+    augment: str | None = None         # dsa | crop-flip | None
+    loss: str = "ce"                   # ce | kd
+    temperature: float = 1.0
+    mixup_alpha: float = 0.0
+    data: str = "set"                  # set | schedule (rs2)
+    checkpoints: int = 50              # test accuracy every 1/checkpoints of the steps (2 %)
+    eval_batch_size: int = 1024
+    arch_kwargs: tuple = ()            # fixed architecture settings, e.g. (("width", 128),)
+
+    @property
+    def passes(self) -> int:
+        """Passes over the data: DC's loop runs epochs 0..E inclusive."""
+        return self.epochs + 1 if self.schedule == "dc-step" else self.epochs
+
+    def lr_at(self, epoch: int, step: int = 0, total_steps: int = 1) -> float:
+        """Learning rate for (epoch, global step); ``dc-step`` drops ×0.1 after epoch E//2+1."""
+        if self.schedule == "dc-step":
+            return self.lr if epoch <= self.epochs // 2 + 1 else self.lr * 0.1
+        if self.schedule == "cosine-epoch":
+            return self.eta_min + (self.lr - self.eta_min) * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+        if self.schedule == "cosine-step":
+            return self.eta_min + (self.lr - self.eta_min) * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        if self.schedule == "constant":
+            return self.lr
+        raise ValueError(f"unknown schedule {self.schedule!r}")
+
+    def resets_optimizer(self, epoch: int) -> bool:
+        """DC recreates its SGD optimizer when the lr drops (the momentum buffer restarts)."""
+        return self.schedule == "dc-step" and epoch == self.epochs // 2 + 2
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["arch_kwargs"] = dict(self.arch_kwargs)
+        return d
+
+    def replace(self, **kw) -> "Protocol":
+        return dataclasses.replace(self, **kw)
+
+
+def _dc(preset: str) -> Protocol:
+    common = dict(name="dc", version=1, preset=preset, batch_size=256, optimizer="sgd", lr=0.01,
+                  momentum=0.9, weight_decay=5e-4, schedule="dc-step",
+                  arch_kwargs=(("width", 128), ("norm", "instancenorm"), ("pooling", "avgpool")))
+    if preset == "paper":
+        return Protocol(epochs=1000, augment="dsa", **common)
+    return Protocol(epochs=300, augment=None, **common)
+
+
+def _graph(preset: str) -> Protocol:
+    """Graph classification: Adam 1e-3, batch 32; model selection on ``val`` only."""
+    return Protocol(name="graph", version=1, preset=preset, epochs=300 if preset == "paper" else 100,
+                    batch_size=32, optimizer="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
+                    schedule="constant", augment=None,
+                    arch_kwargs=(("hidden", 64), ("num_layers", 3), ("pooling", "sum")))
+
+
+PROTOCOLS = {"dc": _dc, "graph": _graph}
+PRESETS = ("quick", "paper")
+
+
+def register_protocol(name: str, builder) -> None:
+    if name in PROTOCOLS:
+        raise ValueError(f"protocol {name!r} is already registered")
+    PROTOCOLS[name] = builder
+
+
+def get_protocol(name: str | Protocol, preset: str = "quick", **overrides) -> Protocol:
+    """A protocol by name and preset (``quick`` or ``paper``), fields overridden by keyword."""
+    if isinstance(name, Protocol):
+        return name.replace(**overrides) if overrides else name
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; available: {', '.join(PROTOCOLS)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    p = PROTOCOLS[name](preset)
+    return p.replace(**overrides) if overrides else p

@@ -1,0 +1,595 @@
+"""The self-describing HDF5 synthetic-set format (see ``docs/format.md``).
+
+``save`` writes atomically (temporary file, fsync, rename). ``load`` and ``validate`` check every
+structural rule of the spec and raise :class:`FormatError` -- one line naming the file and the
+problem -- for anything else: a truncated or non-HDF5 file, a missing key, an unknown version, a
+shape or label mismatch, NaN/Inf values, out-of-range labels or indices, a failed checksum.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ._version import __version__
+
+FORMAT = "condense.synthetic"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+KINDS = ("images", "subset-schedule", "graphs")
+IMAGE_ENCODINGS = ("uint8", "unit", "standardized")
+SOFT_POLICIES = ("static", "replay")
+GRAPH_REQUIRED = ("x", "edge_index", "node_ptr", "edge_ptr", "labels")
+GRAPH_OPTIONAL = ("edge_attr", "root_mask", "frequency", "tree_codes", "tree_ptr")
+
+
+class FormatError(ValueError):
+    """A synthetic-set file breaks the format: the message names the file and the problem."""
+
+
+# ----------------------------------------------------------------------------- the object
+
+
+@dataclass(eq=False)
+class SyntheticSet:
+    """A condensed set in memory: its parts (tensors) and its full metadata.
+
+    ``images`` are kept in their stored encoding (``image_encoding``: ``uint8`` pixels, ``unit``
+    floats in [0, 1], or ``standardized`` by ``mean``/``std``); :meth:`dataset` yields standardized
+    float images ready for a model.
+    """
+
+    kind: str
+    method: str
+    ipc: int
+    num_classes: int
+    class_names: tuple[str, ...]
+    source_dataset: str
+    source_fingerprint: str
+    seed: int
+    method_config: dict = field(default_factory=dict)
+    source_split: str = "train"
+    # images kind
+    images: torch.Tensor | None = None
+    image_encoding: str = "uint8"
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    labels: torch.Tensor | None = None
+    soft_labels: torch.Tensor | None = None
+    soft_label_policy: str | None = None
+    soft_label_attrs: dict = field(default_factory=dict)
+    # subset-schedule kind
+    indices: torch.Tensor | None = None
+    source_size: int | None = None
+    # graphs kind
+    graphs: dict[str, Any] | None = None
+    # provenance
+    condense_seconds: float = 0.0
+    teacher_seconds: float = 0.0
+    device: str = "cpu"
+    created_utc: str = ""
+    library_version: str = __version__
+    format_version: int = FORMAT_VERSION
+    deviations: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        self.class_names = tuple(str(c) for c in self.class_names)
+        self.deviations = tuple(self.deviations)
+        if not self.created_utc:
+            self.created_utc = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def __len__(self) -> int:
+        if self.kind == "images":
+            return int(self.labels.shape[0])
+        if self.kind == "subset-schedule":
+            return int(self.indices.shape[1])
+        return int(self.graphs["labels"].shape[0])
+
+    def __repr__(self) -> str:
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return (f"SyntheticSet(kind={self.kind!r}, method={self.method!r}, ipc={self.ipc}, "
+                f"source={self.source_dataset!r}, n={len(self)}, bytes={self.storage_bytes['total']}{where})")
+
+    # ------------------------------------------------------------------ storage accounting
+
+    def parts(self) -> dict[str, dict[str, np.ndarray]]:
+        """The arrays that make up each counted part, in their stored dtypes."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        if self.images is not None:
+            out["images"] = {"images": _np(self.images)}
+        if self.labels is not None:
+            out["labels"] = {"labels": _np(self.labels)}
+        if self.soft_labels is not None:
+            out["soft_labels"] = {"soft_labels": _np(self.soft_labels)}
+        if self.indices is not None:
+            out["indices"] = {"indices": _np(self.indices)}
+        if self.graphs is not None:
+            out["graphs"] = {k: v for k, v in ((k, _graph_array(v)) for k, v in self.graphs.items())}
+        return out
+
+    @property
+    def storage_bytes(self) -> dict[str, int]:
+        """Bytes per part (uncompressed, stored dtype) and their ``total``."""
+        sizes = {name: int(sum(a.nbytes for a in arrays.values())) for name, arrays in self.parts().items()}
+        sizes["total"] = int(sum(sizes.values()))
+        return sizes
+
+    # ------------------------------------------------------------------ consumption
+
+    def float_images(self) -> torch.Tensor:
+        """Images standardized by the source mean and std (the models' input space)."""
+        if self.images is None:
+            raise ValueError(f"a {self.kind!r} set has no images")
+        x = self.images
+        if self.image_encoding == "standardized":
+            return x.float()
+        x = x.float() / 255.0 if self.image_encoding == "uint8" else x.float()
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def dataset(self, transform: Callable | None = None):
+        """A torch ``Dataset``: (image, label[, soft label]) for images, ``Data`` for graphs."""
+        if self.kind == "images":
+            return SyntheticImageDataset(self.float_images(), self.labels.long(),
+                                         self.soft_labels if self.soft_label_policy == "static" else None,
+                                         transform)
+        if self.kind == "graphs":
+            return _graph_data_list(self.graphs)
+        raise ValueError("a subset-schedule set indexes its source: call .resolve(source) for per-round datasets")
+
+    def resolve(self, source) -> "ResolvedSchedule":
+        """Bind a subset-schedule to its source dataset, refusing a fingerprint mismatch."""
+        if self.kind != "subset-schedule":
+            raise ValueError(f"resolve() applies to subset-schedule sets, not {self.kind!r}")
+        got = getattr(source, "fingerprint", None)
+        if got != self.source_fingerprint:
+            raise FormatError(
+                f"{self.path or '<memory>'}: schedule was made for source fingerprint "
+                f"{self.source_fingerprint[:12]}… ({self.source_dataset}/{self.source_split}) but the given "
+                f"source has {str(got)[:12]}…; pass the same dataset split")
+        if len(source) != self.source_size:
+            raise FormatError(f"{self.path or '<memory>'}: source has {len(source)} items, schedule expects "
+                              f"{self.source_size}")
+        return ResolvedSchedule(self.indices, source)
+
+    def metadata(self) -> dict:
+        """Everything but the arrays, as plain JSON-able values (what the root attributes hold)."""
+        return {
+            "format": FORMAT, "format_version": self.format_version, "kind": self.kind,
+            "method": self.method, "method_config": self.method_config, "seed": self.seed,
+            "ipc": self.ipc, "num_classes": self.num_classes, "class_names": list(self.class_names),
+            "source_dataset": self.source_dataset, "source_split": self.source_split,
+            "source_fingerprint": self.source_fingerprint, "created_utc": self.created_utc,
+            "library_version": self.library_version, "condense_seconds": self.condense_seconds,
+            "teacher_seconds": self.teacher_seconds, "device": self.device,
+            "storage_bytes": self.storage_bytes, "deviations": list(self.deviations), "extra": self.extra,
+        }
+
+    def with_meta(self, **kw) -> "SyntheticSet":
+        return replace(self, **kw)
+
+
+class SyntheticImageDataset(torch.utils.data.Dataset):
+    """Standardized float images with hard labels and, when stored statically, soft labels."""
+
+    def __init__(self, images, labels, soft_labels=None, transform=None):
+        self.images, self.labels, self.soft_labels, self.transform = images, labels, soft_labels, transform
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, i):
+        x = self.images[i]
+        if self.transform is not None:
+            x = self.transform(x)
+        if self.soft_labels is None:
+            return x, self.labels[i]
+        return x, self.labels[i], self.soft_labels[i].float()
+
+    def tensors(self):
+        return self.images, self.labels
+
+
+class ResolvedSchedule:
+    """Per-round datasets of a subset-schedule: ``sched[r]`` is round r's subset of the source."""
+
+    def __init__(self, indices: torch.Tensor, source):
+        self.indices, self.source = indices.long(), source
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def __getitem__(self, r: int):
+        return self.source.subset(self.indices[r], rule={"round": int(r)})
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def _graph_array(v) -> np.ndarray:
+    if isinstance(v, (list, tuple)):  # tree codes: count UTF-8 bytes as their storage
+        return np.frombuffer("\0".join(map(str, v)).encode(), dtype=np.uint8)
+    return _np(v)
+
+
+def _dataset_kwargs(a: np.ndarray) -> dict:
+    if a.size == 0:
+        return {}
+    kw: dict = {"fletcher32": True, "chunks": True}
+    if a.nbytes >= 4096:
+        kw.update(compression="gzip", compression_opts=4, shuffle=True)
+    return kw
+
+
+def _write_array(group, name: str, a: np.ndarray, **attrs):
+    ds = group.create_dataset(name, data=a, **_dataset_kwargs(a))
+    for k, v in attrs.items():
+        ds.attrs[k] = v
+    return ds
+
+
+def save(synset: SyntheticSet, path: str | os.PathLike) -> Path:
+    """Validate in memory, then write ``path`` atomically. Returns the path."""
+    import h5py
+
+    path = Path(path)
+    problems = _check_set(synset)
+    if problems:
+        raise FormatError(f"{path}: refusing to write an invalid set: {problems[0]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            _write(f, synset)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    synset.path = path
+    return path
+
+
+def _write(f, s: SyntheticSet) -> None:
+    meta = s.metadata()
+    for key in ("format", "kind", "method", "source_dataset", "source_split", "source_fingerprint",
+                "created_utc", "library_version", "device"):
+        f.attrs[key] = str(meta[key])
+    for key in ("format_version", "seed", "ipc", "num_classes"):
+        f.attrs[key] = int(meta[key])
+    for key in ("condense_seconds", "teacher_seconds"):
+        f.attrs[key] = float(meta[key])
+    for key in ("method_config", "class_names", "storage_bytes", "deviations", "extra"):
+        f.attrs[key] = json.dumps(meta[key], sort_keys=True)
+    if s.kind == "images":
+        _write_array(f, "images", _np(s.images), encoding=s.image_encoding,
+                     mean=np.asarray(s.mean, np.float64), std=np.asarray(s.std, np.float64))
+        _write_array(f, "labels", _np(s.labels).astype(np.int64))
+        if s.soft_labels is not None:
+            _write_array(f, "soft_labels", _np(s.soft_labels), policy=s.soft_label_policy,
+                         attrs_json=json.dumps(s.soft_label_attrs, sort_keys=True))
+    elif s.kind == "subset-schedule":
+        _write_array(f, "indices", _np(s.indices), source_size=int(s.source_size),
+                     source_fingerprint=s.source_fingerprint)
+    else:
+        g = f.create_group("graphs")
+        for k, v in s.graphs.items():
+            if k == "tree_codes":
+                import h5py
+
+                g.create_dataset(k, data=np.array([str(c) for c in v], dtype=object),
+                                 dtype=h5py.string_dtype("utf-8"))
+            else:
+                _write_array(g, k, _np(v))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def load(path: str | os.PathLike) -> SyntheticSet:
+    """Read and fully validate a synthetic-set file. Raises :class:`FormatError` on any problem."""
+    path = Path(path)
+    s, recorded_bytes = _read(path)
+    problems = _check_set(s)
+    if problems:
+        raise FormatError(f"{path}: {problems[0]}")
+    if recorded_bytes != s.storage_bytes:
+        raise FormatError(f"{path}: recorded storage_bytes {recorded_bytes} do not match the stored parts "
+                          f"{s.storage_bytes}")
+    return s
+
+
+def validate(path: str | os.PathLike) -> SyntheticSet:
+    """Like :func:`load`; the name documents intent in scripts (``validate(p)`` raises or returns)."""
+    return load(path)
+
+
+def _read(path: Path) -> tuple[SyntheticSet, dict]:
+    import h5py
+
+    if not path.exists():
+        raise FormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise FormatError(f"{path}: is a directory, not a synthetic-set file")
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {_short(e)}") from None
+    try:
+        with f:
+            return _read_open(f, path)
+    except FormatError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError,
+            json.JSONDecodeError, UnicodeDecodeError, OverflowError, MemoryError) as e:
+        raise FormatError(f"{path}: unreadable content ({type(e).__name__}: {_short(e)})") from None
+
+
+def _short(e: BaseException) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+def _attr(f, key: str, path: Path, cast):
+    if key not in f.attrs:
+        raise FormatError(f"{path}: missing root attribute {key!r}")
+    v = f.attrs[key]
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v.item()
+    try:
+        if cast is json.loads:
+            return json.loads(v)
+        if cast is int and isinstance(v, (float, np.floating)) and not float(v).is_integer():
+            raise ValueError
+        return cast(v)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise FormatError(f"{path}: root attribute {key!r} has an invalid value {str(v)[:60]!r}") from None
+
+
+def _array(node, key: str, path: Path, prefix: str = "") -> np.ndarray:
+    if key not in node:
+        raise FormatError(f"{path}: missing dataset '/{prefix}{key}'")
+    obj = node[key]
+    if not hasattr(obj, "dtype"):
+        raise FormatError(f"{path}: '/{prefix}{key}' is not a dataset")
+    try:
+        return obj[()]
+    except OSError as e:
+        raise FormatError(f"{path}: '/{prefix}{key}' failed to read (checksum or corruption): {_short(e)}") from None
+
+
+def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:
+    fmt = _attr(f, "format", path, str)
+    if fmt != FORMAT:
+        raise FormatError(f"{path}: format attribute is {fmt!r}, expected {FORMAT!r}")
+    version = _attr(f, "format_version", path, int)
+    if version not in SUPPORTED_VERSIONS:
+        raise FormatError(f"{path}: unknown format_version {version}; this library reads "
+                          f"{', '.join(map(str, SUPPORTED_VERSIONS))}")
+    kind = _attr(f, "kind", path, str)
+    if kind not in KINDS:
+        raise FormatError(f"{path}: unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    kw: dict[str, Any] = dict(
+        kind=kind, method=_attr(f, "method", path, str), ipc=_attr(f, "ipc", path, int),
+        num_classes=_attr(f, "num_classes", path, int),
+        class_names=tuple(_attr(f, "class_names", path, json.loads)),
+        source_dataset=_attr(f, "source_dataset", path, str),
+        source_fingerprint=_attr(f, "source_fingerprint", path, str),
+        seed=_attr(f, "seed", path, int), method_config=_attr(f, "method_config", path, json.loads),
+        source_split=_attr(f, "source_split", path, str),
+        condense_seconds=_attr(f, "condense_seconds", path, float),
+        teacher_seconds=_attr(f, "teacher_seconds", path, float), device=_attr(f, "device", path, str),
+        created_utc=_attr(f, "created_utc", path, str), library_version=_attr(f, "library_version", path, str),
+        format_version=version, deviations=tuple(_attr(f, "deviations", path, json.loads)),
+        extra=_attr(f, "extra", path, json.loads), path=path,
+    )
+    recorded_bytes = _attr(f, "storage_bytes", path, json.loads)
+    if kind == "images":
+        ds = f["images"] if "images" in f else None
+        kw["images"] = torch.from_numpy(np.ascontiguousarray(_array(f, "images", path)))
+        kw["image_encoding"] = str(ds.attrs.get("encoding", ""))
+        kw["mean"] = tuple(float(v) for v in np.atleast_1d(ds.attrs.get("mean", [])))
+        kw["std"] = tuple(float(v) for v in np.atleast_1d(ds.attrs.get("std", [])))
+        kw["labels"] = torch.from_numpy(_array(f, "labels", path))
+        if "soft_labels" in f:
+            sl = f["soft_labels"]
+            kw["soft_labels"] = torch.from_numpy(np.ascontiguousarray(_array(f, "soft_labels", path)))
+            kw["soft_label_policy"] = str(sl.attrs.get("policy", ""))
+            kw["soft_label_attrs"] = json.loads(sl.attrs.get("attrs_json", "{}"))
+    elif kind == "subset-schedule":
+        ds = f["indices"] if "indices" in f else None
+        kw["indices"] = torch.from_numpy(_array(f, "indices", path))
+        kw["source_size"] = int(ds.attrs.get("source_size", -1))
+        if str(ds.attrs.get("source_fingerprint", "")) != kw["source_fingerprint"]:
+            raise FormatError(f"{path}: /indices source_fingerprint differs from the root attribute")
+    else:
+        if "graphs" not in f or not hasattr(f["graphs"], "keys"):
+            raise FormatError(f"{path}: missing group '/graphs'")
+        g = f["graphs"]
+        parts: dict[str, Any] = {}
+        for k in GRAPH_REQUIRED + GRAPH_OPTIONAL:
+            if k in GRAPH_REQUIRED or k in g:
+                if k == "tree_codes":
+                    parts[k] = [c.decode() if isinstance(c, bytes) else str(c)
+                                for c in _array(g, k, path, "graphs/")]
+                else:
+                    parts[k] = torch.from_numpy(np.ascontiguousarray(_array(g, k, path, "graphs/")))
+        kw["graphs"] = parts
+    return SyntheticSet(**kw), recorded_bytes
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _finite(a: torch.Tensor) -> bool:
+    return a.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool) or \
+        bool(torch.isfinite(a).all())
+
+
+def _check_set(s: SyntheticSet) -> list[str]:
+    """Every rule of the spec that an in-memory set must satisfy; returns the problems found."""
+    p: list[str] = []
+    if s.ipc < 0:
+        p.append(f"ipc must be >= 0, got {s.ipc}")
+    if s.num_classes < 1 or len(s.class_names) != s.num_classes:
+        p.append(f"num_classes={s.num_classes} but {len(s.class_names)} class_names")
+    if s.kind == "images":
+        p += _check_images(s)
+    elif s.kind == "subset-schedule":
+        p += _check_schedule(s)
+    else:
+        p += _check_graphs(s)
+    return p
+
+
+def _check_labels(labels, n_expected: int | None, num_classes: int, where: str) -> list[str]:
+    if labels is None:
+        return [f"missing {where}"]
+    if labels.ndim != 1:
+        return [f"{where} must be 1-D, got shape {tuple(labels.shape)}"]
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        return [f"{where} must be integers, got {labels.dtype}"]
+    if n_expected is not None and labels.shape[0] != n_expected:
+        return [f"{where} has {labels.shape[0]} entries but there are {n_expected} items"]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        return [f"{where} out of range [0, {num_classes}): min {int(labels.min())}, max {int(labels.max())}"]
+    return []
+
+
+def _check_images(s: SyntheticSet) -> list[str]:
+    x = s.images
+    if x is None:
+        return ["missing images"]
+    if x.ndim != 4:
+        return [f"images must be N×C×H×W, got shape {tuple(x.shape)}"]
+    if s.image_encoding not in IMAGE_ENCODINGS:
+        return [f"unknown image encoding {s.image_encoding!r}"]
+    if s.image_encoding == "uint8" and x.dtype != torch.uint8:
+        return [f"uint8-encoded images stored as {x.dtype}"]
+    if s.image_encoding != "uint8" and x.dtype not in (torch.float16, torch.float32):
+        return [f"{s.image_encoding} images must be float16 or float32, got {x.dtype}"]
+    if len(s.mean) != x.shape[1] or len(s.std) != x.shape[1]:
+        return [f"mean/std have {len(s.mean)}/{len(s.std)} channels, images have {x.shape[1]}"]
+    if not all(math.isfinite(v) for v in (*s.mean, *s.std)) or min(s.std, default=1) <= 0:
+        return ["mean/std must be finite with std > 0"]
+    if not _finite(x):
+        return ["images contain NaN or Inf values"]
+    p = _check_labels(s.labels, x.shape[0], s.num_classes, "labels")
+    if s.soft_labels is not None:
+        sl = s.soft_labels
+        if s.soft_label_policy not in SOFT_POLICIES:
+            p.append(f"unknown soft-label policy {s.soft_label_policy!r}")
+        elif s.soft_label_policy == "static" and tuple(sl.shape) != (x.shape[0], s.num_classes):
+            p.append(f"static soft_labels must be {x.shape[0]}×{s.num_classes}, got {tuple(sl.shape)}")
+        elif s.soft_label_policy == "replay" and (sl.ndim != 3 or sl.shape[-1] != s.num_classes):
+            p.append(f"replay soft_labels must be epochs×n×{s.num_classes}, got {tuple(sl.shape)}")
+        elif not sl.dtype.is_floating_point or not _finite(sl):
+            p.append("soft_labels must be finite floats")
+    return p
+
+
+def _check_schedule(s: SyntheticSet) -> list[str]:
+    idx = s.indices
+    if idx is None:
+        return ["missing indices"]
+    if idx.ndim != 2:
+        return [f"indices must be rounds×n, got shape {tuple(idx.shape)}"]
+    if idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        return [f"indices must be integers, got {idx.dtype}"]
+    if s.source_size is None or s.source_size < 1:
+        return ["indices need a positive source_size"]
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= s.source_size):
+        return [f"indices out of range [0, {s.source_size})"]
+    if not s.source_fingerprint:
+        return ["a subset-schedule needs its source_fingerprint"]
+    return []
+
+
+def _check_graphs(s: SyntheticSet) -> list[str]:
+    g = s.graphs
+    if g is None:
+        return ["missing graphs"]
+    missing = [k for k in GRAPH_REQUIRED if k not in g]
+    if missing:
+        return [f"graphs lack {', '.join(missing)}"]
+    x, ei, nptr, eptr, y = (g[k] for k in GRAPH_REQUIRED)
+    if x.ndim != 2 or ei.ndim != 2 or ei.shape[0] != 2:
+        return [f"graphs need x N×F and edge_index 2×E, got {tuple(x.shape)} and {tuple(ei.shape)}"]
+    n_graphs = y.shape[0] if y.ndim == 1 else -1
+    for name, ptr, total in (("node_ptr", nptr, x.shape[0]), ("edge_ptr", eptr, ei.shape[1])):
+        if ptr.ndim != 1 or ptr.shape[0] != n_graphs + 1 or int(ptr[0]) != 0 or int(ptr[-1]) != total \
+                or bool((ptr[1:] < ptr[:-1]).any()):
+            return [f"graphs/{name} must rise from 0 to {total} over {n_graphs} graphs"]
+    if not _finite(x):
+        return ["graphs/x contains NaN or Inf values"]
+    if ei.numel():
+        sizes = (nptr[1:] - nptr[:-1])
+        per_edge = torch.repeat_interleave(sizes, (eptr[1:] - eptr[:-1]))
+        if int(ei.min()) < 0 or bool((ei >= per_edge.unsqueeze(0)).any()):
+            return ["graphs/edge_index refers to nodes outside its graph (indices are local per graph)"]
+    if "edge_attr" in g and (g["edge_attr"].shape[0] != ei.shape[1] or not _finite(g["edge_attr"])):
+        return ["graphs/edge_attr must have one finite row per edge"]
+    if "root_mask" in g and tuple(g["root_mask"].shape) != (x.shape[0],):
+        return ["graphs/root_mask must have one entry per node"]
+    if "frequency" in g and (tuple(g["frequency"].shape) != (n_graphs,) or not _finite(g["frequency"])):
+        return ["graphs/frequency must have one finite entry per graph"]
+    if ("tree_codes" in g) != ("tree_ptr" in g):
+        return ["graphs/tree_codes and graphs/tree_ptr come together"]
+    if "tree_ptr" in g:
+        tp = g["tree_ptr"]
+        if tp.ndim != 1 or tp.shape[0] != n_graphs + 1 or int(tp[-1]) != len(g["tree_codes"]):
+            return ["graphs/tree_ptr must index tree_codes per graph"]
+    return _check_labels(y, None, s.num_classes, "graphs/labels")
+
+
+def _graph_data_list(g: dict) -> list:
+    from torch_geometric.data import Data
+
+    out = []
+    nptr, eptr = g["node_ptr"].tolist(), g["edge_ptr"].tolist()
+    for i in range(len(nptr) - 1):
+        a, b, c, d = nptr[i], nptr[i + 1], eptr[i], eptr[i + 1]
+        item = Data(x=g["x"][a:b].float(), edge_index=g["edge_index"][:, c:d].long(), y=g["labels"][i:i + 1].long())
+        if "edge_attr" in g:
+            item.edge_attr = g["edge_attr"][c:d].float()
+        if "root_mask" in g:
+            item.root_mask = g["root_mask"][a:b].bool()
+        if "frequency" in g:
+            item.frequency = g["frequency"][i:i + 1].float()
+        out.append(item)
+    return out
+
+
+def pack_graphs(graphs: list, **extra) -> dict[str, Any]:
+    """Pack a list of torch_geometric ``Data`` into the ``graphs`` part's flat arrays."""
+    x = torch.cat([d.x.float() for d in graphs]) if graphs else torch.zeros(0, 0)
+    ei = torch.cat([d.edge_index for d in graphs], 1) if graphs else torch.zeros(2, 0, dtype=torch.long)
+    nptr = torch.tensor([0] + [d.num_nodes for d in graphs]).cumsum(0)
+    eptr = torch.tensor([0] + [d.edge_index.shape[1] for d in graphs]).cumsum(0)
+    out: dict[str, Any] = {"x": x.float(), "edge_index": ei.long(), "node_ptr": nptr.long(),
+                           "edge_ptr": eptr.long(),
+                           "labels": torch.tensor([int(d.y) for d in graphs], dtype=torch.long)}
+    if graphs and getattr(graphs[0], "edge_attr", None) is not None:
+        out["edge_attr"] = torch.cat([d.edge_attr.float() for d in graphs])
+    out.update(extra)
+    return out

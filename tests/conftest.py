@@ -1,0 +1,50 @@
+"""Shared fixtures. Real-data tests run where ``CONDENSE_DATA`` points at the prepared datasets and
+are skipped with a reason elsewhere; the embedded digits set works everywhere."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root() -> Path | None:
+    root = os.environ.get("CONDENSE_DATA")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = _data_root()
+    if root is None:
+        pytest.skip("CONDENSE_DATA is not set to a folder of prepared real datasets")
+    return root
+
+
+def need(root: Path, *parts: str) -> Path:
+    p = root.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{'/'.join(parts)} is not under CONDENSE_DATA")
+    return p
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch) -> Path:
+    """An empty CONDENSE_CACHE, so a test sees what a first run on a new machine sees."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CONDENSE_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from condense.data import load_dataset
+
+    return {s: load_dataset("digits", s) for s in ("train", "val", "test")}

@@ -1,0 +1,110 @@
+"""The shared evaluator: TTA arithmetic, checkpoints, the DC schedule, determinism, no test selection."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from condense.evaluate import EvalResult, SeedRun, checkpoint_steps, evaluate, time_to_accuracy
+from condense.methods import create_condenser
+from condense.protocols import get_protocol
+
+CURVE = [{"step": 10, "train_seconds": 1.0, "acc": 40.0}, {"step": 20, "train_seconds": 2.5, "acc": 61.0},
+         {"step": 30, "train_seconds": 4.0, "acc": 58.0}, {"step": 40, "train_seconds": 6.0, "acc": 75.0}]
+
+
+def test_tta_on_a_hand_made_curve():
+    assert time_to_accuracy(CURVE, 40.0) == 1.0
+    assert time_to_accuracy(CURVE, 60.0) == 2.5  # the first crossing, not a later one
+    assert time_to_accuracy(CURVE, 60.0, offset=10.0) == 12.5  # condense seconds are added
+    assert time_to_accuracy(CURVE, 75.0) == 6.0
+    assert time_to_accuracy(CURVE, 75.1) is None  # not reached, never a number
+
+
+def test_tta_summary_over_seeds():
+    runs = [SeedRun(seed=s, final_acc=c[-1]["acc"], curve=c, train_seconds=6.0, eval_seconds=0.0, steps=40)
+            for s, c in enumerate([CURVE, CURVE[:2]])]
+    res = EvalResult(arch="convnet", protocol={"name": "dc", "preset": "quick"}, runs=runs, targets=(60.0, 70.0),
+                     condense_seconds=2.0)
+    s = res.tta_summary()
+    assert s["60"]["per_seed"] == [4.5, 4.5] and s["60"]["mean"] == 4.5 and s["60"]["reached"] == 2
+    assert s["70"]["per_seed"] == [8.0, None] and s["70"]["mean"] is None and s["70"]["reached"] == 1
+    assert s["70"]["train_only"] == [6.0, None]
+    assert res.mean == pytest.approx((75.0 + 61.0) / 2) and res.std == pytest.approx(7.0)
+
+
+def test_checkpoints_every_two_percent():
+    steps = checkpoint_steps(301, 50)
+    assert len(steps) == 50 and steps[-1] == 301 and steps[0] == 7
+    assert checkpoint_steps(10, 50) == list(range(1, 11))  # never more checkpoints than steps
+
+
+def test_dc_lr_drops_at_half_plus_one():
+    p = get_protocol("dc", "quick")
+    assert p.epochs == 300 and p.augment is None and p.passes == 301
+    assert p.lr_at(151) == 0.01 and p.lr_at(152) == pytest.approx(0.001)
+    assert not p.resets_optimizer(151) and p.resets_optimizer(152)
+    paper = get_protocol("dc", "paper")
+    assert paper.epochs == 1000 and paper.augment == "dsa" and paper.lr_at(501) == 0.01 and paper.lr_at(502) < 0.01
+
+
+def test_dc_schedule_in_a_real_run(digits, monkeypatch):
+    """Record the lr of every optimizer step: E=6 means passes 0..6, lr x0.1 from pass 5 (after 6//2+1=4)."""
+    import condense.evaluate as ev
+
+    seen = []
+    real = ev._set_lr
+
+    def spy(opt, lr):
+        real(opt, lr)
+        seen.append(lr)
+
+    monkeypatch.setattr(ev, "_set_lr", spy)
+    s = create_condenser("random").condense(digits["train"], 3, seed=0)  # 30 images: one step per pass
+    evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", "quick", epochs=6))
+    assert seen == [0.01] * 5 + [pytest.approx(0.001)] * 2
+
+
+def test_deterministic_on_cpu_and_seed_sensitive(digits):
+    s = create_condenser("random").condense(digits["train"], 5, seed=1)
+    proto = get_protocol("dc", "paper", epochs=8)  # with DSA augmentation
+    a = evaluate(s, digits["test"], seeds=[3], protocol=proto)
+    b = evaluate(s, digits["test"], seeds=[3], protocol=proto)
+    c = evaluate(s, digits["test"], seeds=[4], protocol=proto)
+    assert a.accs == b.accs and [p["acc"] for p in a.runs[0].curve] == [p["acc"] for p in b.runs[0].curve]
+    assert a.runs[0].curve != c.runs[0].curve
+
+
+def test_final_accuracy_is_the_last_checkpoint_not_the_best(digits):
+    s = create_condenser("random").condense(digits["train"], 10, seed=0)
+    r = evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", "quick", epochs=30, checkpoints=31))
+    run = r.runs[0]
+    assert run.final_acc == run.curve[-1]["acc"] and run.curve[-1]["step"] == run.steps
+    assert len(run.curve) == 31 and all(c["train_seconds"] <= run.train_seconds for c in run.curve)
+    assert r.mean > 40  # 30 short passes over 10 digits per class: far above the 10 % of chance
+
+
+def test_set_from_another_dataset_is_refused(digits, data_root):
+    from condense.data import load_dataset
+
+    from .conftest import need
+
+    need(data_root, "MNIST", "raw")
+    s = create_condenser("random").condense(digits["train"], 1, seed=0)
+    with pytest.raises(ValueError, match="condensed from 'digits'"):
+        evaluate(s, load_dataset("mnist", "test"), seeds=[0])
+
+
+def test_herding_picks_the_mean_matching_examples():
+    from condense.methods.herding import herding_select
+
+    feats = torch.tensor([[0.0, 0.0], [10.0, 0.0], [1.0, 1.0], [-1.0, -1.0], [0.1, 0.0]])
+    order = herding_select(feats, 3)
+    assert order[0] == 2 or order[0] == 4  # closest to the mean (2.0, 0.0)
+    assert len(set(order.tolist())) == 3
+    mu = feats.mean(0)
+    for k in range(1, 4):  # each greedy step minimises the running-mean error
+        chosen = order[:k]
+        err = torch.linalg.vector_norm(feats[chosen].mean(0) - mu)
+        for other in set(range(5)) - set(order[:k - 1].tolist()):
+            alt = torch.cat([order[:k - 1], torch.tensor([other])])
+            assert err <= torch.linalg.vector_norm(feats[alt].mean(0) - mu) + 1e-6

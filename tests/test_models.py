@@ -1,0 +1,74 @@
+"""The model zoo: every model runs forward and backward on each input shape it is meant for."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from condense.models import create_model, list_models, model_kind
+
+IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 64, 64)]
+
+
+@pytest.mark.parametrize("name", list_models("images"))
+@pytest.mark.parametrize("shape", IMAGE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_image_models_forward_backward(name, shape):
+    torch.manual_seed(0)
+    m = create_model(name, shape, 7)
+    x = torch.randn(4, *shape, requires_grad=True)
+    out = m(x)
+    assert out.shape == (4, 7)
+    out.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("norm", ["instancenorm", "batchnorm", "layernorm", "none"])
+def test_convnet_norms_and_dc_shapes(norm):
+    m = create_model("convnet", (3, 32, 32), 10, norm=norm)
+    assert m.feature_dim == 128 * 4 * 4  # DC ConvNet-3 on 32x32
+    assert create_model("convnet", (1, 28, 28), 10).feature_dim == 128 * 4 * 4  # padded to 32x32 as in DC
+    assert create_model("convnet", (1, 8, 8), 10).feature_dim == 128  # depth 3 still fits 8x8
+    assert create_model("convnet", (3, 4, 4), 10).feature_dim == 128  # depth adapts: 2 blocks
+    n_gn = sum(isinstance(l, torch.nn.GroupNorm) for l in m.modules())
+    assert n_gn == (3 if norm in ("instancenorm", "layernorm") else 0)
+
+
+def test_small_image_stems():
+    r = create_model("resnet18", (3, 32, 32), 10)
+    assert r.conv1.stride == (1, 1) and r.conv1.kernel_size == (3, 3) and isinstance(r.maxpool, torch.nn.Identity)
+    assert create_model("resnet18", (1, 28, 28), 10).conv1.in_channels == 1
+
+
+def _toy_batch(edge_dim=None):
+    from torch_geometric.data import Batch, Data
+
+    graphs = []
+    for n in (3, 5, 4):
+        ei = torch.tensor([[i, i + 1] for i in range(n - 1)] + [[i + 1, i] for i in range(n - 1)]).t()
+        d = Data(x=torch.randn(n, 6), edge_index=ei, y=torch.tensor([n % 2]))
+        if edge_dim:
+            d.edge_attr = torch.randn(ei.shape[1], edge_dim)
+        graphs.append(d)
+    return Batch.from_data_list(graphs)
+
+
+@pytest.mark.parametrize("name", list_models("graphs"))
+@pytest.mark.parametrize("edge_dim", [None, 3])
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+def test_graph_models(name, edge_dim, pooling):
+    b = _toy_batch(edge_dim)
+    m = create_model(name, 6, 2, edge_dim=edge_dim, pooling=pooling)
+    out = m(b)
+    assert out.shape == (3, 2)
+    out.sum().backward()
+    mask = torch.zeros(b.num_nodes, dtype=torch.bool)
+    mask[b.ptr[:-1]] = True  # one root per graph
+    m.eval()
+    h_roots = m(b, pool_mask=mask)
+    assert h_roots.shape == (3, 2) and not torch.allclose(h_roots, m(b))
+    assert model_kind(name) == "graphs"
+
+
+def test_unknown_model_is_one_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'vgg99'; available: .*convnet"):
+        create_model("vgg99", (3, 32, 32), 10)

@@ -1,0 +1,151 @@
+"""The sweep: resume after a kill, failed cells recorded, leaderboard aggregation by hand."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import jsonl
+from benchmarks.leaderboard import aggregate, build, load_records
+
+from .conftest import REPO
+
+SWEEP = ["--datasets", "digits", "--methods", "random", "herding", "--ipc", "1", "2", "--seeds", "0", "1",
+         "--epochs", "40", "--checkpoints", "5", "--no-progress"]
+
+
+def _run(out: Path, *extra, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmarks.run", *SWEEP, "--out", str(out), *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_killed_sweep_resumes_without_redoing_or_corrupting(tmp_path):
+    out = tmp_path / "run"
+    results = out / "results.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", *SWEEP, "--out", str(out)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if results.exists() and results.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = results.read_bytes()
+    n_before = before.count(b"\n")
+    assert 2 <= n_before < 8, "the kill should land mid-sweep"
+    with open(results, "ab") as f:  # as if killed in the middle of writing a line
+        f.write(b'{"key": "partial", "sta')
+    r = _run(out)
+    assert r.returncode == 0, r.stderr
+    after = results.read_bytes()
+    assert after.startswith(before), "finished lines were rewritten"
+    records, bad = jsonl.read(results)
+    assert bad == 0
+    keys = [rec["key"] for rec in records]
+    assert len(keys) == len(set(keys)) == 8  # 2 methods x 2 ipc x 2 seeds, each exactly once
+    assert all(rec["status"] == "ok" for rec in records)
+    # a third run does nothing new
+    r = _run(out)
+    assert results.read_bytes() == after
+    assert "| 2 | herding |" in r.stdout
+
+
+def test_failed_cells_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    import torch
+
+    from benchmarks import run as runner
+    from condense.methods import base
+    from condense.methods.base import Condenser
+
+    class Boom(Condenser):
+        name = "boom-test"
+
+        def _condense(self, train, ipc, *, seed, device, progress):
+            raise RuntimeError("out of memory (simulated)")
+
+    class Diverge(Condenser):
+        """Finite but huge pixels: the loss overflows to NaN/Inf during training."""
+
+        name = "diverge-test"
+
+        def _condense(self, train, ipc, *, seed, device, progress):
+            n = ipc * len(train.classes)
+            return {"kind": "images", "images": torch.full((n, *train.shape), 3e38), "image_encoding": "standardized",
+                    "labels": torch.arange(len(train.classes)).repeat_interleave(ipc)}
+
+    monkeypatch.setitem(base._CONDENSERS, "boom-test", Boom)
+    monkeypatch.setitem(base._CONDENSERS, "diverge-test", Diverge)
+    out = tmp_path / "run"
+    code = runner.main(["--datasets", "digits", "--methods", "boom-test", "diverge-test", "random", "--ipc", "1",
+                        "--seeds", "0", "--epochs", "5", "--no-progress", "--out", str(out)])
+    assert code == 0
+    ok, failed = load_records([out])
+    assert len(ok) == 1 and ok[0]["method"] == "random"
+    errors = {f["method"]: (f["stage"], f["error"]) for f in failed}
+    assert errors["boom-test"] == ("condense", "RuntimeError: out of memory (simulated)")
+    assert errors["diverge-test"][0] == "evaluate" and errors["diverge-test"][1].startswith("TrainingDiverged: loss became")
+    assert "Failed cells" in (out / "leaderboard.md").read_text()
+
+
+def test_unknown_method_is_one_clear_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--methods", "nosuch", "--out", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown method 'nosuch'" in r.stderr and "Traceback" not in r.stderr
+
+
+def _record(dataset, method, ipc, seed, acc, tta60, cond=1.0, bytes_=1000, full=False):
+    return {"key": f"{dataset}-{method}-{ipc}-{seed}", "status": "ok", "dataset": dataset, "method": method,
+            "ipc": ipc, "seed": seed, "arch": "convnet",
+            "protocol": {"name": "dc", "version": 1, "preset": "quick", "epochs": 300, "augment": None},
+            "acc": acc, "targets": [60.0], "tta": {"60": tta60}, "condense_seconds": cond,
+            "teacher_seconds": 0.0, "train_seconds": 10.0, "storage_bytes": {"total": bytes_},
+            "touches_full_data": full, "source": "toy", "curve": [{"train_seconds": 5.0, "acc": acc}]}
+
+
+def test_leaderboard_aggregation_by_hand(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+    for rec in [_record("toy", "random", 10, 0, 50.0, None), _record("toy", "random", 10, 1, 70.0, 12.0),
+                _record("toy", "full", 0, 0, 90.0, 3.0, full=True, bytes_=10 ** 6)]:
+        jsonl.append(a / "results.jsonl", rec)
+    for rec in [_record("toy", "random", 10, 2, 60.0, 11.0),  # a third seed from another run
+                _record("toy", "full", 0, 1, 92.0, 5.0, full=True, bytes_=10 ** 6),
+                {**_record("toy", "random", 10, 1, 0.0, None), "status": "failed", "error": "boom"}]:
+        jsonl.append(b / "results.jsonl", rec)
+    # the failed record in b has the same key as a's seed 1: the later folder wins
+    ok, failed = load_records([a, b])
+    assert len(failed) == 1 and len(ok) == 4
+    rows = {r["method"]: r for r in next(iter(aggregate(ok).values()))}
+    assert rows["random"]["n"] == 2 and rows["random"]["mean"] == pytest.approx(55.0)
+    assert rows["random"]["std"] == pytest.approx(5.0)
+    assert rows["random"]["tta"]["60"] == {"mean": None, "reached": 1, "n": 2}
+    assert rows["full"]["mean"] == pytest.approx(91.0) and rows["full"]["tta"]["60"]["mean"] == pytest.approx(4.0)
+    md = build([a, b], tmp_path / "lb")
+    assert "| 10 | random | 55.00 ± 5.00 (2) | n.r. (1/2) |" in md
+    assert "| all | full † | 91.00 ± 1.00 (2) | 4.0 |" in md
+    assert "toy random ipc=10 seed=1 convnet: boom" in md
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
+        assert (tmp_path / "lb" / name).stat().st_size > 0
+    html = (tmp_path / "lb" / "leaderboard.html").read_text()
+    assert "data:image/png;base64," in html
+    csv_rows = (tmp_path / "lb" / "leaderboard.csv").read_text().splitlines()
+    assert len(csv_rows) == 3 and csv_rows[0].startswith("dataset,arch,protocol,method,ipc")
+
+
+def test_jsonl_repair_trims_only_a_partial_tail(tmp_path):
+    p = tmp_path / "r.jsonl"
+    jsonl.append(p, {"key": "a"})
+    good = p.read_bytes()
+    with open(p, "ab") as f:
+        f.write(b'{"key": "b", "x"')
+    assert jsonl.read(p) == ([{"key": "a"}], 1)
+    assert jsonl.repair(p) == len(b'{"key": "b", "x"')
+    assert p.read_bytes() == good and jsonl.repair(p) == 0
