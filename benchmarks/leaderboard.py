@@ -75,6 +75,7 @@ def aggregate(records: list[dict]) -> dict:
                                  "reached": len(reached), "n": len(vals)}
             agg.append({
                 "dataset": tkey[0], "arch": tkey[1], "protocol": tkey[2], "method": method, "ipc": ipc,
+                "recipe": (rs[0]["protocol"]["name"], rs[0]["protocol"]["preset"]),
                 "n": len(rs), "seeds": [r["seed"] for r in rs], "accs": accs,
                 "mean": statistics.fmean(accs), "std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
                 "tta": tta, "targets": targets,
@@ -89,7 +90,28 @@ def aggregate(records: list[dict]) -> dict:
             })
         agg.sort(key=lambda a: (a["ipc"] if a["ipc"] else 10 ** 9, a["method"]))
         out[tkey] = agg
+    add_speedups(out)
     return dict(sorted(out.items()))
+
+
+def add_speedups(tables: dict) -> None:
+    """TTA speedup of every row against ``full`` trained by the same recipe (protocol name and
+    preset; the full run may use its own epochs and batch size): full TTA / row TTA per target."""
+    refs = {}
+    for rows in tables.values():
+        for a in rows:
+            if a["method"] == "full":
+                refs[(a["dataset"], a["arch"], a["recipe"])] = a
+    for rows in tables.values():
+        for a in rows:
+            ref = refs.get((a["dataset"], a["arch"], a["recipe"]))
+            a["speedup"] = {}
+            if ref is None or ref is a:
+                continue
+            for t, v in a["tta"].items():
+                r = ref["tta"].get(t)
+                if r and r["mean"] is not None and v["mean"]:
+                    a["speedup"][t] = r["mean"] / v["mean"]
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -111,9 +133,9 @@ def fmt_bytes(b) -> str:
     return ""
 
 
-def fmt_tta(v: dict) -> str:
+def fmt_tta(v: dict, speedup: float | None = None) -> str:
     if v["mean"] is not None:
-        return fmt_seconds(v["mean"])
+        return fmt_seconds(v["mean"]) + (f" (×{speedup:.1f})" if speedup is not None else "")
     return f"n.r. ({v['reached']}/{v['n']})"
 
 
@@ -124,7 +146,7 @@ def row_cells(a: dict) -> list[str]:
     cells = [ipc, method, acc]
     if a["roc_auc"] is not None:
         cells.append(f"{a['roc_auc']:.1f}")
-    cells += [fmt_tta(a["tta"][f"{t:g}"]) for t in a["targets"]]
+    cells += [fmt_tta(a["tta"][f"{t:g}"], a.get("speedup", {}).get(f"{t:g}")) for t in a["targets"]]
     teacher = a["teacher_seconds"] or 0.0
     cells += [fmt_seconds(a["condense_seconds"]) + (f" ({fmt_seconds(teacher)})" if teacher else ""),
               fmt_seconds(a["train_seconds"]), fmt_bytes(a["bytes"])]
@@ -159,7 +181,8 @@ def markdown(tables: dict, failed: list[dict]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += [f"{FULL_MARK} touches the full training set. TTA = condense seconds + train seconds to the first "
-              "checkpoint at or above the target test accuracy; \"n.r. (k/n)\": only k of n seeds reached it. "
+              "checkpoint at or above the target test accuracy; \"n.r. (k/n)\": only k of n seeds reached it; "
+              "(×s): speedup against `full` trained by the same recipe. "
               "Storage counts every stored part (images, labels, soft labels, schedules, summaries).", ""]
     if failed:
         lines += ["## Failed cells", ""]
@@ -203,18 +226,20 @@ def plots(tables: dict) -> dict[str, bytes]:
         for a in rows:
             by_method[a["method"]].append(a)
         ipcs = sorted({a["ipc"] for a in rows if a["ipc"]})
-        for method, rs in sorted(by_method.items()):
+        palette = plt.get_cmap("tab10")
+        for i, (method, rs) in enumerate(sorted(by_method.items())):
+            color = palette(i % 10)
             rs = sorted(rs, key=lambda a: a["ipc"])
             if rs[0]["ipc"] == 0:  # full: a reference line
-                axes[0].axhline(rs[0]["mean"], ls="--", color="gray", label=f"{method} (whole set)")
+                axes[0].axhline(rs[0]["mean"], ls="--", color=color, label=f"{method} (whole set)")
             else:
                 axes[0].errorbar([a["ipc"] for a in rs], [a["mean"] for a in rs], yerr=[a["std"] for a in rs],
-                                 marker="o", capsize=3, label=method)
+                                 marker="o", capsize=3, label=method, color=color)
             big = rs[-1]
             xs, ys = _mean_curve(big["curves"])
             if xs:
-                axes[1].plot(xs, ys, label=f"{method} (IPC {big['ipc'] or 'all'})")
-            axes[2].plot([a["bytes"] for a in rs], [a["mean"] for a in rs], marker="o", label=method)
+                axes[1].plot(xs, ys, label=f"{method} (IPC {big['ipc'] or 'all'})", color=color)
+            axes[2].plot([a["bytes"] for a in rs], [a["mean"] for a in rs], marker="o", label=method, color=color)
         axes[0].set(xlabel="IPC", ylabel="test accuracy %", title="accuracy vs IPC")
         if ipcs:
             axes[0].set_xscale("log")

@@ -39,7 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--protocol", default=None, help="default: the dataset config's (dc for images, graph for graphs)")
     ap.add_argument("--preset", choices=("quick", "paper"), default="quick",
                     help="protocol and condenser preset (quick: DC 300 epochs without augmentation)")
-    ap.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    ap.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs (RS2: rounds)")
+    ap.add_argument("--batch-size", type=int, default=None, help="override the protocol's batch size")
+    ap.add_argument("--fraction", type=float, default=None,
+                    help="RS2 selection-ratio mode: each round draws this fraction of the training split")
     ap.add_argument("--checkpoints", type=int, default=None,
                     help="test-accuracy checkpoints per run (protocol default 50: every 2%% of steps)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -141,6 +144,8 @@ class Sweep:
         self.device = resolve_device(args.device)
         self.progress = not args.no_progress
         self.overrides = parse_overrides(args.overrides)
+        if args.fraction is not None:
+            self.overrides.setdefault("rs2", {})["fraction"] = args.fraction
         self.versions = versions()
         self.machine = machine(self.device)
         torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -221,6 +226,8 @@ class Sweep:
             over["epochs"] = self.args.epochs
         if self.args.checkpoints is not None:
             over["checkpoints"] = self.args.checkpoints
+        if self.args.batch_size is not None:
+            over["batch_size"] = self.args.batch_size
         return get_protocol(name, self.args.preset, **over)
 
     def record_key(self, cell: Cell, train, condenser, arch: str, protocol) -> str:
@@ -240,7 +247,7 @@ class Sweep:
         from condense.evaluate import evaluate
 
         try:
-            condenser = self.condenser(cell.method)
+            condenser = self.condenser(cell.method).for_protocol(protocol)
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
         keys = {a: self.record_key(cell, train, condenser, a, protocol) for a in archs}

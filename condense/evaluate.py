@@ -199,18 +199,36 @@ class ImageTask:
     soft: torch.Tensor | None = None      # static soft labels (kd)
     rounds: torch.Tensor | None = None    # rounds × n indices into x (subset-schedule)
 
-    def steps_per_pass(self, batch: int) -> int:
-        n = self.rounds.shape[1] if self.rounds is not None else self.x.shape[0]
-        return math.ceil(n / min(batch, n))
+    MAX_WHOLE_BATCH = 10_000
 
-    def batches(self, epoch: int, batch: int, g: torch.Generator):
+    @property
+    def pass_size(self) -> int:
+        return int(self.rounds.shape[1] if self.rounds is not None else self.x.shape[0])
+
+    def batch_for(self, batch: int | None) -> int:
+        """The batch size in use: ``None`` means the whole round (or set) in one step."""
+        n = self.pass_size
+        if batch is None:
+            if n > self.MAX_WHOLE_BATCH:
+                raise ValueError(f"this protocol trains one step per pass on all {n} items; "
+                                 "give it a batch size (--batch-size) for a set this large")
+            return n
+        return min(batch, n)
+
+    def steps_per_pass(self, batch: int | None) -> int:
+        return math.ceil(self.pass_size / self.batch_for(batch))
+
+    def batches(self, epoch: int, batch: int | None, g: torch.Generator):
         """Index batches of one pass, shuffled with ``g``; a schedule uses its round's subset."""
         if self.rounds is not None:
-            pool = self.rounds[epoch % self.rounds.shape[0]]
+            if epoch >= self.rounds.shape[0]:
+                raise ValueError(f"the schedule has {self.rounds.shape[0]} rounds but the protocol trains "
+                                 f"{epoch + 1} or more epochs")
+            pool = self.rounds[epoch]
             order = pool[torch.randperm(pool.shape[0], generator=g).to(pool.device)]
         else:
             order = torch.randperm(self.x.shape[0], generator=g).to(self.x.device)
-        return order.split(min(batch, order.shape[0]))
+        return order.split(self.batch_for(batch))
 
 
 def _loss(model, task: ImageTask, idx, p: Protocol, aug, g: torch.Generator) -> torch.Tensor:
@@ -245,7 +263,7 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
                 _set_lr(opt, p.lr_at(epoch, step, total))
                 loss = _loss(model, task, idx, p, aug, g)
                 if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {float(loss)} at step {step} (epoch {epoch}, seed {seed})")
+                    raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step} (epoch {epoch}, seed {seed})")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

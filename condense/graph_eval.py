@@ -86,7 +86,7 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
                 mask = batch.root_mask if use_roots else None
                 loss = F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
                 if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {float(loss)} at step {step} (seed {seed})")
+                    raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step} (seed {seed})")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

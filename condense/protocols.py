@@ -6,8 +6,12 @@ batch 256, ``E+1`` passes over the set (epochs 0..E), and after epoch ``E//2+1``
 drops ×0.1 with a fresh optimizer (momentum reset). ``paper``: E=1000 with DSA augmentation;
 ``quick``: E=300 without augmentation.
 
-``kd`` (soft labels) and ``rs2`` (per-round subsets) plug in through the ``loss`` and ``data``
-fields; the graph track uses ``graph``.
+``rs2`` follows RS2 (Okanovic et al., ICLR 2024) at IPC budgets: ConvNet, SGD lr 0.01 with Nesterov
+momentum 0.9 and weight decay 5e-4, one step per round on the whole round (batch = subset size),
+a cosine schedule over the total steps stepped every iteration down to ``eta_min`` 1e-4, random
+crop + flip; ``paper`` 1000 rounds, ``quick`` 300. ``rs2-ratio`` is its selection-ratio setting:
+SGD lr 0.1, Nesterov, batch 128, 200 epochs (``quick``: 20). ``kd`` (soft labels) plugs in through
+the ``loss`` field; the graph track uses ``graph``.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ class Protocol:
     version: int
     preset: str
     epochs: int
-    batch_size: int
+    batch_size: int | None             # None: one step per round (the whole round's subset)
     optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
@@ -34,7 +38,6 @@ class Protocol:
     loss: str = "ce"                   # ce | kd
     temperature: float = 1.0
     mixup_alpha: float = 0.0
-    data: str = "set"                  # set | schedule (rs2)
     checkpoints: int = 50              # test accuracy every 1/checkpoints of the steps (2 %)
     eval_batch_size: int = 1024
     arch_kwargs: tuple = ()            # fixed architecture settings, e.g. (("width", 128),)
@@ -86,7 +89,22 @@ def _graph(preset: str) -> Protocol:
                     arch_kwargs=(("hidden", 64), ("num_layers", 3), ("pooling", "sum")))
 
 
-PROTOCOLS = {"dc": _dc, "graph": _graph}
+def _rs2(preset: str) -> Protocol:
+    """RS2 at IPC budgets (the paper's comparison with dataset distillation)."""
+    return Protocol(name="rs2", version=1, preset=preset, epochs=1000 if preset == "paper" else 300,
+                    batch_size=None, optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True,
+                    weight_decay=5e-4, schedule="cosine-step", eta_min=1e-4, augment="crop-flip",
+                    arch_kwargs=(("width", 128), ("norm", "instancenorm"), ("pooling", "avgpool")))
+
+
+def _rs2_ratio(preset: str) -> Protocol:
+    """RS2 at selection ratios (ResNet-18 in the paper's time-to-accuracy study)."""
+    return Protocol(name="rs2-ratio", version=1, preset=preset, epochs=200 if preset == "paper" else 20,
+                    batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+                    weight_decay=5e-4, schedule="cosine-step", eta_min=1e-4, augment="crop-flip")
+
+
+PROTOCOLS = {"dc": _dc, "graph": _graph, "rs2": _rs2, "rs2-ratio": _rs2_ratio}
 PRESETS = ("quick", "paper")
 
 

@@ -29,6 +29,9 @@ IMAGE_ENCODINGS = ("uint8", "unit", "standardized")
 SOFT_POLICIES = ("static", "replay")
 GRAPH_REQUIRED = ("x", "edge_index", "node_ptr", "edge_ptr", "labels")
 GRAPH_OPTIONAL = ("edge_attr", "root_mask", "frequency", "tree_codes", "tree_ptr")
+USERBLOCK = 512
+SEAL_MAGIC = b"condense.synthetic integrity\n"
+_HASH_CHUNK = 1 << 20
 
 
 class FormatError(ValueError):
@@ -257,16 +260,58 @@ def save(synset: SyntheticSet, path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", userblock_size=USERBLOCK, libver=("v110", "latest")) as f:
             _write(f, synset)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        _seal(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     synset.path = path
     return path
+
+
+def _file_digest(fh) -> str:
+    """SHA-256 of everything after the user block."""
+    import hashlib
+
+    h = hashlib.sha256()
+    fh.seek(USERBLOCK)
+    for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _seal(path: Path) -> None:
+    """Write the integrity block: the SHA-256 of the HDF5 content, in the 512-byte user block."""
+    with open(path, "rb+") as fh:
+        block = SEAL_MAGIC + f"sha256={_file_digest(fh)}\n".encode()
+        fh.seek(0)
+        fh.write(block.ljust(USERBLOCK, b"\0"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def reseal(path: str | os.PathLike) -> None:
+    """Re-stamp the integrity block after an intended edit of a file with plain h5py."""
+    _seal(Path(path))
+
+
+def _verify_seal(path: Path) -> None:
+    """Check the integrity block before HDF5 parses anything (corrupt metadata can crash HDF5)."""
+    with open(path, "rb") as fh:
+        block = fh.read(USERBLOCK)
+        if len(block) < USERBLOCK or not block.startswith(SEAL_MAGIC):
+            if block.startswith(b"\x89HDF"):
+                raise FormatError(f"{path}: HDF5 file without the condense integrity block "
+                                  "(not written by a condense writer; see docs/format.md §3)")
+            raise FormatError(f"{path}: not a condense synthetic-set file (truncated, or another format)")
+        line = block[len(SEAL_MAGIC):].split(b"\n", 1)[0]
+        if not line.startswith(b"sha256="):
+            raise FormatError(f"{path}: damaged integrity block")
+        if line[7:].decode("ascii", "replace") != _file_digest(fh):
+            raise FormatError(f"{path}: checksum mismatch: the file is corrupt, truncated or was modified "
+                              "outside condense (condense.store.reseal re-seals an intended edit)")
 
 
 def _write(f, s: SyntheticSet) -> None:
@@ -330,6 +375,10 @@ def _read(path: Path) -> tuple[SyntheticSet, dict]:
         raise FormatError(f"{path}: no such file")
     if path.is_dir():
         raise FormatError(f"{path}: is a directory, not a synthetic-set file")
+    try:
+        _verify_seal(path)
+    except OSError as e:
+        raise FormatError(f"{path}: cannot be read: {_short(e)}") from None
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as e:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import condense
-from condense.store import FORMAT_VERSION, FormatError, SyntheticSet, pack_graphs
+from condense.store import FORMAT_VERSION, FormatError, SyntheticSet, pack_graphs, reseal
 
 from .conftest import REPO
 
@@ -180,9 +180,12 @@ def test_resolve_schedule_checks_fingerprint(digits):
 # ----------------------------------------------------------------------------- bad input
 
 
-def _mutate(path: Path, fn) -> Path:
+def _mutate(path: Path, fn, seal: bool = True) -> Path:
+    """Edit a file with plain h5py; re-seal it so the structural check, not the checksum, speaks."""
     with h5py.File(path, "a") as f:
         fn(f)
+    if seal:
+        reseal(path)
     return path
 
 
@@ -227,8 +230,7 @@ def test_nan_and_inf_values_are_named(tmp_path):
         x = s.images.clone()
         x[0, 0, 0, 0] = bad
         path = tmp_path / "n.h5"
-        with h5py.File(condense.save(s, path), "a") as f:
-            _replace(f, "images", x.numpy())
+        _mutate(condense.save(s, path), lambda f: _replace(f, "images", x.numpy()))
         with pytest.raises(FormatError, match="NaN or Inf"):
             condense.load(path)
     with pytest.raises(FormatError, match="refusing to write.*NaN or Inf"):
@@ -259,10 +261,24 @@ def test_truncated_and_non_hdf5_files(tmp_path):
             condense.load(p)
     txt = tmp_path / "notes.h5"
     txt.write_text("hello")
-    with pytest.raises(FormatError, match="not a readable HDF5 file"):
+    with pytest.raises(FormatError, match="not a condense synthetic-set file"):
         condense.load(txt)
     with pytest.raises(FormatError, match="no such file"):
         condense.load(tmp_path / "absent.h5")
+
+
+def test_edits_outside_the_library_are_caught_until_resealed(tmp_path):
+    path = condense.save(image_set(), tmp_path / "x.h5")
+    _mutate(path, lambda f: f.attrs.__setitem__("method", "renamed"), seal=False)
+    with pytest.raises(FormatError, match="checksum mismatch"):
+        condense.load(path)
+    reseal(path)
+    assert condense.load(path).method == "renamed"
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f.attrs["format"] = "condense.synthetic"
+    with pytest.raises(FormatError, match="without the condense integrity block"):
+        condense.load(plain)
 
 
 def test_checksum_catches_flipped_bytes(tmp_path):
@@ -314,7 +330,7 @@ def _load_only_format_errors(path: Path) -> None:
         signal.signal(signal.SIGALRM, old)
 
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
@@ -346,7 +362,8 @@ def test_fuzz_byte_flips(tmp_path, good_bytes, pos, byte):
 
 ATTRS = ["format", "format_version", "kind", "method", "method_config", "seed", "ipc", "num_classes",
          "class_names", "source_fingerprint", "storage_bytes", "condense_seconds", "deviations", "extra"]
-VALUES = st.one_of(st.integers(-10 ** 6, 10 ** 6), st.floats(allow_nan=True), st.text(max_size=20),
+VALUES = st.one_of(st.integers(-10 ** 6, 10 ** 6), st.floats(allow_nan=True),
+                   st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20),
                    st.just("[]"), st.just("{}"), st.just('["a"]'), st.just("condense.synthetic"))
 
 
@@ -355,6 +372,5 @@ VALUES = st.one_of(st.integers(-10 ** 6, 10 ** 6), st.floats(allow_nan=True), st
 def test_fuzz_mutated_attributes(tmp_path, good_bytes, key, value):
     p = tmp_path / "m.h5"
     p.write_bytes(good_bytes)
-    with h5py.File(p, "a") as f:
-        f.attrs[key] = value
+    _mutate(p, lambda f: f.attrs.__setitem__(key, value))
     _load_only_format_errors(p)

@@ -71,6 +71,10 @@ class Condenser:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
 
+    def for_protocol(self, protocol) -> "Condenser":
+        """The condenser adapted to the evaluation protocol (RS2: one round per epoch)."""
+        return self
+
     def condense(self, train, ipc: int, *, seed: int, device: str | torch.device = "cpu",
                  progress: bool = False) -> SyntheticSet:
         """Condense ``train`` to ``ipc`` items per class; timings and provenance are recorded."""
