@@ -15,6 +15,7 @@ import base64
 import csv
 import html
 import io
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -43,7 +44,8 @@ def load_records(dirs) -> tuple[list[dict], list[dict]]:
 
 def protocol_label(p: dict) -> str:
     aug = p.get("augment") or "no aug"
-    return f"{p['name']} v{p['version']} ({p['preset']}, {p['epochs']} epochs, {aug})"
+    freq = ", frequencies once per epoch" if p.get("frequency_mode") == "once" else ""
+    return f"{p['name']} v{p['version']} ({p['preset']}, {p['epochs']} epochs, {aug}{freq})"
 
 
 def group_key(r: dict) -> tuple:
@@ -83,15 +85,40 @@ def aggregate(records: list[dict]) -> dict:
                 "teacher_seconds": _mean(r.get("teacher_seconds") for r in rs),
                 "train_seconds": _mean(r.get("train_seconds") for r in rs),
                 "bytes": _mean(r.get("storage_bytes", {}).get("total") for r in rs),
+                "parts": {k: _mean(r.get("storage_bytes", {}).get(k) for r in rs)
+                          for k in rs[0].get("storage_bytes", {}) if k != "total"},
                 "touches_full_data": any(r.get("touches_full_data") for r in rs),
                 "roc_auc": _mean((r.get("run_extra") or {}).get("roc_auc") for r in rs),
+                "roc_auc_std": _pstdev((r.get("run_extra") or {}).get("roc_auc") for r in rs),
                 "curves": [(r.get("condense_seconds") or 0.0, r.get("curve", [])) for r in rs],
                 "source": rs[0].get("source", ""),
             })
         agg.sort(key=lambda a: (a["ipc"] if a["ipc"] else 10 ** 9, a["method"]))
         out[tkey] = agg
     add_speedups(out)
+    add_byte_matches(out)
     return dict(sorted(out.items()))
+
+
+def _pstdev(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.pstdev(xs) if len(xs) > 1 else (0.0 if xs else None)
+
+
+BYTE_MATCHED = ("mirage",)   # methods whose storage is set beside random subsets of comparable bytes
+
+
+def add_byte_matches(tables: dict) -> None:
+    """For graph summaries (Mirage): the ``random`` row of the same table whose storage bytes are
+    closest (in ratio) to the row's, so a reader sees the equal-bytes comparison directly."""
+    for rows in tables.values():
+        randoms = [a for a in rows if a["method"] == "random" and a["bytes"]]
+        for a in rows:
+            if a["method"] not in BYTE_MATCHED or not randoms or not a["bytes"]:
+                continue
+            best = min(randoms, key=lambda r: (abs(math.log(r["bytes"] / a["bytes"])), r["ipc"]))
+            a["byte_match"] = {"ipc": best["ipc"], "mean": best["mean"], "std": best["std"],
+                               "roc_auc": best["roc_auc"], "ratio": best["bytes"] / a["bytes"]}
 
 
 def add_speedups(tables: dict) -> None:
@@ -145,11 +172,41 @@ def row_cells(a: dict) -> list[str]:
     acc = f"{a['mean']:.2f} ± {a['std']:.2f} ({a['n']})"
     cells = [ipc, method, acc]
     if a["roc_auc"] is not None:
-        cells.append(f"{a['roc_auc']:.1f}")
+        std = a.get("roc_auc_std")
+        cells.append(f"{a['roc_auc']:.1f}" + (f" ± {std:.1f}" if std is not None and a["n"] > 1 else ""))
     cells += [fmt_tta(a["tta"][f"{t:g}"], a.get("speedup", {}).get(f"{t:g}")) for t in a["targets"]]
     teacher = a["teacher_seconds"] or 0.0
     cells += [fmt_seconds(a["condense_seconds"]) + (f" ({fmt_seconds(teacher)})" if teacher else ""),
-              fmt_seconds(a["train_seconds"]), fmt_bytes(a["bytes"])]
+              fmt_seconds(a["train_seconds"]), fmt_bytes(a["bytes"]) + fmt_parts(a.get("parts", {}))]
+    return cells
+
+
+PART_NAMES = {"images": "img", "soft_labels": "soft", "compensators": "comp", "indices": "idx", "graphs": "graphs"}
+
+
+def fmt_parts(parts: dict) -> str:
+    """A breakdown when a set stores more than images and labels (soft labels, compensators)."""
+    shown = {k: v for k, v in parts.items() if k not in ("labels",) and v}
+    if len(shown) < 2:
+        return ""
+    return " (" + " · ".join(f"{PART_NAMES.get(k, k)} {fmt_bytes(v)}" for k, v in shown.items()) + ")"
+
+
+def match_cell(a: dict) -> str:
+    m = a.get("byte_match")
+    if not m:
+        return "—"
+    return f"{m['mean']:.2f} ± {m['std']:.2f} (IPC {m['ipc']}, {m['ratio']:.2f}× bytes)"
+
+
+def table_cells(a: dict, rows: list[dict], h: list[str]) -> list[str]:
+    """A row's cells aligned with the table's header (ROC-AUC and byte-match columns when present)."""
+    cells = row_cells(a)
+    has_match = any(r.get("byte_match") for r in rows)
+    if len(cells) + has_match < len(h):  # a row without ROC-AUC in a table that has it
+        cells.insert(3, "—")
+    if has_match:
+        cells.append(match_cell(a))
     return cells
 
 
@@ -160,6 +217,8 @@ def header(rows: list[dict]) -> list[str]:
     targets = rows[0]["targets"] if rows else []
     h += [f"TTA@{t:g}% s" for t in targets]
     h += ["condense s (teacher s)", "train s", "storage"]
+    if any(a.get("byte_match") for a in rows):
+        h.append("random at ≈ bytes: acc % (IPC, its bytes ×)")
     return h
 
 
@@ -175,15 +234,16 @@ def markdown(tables: dict, failed: list[dict]) -> str:
         lines.append("| " + " | ".join(h) + " |")
         lines.append("|" + "|".join("---" for _ in h) + "|")
         for a in rows:
-            cells = row_cells(a)
-            if len(cells) < len(h):  # a row without ROC-AUC in a table that has it
-                cells.insert(3, "—")
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(table_cells(a, rows, h)) + " |")
         lines.append("")
     lines += [f"{FULL_MARK} touches the full training set. TTA = condense seconds + train seconds to the first "
               "checkpoint at or above the target test accuracy; \"n.r. (k/n)\": only k of n seeds reached it; "
               "(×s): speedup against `full` trained by the same recipe. "
               "Storage counts every stored part (images, labels, soft labels, schedules, summaries).", ""]
+    if any(a.get("byte_match") for rows in tables.values() for a in rows):
+        lines += ["Graph summaries (Mirage) carry no IPC of graphs: their last column is the `random` row of the "
+                  "same table whose storage is closest to theirs, with that row's IPC and its bytes relative to "
+                  "the summary's. ROC-AUC is mean ± std over the same seeds as accuracy.", ""]
     if failed:
         lines += ["## Failed cells", ""]
         for r in sorted(failed, key=lambda r: (r["dataset"], r["method"], r["ipc"], r["seed"])):
@@ -195,7 +255,8 @@ def markdown(tables: dict, failed: list[dict]) -> str:
 
 def write_csv(tables: dict, path: Path) -> None:
     cols = ["dataset", "arch", "protocol", "method", "ipc", "n", "seeds", "mean", "std", "accs", "roc_auc",
-            "condense_seconds", "teacher_seconds", "train_seconds", "bytes", "touches_full_data", "tta"]
+            "condense_seconds", "teacher_seconds", "train_seconds", "bytes", "touches_full_data", "tta",
+            "roc_auc_std", "bytes_matched_random"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -206,7 +267,9 @@ def write_csv(tables: dict, path: Path) -> None:
                             " ".join(map(str, a["seeds"])), f"{a['mean']:.4f}", f"{a['std']:.4f}",
                             " ".join(f"{x:.4f}" for x in a["accs"]), a["roc_auc"] if a["roc_auc"] is not None else "",
                             a["condense_seconds"], a["teacher_seconds"], a["train_seconds"], a["bytes"],
-                            a["touches_full_data"], tta])
+                            a["touches_full_data"], tta,
+                            a["roc_auc_std"] if a.get("roc_auc_std") is not None else "",
+                            match_cell(a) if a.get("byte_match") else ""])
 
 
 # ----------------------------------------------------------------------------- plots
@@ -285,9 +348,7 @@ def write_html(tables: dict, failed: list[dict], pngs: dict[str, bytes], path: P
         h = header(rows)
         parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in h) + "</tr>")
         for a in rows:
-            cells = row_cells(a)
-            if len(cells) < len(h):
-                cells.insert(3, "—")
+            cells = table_cells(a, rows, h)
             parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table>")
         if title in pngs:

@@ -43,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=None, help="override the protocol's batch size")
     ap.add_argument("--fraction", type=float, default=None,
                     help="RS2 selection-ratio mode: each round draws this fraction of the training split")
+    ap.add_argument("--frequency-mode", choices=("proportional", "once"), default=None,
+                    help="graph protocol: how Mirage pattern frequencies are used (default: proportional)")
     ap.add_argument("--checkpoints", type=int, default=None,
                     help="test-accuracy checkpoints per run (protocol default 50: every 2%% of steps)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -179,11 +181,11 @@ class Sweep:
                 keep.append(name)  # asked for explicitly: loading reports exactly what is missing
         return keep
 
-    def methods_for(self, kind: str) -> list[str]:
-        from condense.methods import condenser_class, list_condensers
+    def methods_for(self, kind: str, protocol) -> list[str]:
+        from condense.methods import condenser_class, default_condensers
 
         if self.args.methods is None:
-            return list_condensers(kind)
+            return default_condensers(kind, protocol)
         keep = []
         for m in self.args.methods:
             cls = condenser_class(m)  # unknown method: a clear error, before any work
@@ -228,6 +230,8 @@ class Sweep:
             over["checkpoints"] = self.args.checkpoints
         if self.args.batch_size is not None:
             over["batch_size"] = self.args.batch_size
+        if self.args.frequency_mode is not None and kind == "graphs":
+            over["frequency_mode"] = self.args.frequency_mode
         return get_protocol(name, self.args.preset, **over)
 
     def record_key(self, cell: Cell, train, condenser, arch: str, protocol) -> str:
@@ -284,7 +288,8 @@ class Sweep:
             rec.update(status="ok", acc=run.final_acc, curve=run.curve, train_seconds=run.train_seconds,
                        eval_seconds=run.eval_seconds, steps=run.steps, run_extra=run.extra,
                        targets=list(res.targets), tta={k: v["per_seed"][0] for k, v in res.tta_summary().items()},
-                       protocol=res.protocol)
+                       tta_cpu={k: v["cpu"][0] for k, v in res.tta_summary().items()},
+                       cpu_seconds=run.cpu_seconds, protocol=res.protocol)
             self.write(rec)
 
     def write(self, rec: dict) -> None:
@@ -318,7 +323,7 @@ class Sweep:
                 say(f"skip archs {', '.join(bad)} on {name}: they are not {kind} models")
                 archs = [a for a in archs if a not in bad]
             protocol = self.protocol(kind, name)
-            for method in self.methods_for(kind):
+            for method in self.methods_for(kind, protocol):
                 ipcs = self.args.ipc if condenser_class(method).uses_ipc else [0]
                 for ipc in ipcs:
                     for seed in self.args.seeds:

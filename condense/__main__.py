@@ -102,6 +102,10 @@ def cmd_inspect(args) -> int:
     if s.kind == "images":
         x = s.float_images()
         print(f"  images               {tuple(s.images.shape)} {s.images.dtype} ({s.image_encoding})")
+        if s.compensators is not None:
+            v = s.compensators["values"]
+            print(f"  compensators         {tuple(v.shape)} {v.dtype} ({s.compensator_encoding}); "
+                  f"{s.num_instances()} training instances")
         if s.soft_labels is not None:
             print(f"  soft labels          {tuple(s.soft_labels.shape)} {s.soft_labels.dtype} ({s.soft_label_policy})")
         print("  per class:            count   mean     std")

@@ -43,6 +43,7 @@ class SeedRun:
     eval_seconds: float
     steps: int
     extra: dict = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -73,9 +74,9 @@ class EvalResult:
         """Population std over seeds (``np.std``, as DC and most papers report)."""
         return statistics.pstdev(self.accs) if len(self.accs) > 1 else 0.0
 
-    def tta(self, target: float, include_condense: bool = True) -> list[float | None]:
+    def tta(self, target: float, include_condense: bool = True, clock: str = "train_seconds") -> list[float | None]:
         offset = self.condense_seconds if include_condense else 0.0
-        return [time_to_accuracy(r.curve, target, offset) for r in self.runs]
+        return [time_to_accuracy(r.curve, target, offset, clock) for r in self.runs]
 
     def tta_summary(self) -> dict[str, dict]:
         """Per target: seconds per seed, how many reached it, and the mean when all did."""
@@ -85,7 +86,8 @@ class EvalResult:
             reached = [v for v in per if v is not None]
             out[f"{t:g}"] = {"per_seed": per, "reached": len(reached), "n": len(per),
                              "mean": statistics.fmean(reached) if reached and len(reached) == len(per) else None,
-                             "train_only": self.tta(t, include_condense=False)}
+                             "train_only": self.tta(t, include_condense=False),
+                             "cpu": self.tta(t, clock="cpu_seconds")}
         return out
 
     def summary(self) -> dict:
@@ -104,11 +106,15 @@ class EvalResult:
         return f"{self.arch}/{self.protocol['name']}: {self.mean:.2f} ± {self.std:.2f} % over seeds {self.seeds}"
 
 
-def time_to_accuracy(curve: Sequence[dict], target: float, offset: float = 0.0) -> float | None:
-    """``offset`` + train seconds at the first checkpoint with ``acc >= target``; None if never."""
+def time_to_accuracy(curve: Sequence[dict], target: float, offset: float = 0.0,
+                     clock: str = "train_seconds") -> float | None:
+    """``offset`` + train seconds at the first checkpoint with ``acc >= target``; None if never.
+
+    ``clock="cpu_seconds"`` reads the process CPU time instead of the wall clock (None when a curve
+    does not carry it)."""
     for point in curve:
         if point["acc"] >= target:
-            return offset + point["train_seconds"]
+            return None if clock not in point else offset + point[clock]
     return None
 
 
@@ -128,23 +134,27 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 class _Clock:
-    """Wall-clock seconds of training only; synchronises CUDA before reading."""
+    """Seconds of training only: wall clock (synchronising CUDA before reading) and this process's
+    CPU time. On a shared CPU machine the CPU time of a single-threaded run is the figure that other
+    jobs do not inflate; on a GPU the wall clock is the one that counts."""
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
         self.total = 0.0
-        self._t = 0.0
+        self.cpu = 0.0
+        self._t = self._c = 0.0
 
     def __enter__(self):
         if self.cuda:
             torch.cuda.synchronize()
-        self._t = time.perf_counter()
+        self._t, self._c = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc):
         if self.cuda:
             torch.cuda.synchronize()
         self.total += time.perf_counter() - self._t
+        self.cpu += time.process_time() - self._c
 
 
 def make_optimizer(params, p: Protocol, lr: float | None = None) -> torch.optim.Optimizer:
@@ -237,7 +247,25 @@ def _loss(model, task: ImageTask, idx, p: Protocol, aug, g: torch.Generator) -> 
         x = aug(x)
     if p.loss == "ce":
         return F.cross_entropy(model(x), y)
-    raise ValueError(f"protocol loss {p.loss!r} is not available in this version")
+    if p.loss == "kd":
+        return kd_loss(model, x, task.soft[idx], p, g)
+    raise ValueError(f"unknown protocol loss {p.loss!r}")
+
+
+def mixup(x: torch.Tensor, soft: torch.Tensor, alpha: float, g: torch.Generator):
+    """Mixup (Zhang et al., 2018) with λ ~ Beta(α, α); soft labels (logits) are interpolated with the
+    same λ, as INFER interpolates its static labels."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(x.shape[0], generator=g).to(x.device)
+    return lam * x + (1 - lam) * x[perm], lam * soft + (1 - lam) * soft[perm]
+
+
+def kd_loss(model, x: torch.Tensor, soft: torch.Tensor, p: Protocol, g: torch.Generator) -> torch.Tensor:
+    """``KL(softmax(s/T) ‖ softmax(f(x)/T))`` averaged over the batch, without a T² factor (INFER)."""
+    if p.mixup_alpha > 0:
+        x, soft = mixup(x, soft, p.mixup_alpha, g)
+    log_p = F.log_softmax(model(x) / p.temperature, dim=1)
+    return F.kl_div(log_p, F.softmax(soft / p.temperature, dim=1), reduction="batchmean")
 
 
 def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.device,
@@ -273,11 +301,12 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
                 t0 = time.perf_counter()
                 acc = accuracy(model, *test, p.eval_batch_size)
                 eval_seconds += time.perf_counter() - t0
-                curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total, "acc": acc})
+                curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total,
+                              "cpu_seconds": clock.cpu, "acc": acc})
                 bar.set_postfix(acc=f"{acc:.1f}")
     bar.close()
     return SeedRun(seed=seed, final_acc=curve[-1]["acc"], curve=curve, train_seconds=clock.total,
-                   eval_seconds=eval_seconds, steps=step)
+                   eval_seconds=eval_seconds, steps=step, cpu_seconds=clock.cpu)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -330,7 +359,7 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
                                  edge_dim=test.num_edge_features or None, **kw).to(device)
             runs.append(train_graphs(model, s, p, seed, device, test, val, progress=progress))
     else:
-        task, test_xy = _image_task(s, test, device, source)
+        task, test_xy = _image_task(s, test, device, source, p)
         for seed in seeds:
             torch.manual_seed(seed)
             model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
@@ -342,7 +371,7 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
                       storage_bytes=s.storage_bytes, device=str(device))
 
 
-def _image_task(s: SyntheticSet, test, device, source) -> tuple[ImageTask, tuple]:
+def _image_task(s: SyntheticSet, test, device, source, protocol: Protocol) -> tuple[ImageTask, tuple]:
     test_xy = test.tensors(device)
     if s.kind == "subset-schedule":
         if source is None:
@@ -353,4 +382,8 @@ def _image_task(s: SyntheticSet, test, device, source) -> tuple[ImageTask, tuple
         x, y = source.tensors(device)
         return ImageTask(x=x, y=y, rounds=s.indices.to(device).long()), test_xy
     soft = s.soft_labels.to(device).float() if s.soft_label_policy == "static" else None
-    return ImageTask(x=s.float_images().to(device), y=s.labels.to(device).long(), soft=soft), test_xy
+    if protocol.loss == "kd" and soft is None:
+        raise ValueError(f"protocol {protocol.name!r} trains on soft labels, and this {s.method!r} set has none "
+                         "(random-kd is the random baseline with teacher soft labels)")
+    x, y = s.instances()
+    return ImageTask(x=x.to(device), y=y.to(device), soft=soft), test_xy

@@ -5,9 +5,16 @@ summaries) the readout pools over root nodes only, while real validation and tes
 over all nodes, as in the Mirage paper. Test accuracy (and ROC-AUC for two classes) is recorded at
 every checkpoint; the reported accuracy is the test accuracy at the checkpoint with the best
 *validation* accuracy (ties go to the later checkpoint). The test set never selects anything.
+
+Graphs that carry a ``frequency`` (Mirage's tree-sets) are used by the protocol's ``frequency_mode``:
+``proportional`` (the paper) draws, every epoch, as many graphs as the set holds, i.i.d. with
+probability proportional to frequency, from the seeded generator; ``once`` (what the official code
+runs) takes every graph once per epoch in a seeded shuffle. Sets without frequencies always run
+``once``.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -54,14 +61,53 @@ def _full_batch(dataset, device):
     return Batch.from_data_list([dataset[i] for i in range(len(dataset))]).to(device)
 
 
-def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: bool = False) -> SeedRun:
+FREQUENCY_MODES = ("proportional", "once")
+
+
+def frequency_mode(s, p: Protocol) -> str:
+    """The mode a set trains by: the protocol's for sets with frequencies, else ``once``."""
+    mode = getattr(p, "frequency_mode", None) or "proportional"
+    if mode not in FREQUENCY_MODES:
+        raise ValueError(f"unknown frequency_mode {mode!r}; expected one of {', '.join(FREQUENCY_MODES)}")
+    return mode if "frequency" in s.graphs else "once"
+
+
+class ProportionalBatches:
+    """Each epoch: ``len(graphs)`` i.i.d. draws with probability proportional to ``weights``, in
+    batches of ``batch_size`` (the paper's frequency-proportional sampling of tree-sets)."""
+
+    def __init__(self, graphs, weights: torch.Tensor, batch_size: int, generator: torch.Generator):
+        if not bool((weights >= 0).all()) or float(weights.sum()) <= 0:
+            raise ValueError("frequency-proportional sampling needs non-negative frequencies with a positive sum")
+        self.graphs, self.weights, self.batch_size, self.g = graphs, weights.double(), batch_size, generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.graphs) / self.batch_size)
+
+    def __iter__(self):
+        from torch_geometric.data import Batch
+
+        draws = torch.multinomial(self.weights, len(self.graphs), replacement=True, generator=self.g)
+        for chunk in draws.split(self.batch_size):
+            yield Batch.from_data_list([self.graphs[int(i)] for i in chunk])
+
+
+def _loader(graphs, s, p: Protocol, g: torch.Generator):
     from torch_geometric.loader import DataLoader
+
+    if frequency_mode(s, p) == "proportional":
+        weights = torch.cat([d.frequency.view(-1) for d in graphs]).float()
+        return ProportionalBatches(graphs, weights, p.batch_size, g)
+    return DataLoader(graphs, batch_size=p.batch_size, shuffle=True, generator=g)
+
+
+def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: bool = False) -> SeedRun:
     from tqdm.auto import tqdm
 
     graphs = s.dataset()
     use_roots = "root_mask" in s.graphs
     g = torch.Generator().manual_seed(seed)
-    loader = DataLoader(graphs, batch_size=p.batch_size, shuffle=True, generator=g)
+    loader = _loader(graphs, s, p, g)
     test_b, val_b = _full_batch(test, device), _full_batch(val, device)
     total = p.epochs * len(loader)
     marks = set(checkpoint_steps(total, p.checkpoints))
@@ -103,4 +149,5 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
                    eval_seconds=eval_seconds, steps=step,
                    extra={"selected_step": chosen["step"], "roc_auc": chosen["auc"],
                           "val_acc": chosen["val_acc"], "last_acc": curve[-1]["acc"],
-                          "pooling": "roots" if use_roots else "all nodes"})
+                          "pooling": "roots" if use_roots else "all nodes",
+                          "frequency_mode": frequency_mode(s, p)})

@@ -10,8 +10,8 @@ drops ×0.1 with a fresh optimizer (momentum reset). ``paper``: E=1000 with DSA 
 momentum 0.9 and weight decay 5e-4, one step per round on the whole round (batch = subset size),
 a cosine schedule over the total steps stepped every iteration down to ``eta_min`` 1e-4, random
 crop + flip; ``paper`` 1000 rounds, ``quick`` 300. ``rs2-ratio`` is its selection-ratio setting:
-SGD lr 0.1, Nesterov, batch 128, 200 epochs (``quick``: 20). ``kd`` (soft labels) plugs in through
-the ``loss`` field; the graph track uses ``graph``.
+SGD lr 0.1, Nesterov, batch 128, 200 epochs (``quick``: 20). ``kd`` trains soft-label students as
+INFER validates them; the graph track uses ``graph``.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class Protocol:
     checkpoints: int = 50              # test accuracy every 1/checkpoints of the steps (2 %)
     eval_batch_size: int = 1024
     arch_kwargs: tuple = ()            # fixed architecture settings, e.g. (("width", 128),)
+    frequency_mode: str | None = None  # graph sets with pattern frequencies (Mirage): proportional | once
 
     @property
     def passes(self) -> int:
@@ -66,6 +67,8 @@ class Protocol:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["arch_kwargs"] = dict(self.arch_kwargs)
+        if d["frequency_mode"] is None:  # a graph-only field: other protocols' records stay as they were
+            del d["frequency_mode"]
         return d
 
     def replace(self, **kw) -> "Protocol":
@@ -82,11 +85,18 @@ def _dc(preset: str) -> Protocol:
 
 
 def _graph(preset: str) -> Protocol:
-    """Graph classification: Adam 1e-3, batch 32; model selection on ``val`` only."""
-    return Protocol(name="graph", version=1, preset=preset, epochs=300 if preset == "paper" else 100,
+    """Graph classification: Adam 1e-3, batch 32; model selection on ``val`` only.
+
+    Version 2 adds ``frequency_mode`` for sets whose graphs carry frequencies (Mirage summaries):
+    ``proportional`` (the paper: every epoch draws as many graphs as the set holds, i.i.d. with
+    probability proportional to frequency) or ``once`` (the official code: every graph once per epoch).
+    Sets without frequencies train as before (each graph once per epoch).
+    """
+    return Protocol(name="graph", version=2, preset=preset, epochs=300 if preset == "paper" else 100,
                     batch_size=32, optimizer="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
                     schedule="constant", augment=None,
-                    arch_kwargs=(("hidden", 64), ("num_layers", 3), ("pooling", "sum")))
+                    arch_kwargs=(("hidden", 64), ("num_layers", 3), ("pooling", "sum")),
+                    frequency_mode="proportional")
 
 
 def _rs2(preset: str) -> Protocol:
@@ -104,7 +114,18 @@ def _rs2_ratio(preset: str) -> Protocol:
                     weight_decay=5e-4, schedule="cosine-step", eta_min=1e-4, augment="crop-flip")
 
 
-PROTOCOLS = {"dc": _dc, "graph": _graph, "rs2": _rs2, "rs2-ratio": _rs2_ratio}
+def _kd(preset: str) -> Protocol:
+    """Soft-label students as INFER validates them (``val_static.py``): AdamW 1e-3, weight decay 0.01,
+    cosine per epoch, batch 64, crop + flip, mixup Beta(0.8, 0.8) with the static logits interpolated by
+    the same λ, and KL divergence at T = 30 (no T² factor). ``paper``: 400 epochs; ``quick``: 200."""
+    return Protocol(name="kd", version=1, preset=preset, epochs=400 if preset == "paper" else 200,
+                    batch_size=64, optimizer="adamw", lr=1e-3, momentum=0.0, weight_decay=0.01,
+                    schedule="cosine-epoch", augment="crop-flip", loss="kd", temperature=30.0,
+                    mixup_alpha=0.8,
+                    arch_kwargs=(("width", 128), ("norm", "instancenorm"), ("pooling", "avgpool")))
+
+
+PROTOCOLS = {"dc": _dc, "graph": _graph, "rs2": _rs2, "rs2-ratio": _rs2_ratio, "kd": _kd}
 PRESETS = ("quick", "paper")
 
 

@@ -22,13 +22,16 @@ import torch
 from ._version import __version__
 
 FORMAT = "condense.synthetic"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)   # version 2 adds the optional compensators part (INFER)
 KINDS = ("images", "subset-schedule", "graphs")
 IMAGE_ENCODINGS = ("uint8", "unit", "standardized")
 SOFT_POLICIES = ("static", "replay")
 GRAPH_REQUIRED = ("x", "edge_index", "node_ptr", "edge_ptr", "labels")
 GRAPH_OPTIONAL = ("edge_attr", "root_mask", "frequency", "tree_codes", "tree_ptr")
+COMPENSATOR_KEYS = ("values", "batch", "image_batch")
+COMPENSATOR_OPTIONAL = ("scale", "offset", "teacher")
+COMPENSATOR_ENCODINGS = ("affine-uint8", "standardized")
 USERBLOCK = 512
 SEAL_MAGIC = b"condense.synthetic integrity\n"
 _HASH_CHUNK = 1 << 20
@@ -69,6 +72,8 @@ class SyntheticSet:
     soft_labels: torch.Tensor | None = None
     soft_label_policy: str | None = None
     soft_label_attrs: dict = field(default_factory=dict)
+    compensators: dict[str, torch.Tensor] | None = None   # INFER's universal feature compensators
+    compensator_encoding: str = "affine-uint8"
     # subset-schedule kind
     indices: torch.Tensor | None = None
     source_size: int | None = None
@@ -116,6 +121,8 @@ class SyntheticSet:
             out["labels"] = {"labels": _np(self.labels)}
         if self.soft_labels is not None:
             out["soft_labels"] = {"soft_labels": _np(self.soft_labels)}
+        if self.compensators is not None:
+            out["compensators"] = {k: _np(v) for k, v in self.compensators.items()}
         if self.indices is not None:
             out["indices"] = {"indices": _np(self.indices)}
         if self.graphs is not None:
@@ -143,11 +150,47 @@ class SyntheticSet:
         std = torch.tensor(self.std).view(1, -1, 1, 1)
         return (x - mean) / std
 
+    def compensator_values(self) -> torch.Tensor:
+        """The compensators decoded to the models' input space (K×C×H×W float)."""
+        c = self.compensators
+        if self.compensator_encoding == "affine-uint8":
+            return c["offset"].float().view(-1, 1, 1, 1) + c["scale"].float().view(-1, 1, 1, 1) * c["values"].float()
+        return c["values"].float()
+
+    def instance_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image index, compensator index) of every composed instance, in the format's order:
+        compensator by compensator, and within one, the images of its init batch in image order."""
+        c = self.compensators
+        match = c["batch"].view(-1, 1) == c["image_batch"].view(1, -1)
+        k_idx, i_idx = torch.nonzero(match, as_tuple=True)
+        return i_idx, k_idx
+
+    def instances(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training instances (standardized float images) and hard labels.
+
+        Plain sets: their images. With compensators (INFER): every image alone, then every image
+        plus each compensator of its batch, clipped to the valid pixel range.
+        """
+        x, y = self.float_images(), self.labels.long()
+        if self.compensators is None:
+            return x, y
+        i_idx, k_idx = self.instance_pairs()
+        lo = ((0.0 - torch.tensor(self.mean)) / torch.tensor(self.std)).view(1, -1, 1, 1)
+        hi = ((1.0 - torch.tensor(self.mean)) / torch.tensor(self.std)).view(1, -1, 1, 1)
+        composed = torch.maximum(torch.minimum(x[i_idx] + self.compensator_values()[k_idx], hi), lo)
+        return torch.cat([x, composed]), torch.cat([y, y[i_idx]])
+
+    def num_instances(self) -> int:
+        n = int(self.labels.shape[0])
+        if self.compensators is None:
+            return n
+        return n + int(self.instance_pairs()[0].numel())
+
     def dataset(self, transform: Callable | None = None):
         """A torch ``Dataset``: (image, label[, soft label]) for images, ``Data`` for graphs."""
         if self.kind == "images":
-            return SyntheticImageDataset(self.float_images(), self.labels.long(),
-                                         self.soft_labels if self.soft_label_policy == "static" else None,
+            x, y = self.instances()
+            return SyntheticImageDataset(x, y, self.soft_labels if self.soft_label_policy == "static" else None,
                                          transform)
         if self.kind == "graphs":
             return _graph_data_list(self.graphs)
@@ -332,6 +375,12 @@ def _write(f, s: SyntheticSet) -> None:
         if s.soft_labels is not None:
             _write_array(f, "soft_labels", _np(s.soft_labels), policy=s.soft_label_policy,
                          attrs_json=json.dumps(s.soft_label_attrs, sort_keys=True))
+        if s.compensators is not None:
+            g = f.create_group("compensators")
+            g.attrs["encoding"] = s.compensator_encoding
+            g.attrs["pairing"] = "instances: every image alone, then per compensator k the images i with image_batch[i] == batch[k], composed as clip(x_i + u_k)"
+            for k, v in s.compensators.items():
+                _write_array(g, k, _np(v))
     elif s.kind == "subset-schedule":
         _write_array(f, "indices", _np(s.indices), source_size=int(s.source_size),
                      source_fingerprint=s.source_fingerprint)
@@ -465,6 +514,14 @@ def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:
             kw["soft_labels"] = torch.from_numpy(np.ascontiguousarray(_array(f, "soft_labels", path)))
             kw["soft_label_policy"] = str(sl.attrs.get("policy", ""))
             kw["soft_label_attrs"] = json.loads(sl.attrs.get("attrs_json", "{}"))
+        if "compensators" in f:
+            g = f["compensators"]
+            if not hasattr(g, "keys"):
+                raise FormatError(f"{path}: '/compensators' must be a group")
+            kw["compensator_encoding"] = str(g.attrs.get("encoding", ""))
+            kw["compensators"] = {k: torch.from_numpy(np.ascontiguousarray(_array(g, k, path, "compensators/")))
+                                  for k in COMPENSATOR_KEYS + COMPENSATOR_OPTIONAL
+                                  if k in COMPENSATOR_KEYS or k in g}
     elif kind == "subset-schedule":
         ds = f["indices"] if "indices" in f else None
         kw["indices"] = torch.from_numpy(_array(f, "indices", path))
@@ -544,17 +601,50 @@ def _check_images(s: SyntheticSet) -> list[str]:
     if not _finite(x):
         return ["images contain NaN or Inf values"]
     p = _check_labels(s.labels, x.shape[0], s.num_classes, "labels")
+    if s.compensators is not None:
+        p += _check_compensators(s)
+        if p:
+            return p
     if s.soft_labels is not None:
         sl = s.soft_labels
+        n_inst = s.num_instances()
         if s.soft_label_policy not in SOFT_POLICIES:
             p.append(f"unknown soft-label policy {s.soft_label_policy!r}")
-        elif s.soft_label_policy == "static" and tuple(sl.shape) != (x.shape[0], s.num_classes):
-            p.append(f"static soft_labels must be {x.shape[0]}×{s.num_classes}, got {tuple(sl.shape)}")
+        elif s.soft_label_policy == "static" and tuple(sl.shape) != (n_inst, s.num_classes):
+            p.append(f"static soft_labels must be {n_inst}×{s.num_classes} (one row per instance), "
+                     f"got {tuple(sl.shape)}")
         elif s.soft_label_policy == "replay" and (sl.ndim != 3 or sl.shape[-1] != s.num_classes):
             p.append(f"replay soft_labels must be epochs×n×{s.num_classes}, got {tuple(sl.shape)}")
         elif not sl.dtype.is_floating_point or not _finite(sl):
             p.append("soft_labels must be finite floats")
     return p
+
+
+def _check_compensators(s: SyntheticSet) -> list[str]:
+    c, x = s.compensators, s.images
+    if s.format_version < 2:
+        return ["compensators need format_version 2"]
+    missing = [k for k in COMPENSATOR_KEYS if k not in c]
+    if missing:
+        return [f"compensators lack {', '.join(missing)}"]
+    if s.compensator_encoding not in COMPENSATOR_ENCODINGS:
+        return [f"unknown compensator encoding {s.compensator_encoding!r}"]
+    v, b, ib = c["values"], c["batch"], c["image_batch"]
+    if v.ndim != 4 or tuple(v.shape[1:]) != tuple(x.shape[1:]):
+        return [f"compensators must be K×{'×'.join(map(str, x.shape[1:]))}, got {tuple(v.shape)}"]
+    if tuple(b.shape) != (v.shape[0],) or tuple(ib.shape) != (x.shape[0],):
+        return ["compensators/batch needs one entry per compensator and compensators/image_batch one per image"]
+    if b.dtype.is_floating_point or ib.dtype.is_floating_point:
+        return ["compensator batch indices must be integers"]
+    if s.compensator_encoding == "affine-uint8":
+        if v.dtype != torch.uint8 or "scale" not in c or "offset" not in c:
+            return ["affine-uint8 compensators need uint8 values with per-compensator scale and offset"]
+        if c["scale"].shape != b.shape or c["offset"].shape != b.shape or not (
+                _finite(c["scale"]) and _finite(c["offset"])):
+            return ["compensator scale/offset need one finite value per compensator"]
+    elif not v.dtype.is_floating_point or not _finite(v):
+        return ["standardized compensators must be finite floats"]
+    return []
 
 
 def _check_schedule(s: SyntheticSet) -> list[str]:

@@ -93,10 +93,10 @@ class RS2(Condenser):
     touches_full_data = True
 
     def for_protocol(self, protocol) -> "RS2":
-        """One round per protocol epoch."""
-        if protocol.epochs == self.config.rounds:
+        """One round per pass of the protocol (its epochs; DC's loop makes E+1 passes)."""
+        if protocol.passes == self.config.rounds:
             return self
-        return RS2(replace(self.config, rounds=protocol.epochs))
+        return RS2(replace(self.config, rounds=protocol.passes))
 
     def _condense(self, train, ipc, *, seed, device, progress):
         cfg = self.config

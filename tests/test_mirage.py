@@ -1,0 +1,384 @@
+"""Mirage: computation-tree codes against a direct unrolling, the exact miner against brute force,
+multi-class summaries, the HDF5 round trip, the byte budget, and the evaluator's root pooling and
+frequency modes."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Data
+
+import condense
+from condense.data.graphs import GraphDataset
+from condense.methods import create_condenser
+from condense.methods.mirage import (TooManyItemsets, _union, bitsets, computation_tree_codes, discrete_labels,
+                                     eclat, support, unroll)
+
+# ----------------------------------------------------------------------------- hand-made graphs
+
+
+def undirected(edges, labels=None):
+    """edge_index with both directions, and the edge labels repeated for each direction."""
+    src = [u for u, v in edges] + [v for u, v in edges]
+    dst = [v for u, v in edges] + [u for u, v in edges]
+    ei = np.array([src, dst], dtype=np.int64)
+    el = None if labels is None else np.array(list(labels) + list(labels), dtype=np.int64)
+    return ei, el
+
+
+def explicit_tree(ei, el, root, hops):
+    """Unroll the computation tree node by node (breadth first, children = all in-neighbours, the
+    parent included), as the official code does: a list of (original node, parent index, edge label)."""
+    tree = [(root, -1, None)]
+    frontier = [0]
+    for _ in range(hops):
+        nxt = []
+        for t in frontier:
+            v = tree[t][0]
+            for e in range(ei.shape[1]):
+                if ei[1, e] == v:
+                    tree.append((int(ei[0, e]), t, None if el is None else int(el[e])))
+                    nxt.append(len(tree) - 1)
+        frontier = nxt
+    return tree
+
+
+def canonical(tree, labels, t=0, show_edges=True):
+    """The canonical string of an explicit tree, computed recursively."""
+    kids = [(i, e) for i, (_, p, e) in enumerate(tree) if p == t]
+    if not kids:
+        return str(labels[tree[t][0]])
+    parts = sorted((f"{e}:" if show_edges else "") + canonical(tree, labels, i, show_edges) for i, e in kids)
+    return f"{labels[tree[t][0]]}({','.join(parts)})"
+
+
+GRAPHS = {
+    # a labelled molecule-like graph with edge labels, a branch and a ring
+    "molecule": ([(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (1, 5), (5, 6)], [0, 1, 2, 0, 1, 0, 1],
+                 [0, 0, 1, 0, 2, 1, 0]),
+    "path": ([(0, 1), (1, 2), (2, 3)], [0, 0, 0, 0], [0, 0, 0]),
+    "star": ([(0, 1), (0, 2), (0, 3), (0, 4)], [1, 0, 0, 2, 0], [0, 1, 1, 0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("with_edge_labels", [True, False])
+def test_tree_codes_agree_with_direct_unrolling(name, with_edge_labels):
+    edges, labels, elabels = GRAPHS[name]
+    ei, el = undirected(edges, elabels if with_edge_labels else None)
+    lab = np.array(labels)
+    codes, table = computation_tree_codes(lab, ei, el, hops=3)
+    for h in range(4):
+        for v in range(lab.size):
+            tree = explicit_tree(ei, el, v, h)
+            want = canonical(tree, lab, show_edges=with_edge_labels)
+            assert table.string(h, codes[h][v]) == want, (h, v)
+            assert table.size(h, codes[h][v]) == len(tree)
+            # the summary's unrolling builds the same tree
+            order = np.argsort(ei[1], kind="stable")
+            ptr = np.concatenate([[0], np.cumsum(np.bincount(ei[1], minlength=lab.size))])
+            nodes, tei, eid = unroll(v, h, ptr, ei[0][order], order)
+            rebuilt = [(int(nodes[0]), -1, None)] + [None] * (nodes.size - 1)
+            for (c, p), e in zip(tei.T.tolist(), eid.tolist()):
+                rebuilt[c] = (int(nodes[c]), p, None if el is None else int(el[e]))
+            assert canonical(rebuilt, lab, show_edges=with_edge_labels) == want
+
+
+def test_codes_are_a_bijection_with_canonical_strings():
+    edges, labels, elabels = GRAPHS["molecule"]
+    ei, el = undirected(edges, elabels)
+    codes, table = computation_tree_codes(np.array(labels), ei, el, hops=3)
+    for h in range(4):
+        pairs = {(int(c), table.string(h, c)) for c in codes[h]}
+        assert len({c for c, _ in pairs}) == len({s for _, s in pairs}) == len(pairs)
+
+
+def test_isomorphic_trees_equal_codes_different_trees_different_codes():
+    # a 6-cycle and two triangles: every node has the same computation tree at every depth
+    ei1, _ = undirected([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0),            # 6-cycle
+                         (6, 7), (7, 8), (8, 6), (9, 10), (10, 11), (11, 9)])      # two triangles
+    codes, _ = computation_tree_codes(np.zeros(12, np.int64), ei1, None, hops=3)
+    assert all(np.unique(c).size == 1 for c in codes)
+    # a path: ends differ from the middle at depth 1; the two ends are isomorphic
+    ei2, _ = undirected([(0, 1), (1, 2), (2, 3)])
+    codes, _ = computation_tree_codes(np.zeros(4, np.int64), ei2, None, hops=2)
+    assert codes[1][0] == codes[1][3] and codes[1][1] == codes[1][2] and codes[1][0] != codes[1][1]
+    # the same shape with one edge label changed: different trees, different codes
+    ei3, el3 = undirected([(0, 1), (1, 2), (3, 4), (4, 5)], [0, 0, 0, 1])
+    codes, table = computation_tree_codes(np.zeros(6, np.int64), ei3, el3, hops=1)
+    assert codes[1][1] != codes[1][4] and codes[1][0] == codes[1][2] == codes[1][3]
+    assert table.string(1, codes[1][4]) == "0(0:0,1:0)"
+    # node labels matter, and so does the multiplicity of children
+    ei4, _ = undirected([(0, 1), (0, 2), (3, 4)])
+    codes, _ = computation_tree_codes(np.array([0, 1, 1, 0, 1]), ei4, None, hops=1)
+    assert codes[1][0] != codes[1][3] and codes[1][1] == codes[1][4]
+
+
+def test_discrete_labels():
+    onehot = np.eye(4)[[2, 0, 3, 3]]
+    assert discrete_labels(onehot, 4).tolist() == [2, 0, 3, 3]
+    assert discrete_labels(None, 3).tolist() == [0, 0, 0]
+    attrs = np.array([[1, 0, 0.1], [1, 0, 0.15], [0, 1, 5.0], [1, 0, 9.0]])  # binary part + one attribute
+    lab = discrete_labels(attrs, 4, bins=2)
+    assert lab[0] == lab[1] != lab[3] and lab[2] not in (lab[0], lab[3])
+    ignored = discrete_labels(attrs, 4, bins=0)                       # attributes ignored
+    assert ignored[0] == ignored[1] == ignored[3] != ignored[2]
+
+
+# ----------------------------------------------------------------------------- the miner
+
+
+def brute_force(transactions, minsup, max_size=None):
+    items = sorted(set().union(*transactions))
+    out = {}
+    for k in range(1, (max_size or len(items)) + 1):
+        for combo in itertools.combinations(items, k):
+            s = sum(1 for t in transactions if set(combo) <= t)
+            if s >= minsup:
+                out[combo] = s
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eclat_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    tx = [set(rng.choice(9, size=rng.integers(1, 7), replace=False).tolist()) for _ in range(14)]
+    tids = bitsets([np.array(sorted(t)) for t in tx])
+    for minsup in (1, 2, 3, 5, 8):
+        for max_size in (None, 2):
+            got = dict(eclat(tids, minsup, max_size))
+            assert got == brute_force(tx, minsup, max_size), (minsup, max_size)
+    for combo, s in brute_force(tx, 1).items():
+        assert support(tids, combo) == s
+    assert support(tids, (0, 99)) == 0
+    with pytest.raises(TooManyItemsets):
+        eclat(tids, 1, limit=5)
+
+
+# ----------------------------------------------------------------------------- the condenser
+
+
+def toy_dataset(num_classes=3, per_class=12, seed=0) -> GraphDataset:
+    """Class c: rings of length 5 + c with a class-specific pendant pattern, labels and edge labels."""
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for c in range(num_classes):
+        for i in range(per_class):
+            n = 5 + c
+            edges = [(k, (k + 1) % n) for k in range(n)]
+            extra = int(rng.integers(1, 3))
+            for j in range(extra):
+                edges.append((int(rng.integers(0, n)), n + j))
+            labels = [(k + c) % 3 for k in range(n + extra)]
+            ei, el = undirected(edges, [(c + k) % 2 for k in range(len(edges))])
+            graphs.append(Data(x=torch.eye(3)[labels], edge_index=torch.from_numpy(ei),
+                               edge_attr=torch.eye(2)[torch.from_numpy(el)], y=torch.tensor([c])))
+    return GraphDataset(graphs, name="TOY", split="train", classes=tuple(str(c) for c in range(num_classes)),
+                        fingerprint="c" * 32, source="hand-made", split_info={})
+
+
+def test_multiclass_summary_with_thresholds():
+    train = toy_dataset()
+    s = create_condenser("mirage", thresholds=(0.5,), hops=1).condense(train, 1, seed=0)
+    g = s.graphs
+    assert s.kind == "graphs" and s.num_classes == 3
+    assert sorted(set(g["labels"].tolist())) == [0, 1, 2]
+    assert s.extra["mode"] == "thresholds" and s.extra["minsup"] == [6, 6, 6]
+    # every pattern: >= 2 trees (singletons dropped), one root per tree, frequent in its class only
+    counts = np.diff(g["tree_ptr"].numpy())
+    roots = [int(d.root_mask.sum()) for d in s.dataset()]
+    assert (counts >= 2).all() and roots == counts.tolist()
+    codes_by_class = {c: [] for c in range(3)}
+    for i, c in enumerate(g["labels"].tolist()):
+        codes_by_class[c].append(frozenset(g["tree_codes"][g["tree_ptr"][i]:g["tree_ptr"][i + 1]]))
+    for c in range(3):
+        for other in range(3):
+            if other != c:
+                assert not set(codes_by_class[c]) & set(codes_by_class[other])
+    assert (g["frequency"] >= 6).all()
+
+
+def test_frequent_patterns_match_brute_force_on_the_toy_set():
+    """The kept tree-sets are exactly the brute-force frequent sets of >= 2 trees, minus shared ones."""
+    from condense.methods.mirage import transactions
+
+    train = toy_dataset(num_classes=2, per_class=8, seed=3)
+    split = _union(train, 3)
+    codes, _ = computation_tree_codes(split.node_labels, split.edge_index, split.edge_labels, 1)
+    nontrivial = np.bincount(split.edge_index[1], minlength=split.x.shape[0]) > 0
+    tx = transactions(codes[1], split.graph_of_node, nontrivial, len(split.y))
+    per_class = [[set(tx[i].tolist()) for i in np.flatnonzero(split.y == c)] for c in range(2)]
+    minsup = 4
+    freq = [brute_force(t, minsup) for t in per_class]
+    want = {c: {k for k in freq[c] if len(k) >= 2 and k not in freq[1 - c]} for c in range(2)}
+    s = create_condenser("mirage", thresholds=(0.5,), hops=1).condense(train, 1, seed=0)
+    got = {c: set() for c in range(2)}
+    _, table = computation_tree_codes(split.node_labels, split.edge_index, split.edge_labels, 1)
+    for c in range(2):  # compare by canonical strings
+        want[c] = {frozenset(table.string(1, i) for i in k) for k in want[c]}
+    assert all(len(want[c]) >= 3 for c in range(2)), "the toy set should have shared and kept patterns"
+    assert any(k in freq[1] for k in freq[0] if len(k) >= 2), "and some tree-sets frequent in both classes"
+    g = s.graphs
+    for i, c in enumerate(g["labels"].tolist()):
+        got[c].add(frozenset(g["tree_codes"][g["tree_ptr"][i]:g["tree_ptr"][i + 1]]))
+    assert got == want
+
+
+def test_round_trip_and_budget(tmp_path):
+    train = toy_dataset(num_classes=2, per_class=20)
+    s = create_condenser("mirage", hops=1).condense(train, 3, seed=0)
+    assert s.extra["mode"] == "budget"
+    assert s.storage_bytes["total"] <= s.extra["budget_bytes"]
+    assert all(n >= 1 for n in s.extra["patterns_per_class"])
+    t = condense.load(condense.save(s, tmp_path / "m.h5"))
+    for k, v in s.graphs.items():
+        assert (t.graphs[k] == v) if isinstance(v, list) else torch.equal(t.graphs[k], v), k
+    assert t.method == "mirage" and t.storage_bytes == s.storage_bytes
+    assert any("byte budget" in d for d in t.deviations)
+    d = t.dataset()[0]
+    assert d.root_mask.dtype == torch.bool and d.frequency.shape == (1,) and d.edge_attr.shape[1] == 2
+
+
+def test_gin_on_a_tree_equals_gin_on_the_graph():
+    """With hops = GNN layers, a sum-aggregating GNN computes the same root embedding on the stored
+    computation tree as on the real graph: the summary emulates what the GNN sees."""
+    from condense.models.gnn import GraphClassifier
+
+    edges, labels, elabels = GRAPHS["molecule"]
+    ei, el = undirected(edges, elabels)
+    x = torch.eye(3)[labels] + 0.1 * torch.arange(7).view(-1, 1)  # distinct features per node
+    ea = torch.eye(3)[el].float()
+    torch.manual_seed(0)
+    model = GraphClassifier("gin", 3, 2, hidden=16, num_layers=2, edge_dim=3).eval()
+    order = np.argsort(ei[1], kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(ei[1], minlength=7))])
+    for v in range(7):
+        nodes, tei, eid = unroll(v, 2, ptr, ei[0][order], order)
+        mask = torch.zeros(nodes.size, dtype=torch.bool)
+        mask[0] = True
+        on_tree = model.embed(x[nodes], torch.from_numpy(tei), edge_attr=ea[eid], pool_mask=mask)
+        only_v = torch.zeros(7, dtype=torch.bool)
+        only_v[v] = True
+        on_graph = model.embed(x, torch.from_numpy(ei), edge_attr=ea, pool_mask=only_v)
+        assert torch.allclose(on_tree, on_graph, atol=1e-5), v
+
+
+# ----------------------------------------------------------------------------- the evaluator
+
+
+def test_evaluator_pools_roots_only_on_summaries(monkeypatch):
+    from condense.evaluate import evaluate
+    from condense.models.gnn import GraphClassifier
+
+    train = toy_dataset(num_classes=2, per_class=10)
+    held = toy_dataset(num_classes=2, per_class=4, seed=1)
+    s = create_condenser("mirage", thresholds=(0.5,), hops=1).condense(train, 1, seed=0)
+    calls = []
+    real = GraphClassifier.forward
+
+    def spy(self, data, *a, pool_mask=None, **kw):
+        calls.append((pool_mask is not None, data.num_nodes, bool(getattr(data, "root_mask", None) is not None),
+                      None if pool_mask is None else torch.equal(pool_mask, data.root_mask)))
+        return real(self, data, *a, pool_mask=pool_mask, **kw)
+
+    monkeypatch.setattr(GraphClassifier, "forward", spy)
+    res = evaluate(s, held, arch="gcn", protocol="graph", seeds=[0], val=held, targets=(50.0,))
+    train_calls = [c for c in calls if c[2]]
+    eval_calls = [c for c in calls if not c[2]]
+    assert train_calls and all(c[0] and c[3] for c in train_calls)      # summaries: roots only
+    assert eval_calls and not any(c[0] for c in eval_calls)             # real graphs: all nodes
+    assert res.runs[0].extra["pooling"] == "roots"
+    assert res.runs[0].extra["frequency_mode"] == "proportional"
+    # a random subset carries no root mask: pooled over all nodes, each graph once per epoch
+    calls.clear()
+    r = create_condenser("random").condense(train, 3, seed=0)
+    res = evaluate(r, held, arch="gcn", protocol="graph", seeds=[0], val=held, targets=(50.0,))
+    assert not any(c[0] for c in calls) and res.runs[0].extra["frequency_mode"] == "once"
+
+
+def test_frequency_modes():
+    from condense.graph_eval import ProportionalBatches, _loader
+    from condense.protocols import get_protocol
+
+    graphs = [Data(x=torch.ones(1, 1), edge_index=torch.zeros(2, 0, dtype=torch.long), y=torch.tensor([i]),
+                   idx=torch.tensor([i])) for i in range(3)]
+    pb = ProportionalBatches(graphs, torch.tensor([1.0, 0.0, 3.0]), 2, torch.Generator().manual_seed(0))
+    assert len(pb) == 2
+    seen = torch.cat([b.idx for _ in range(400) for b in pb])
+    counts = torch.bincount(seen, minlength=3)
+    assert counts.sum() == 1200 and counts[1] == 0 and 2.6 < counts[2] / counts[0] < 3.4
+    again = ProportionalBatches(graphs, torch.tensor([1.0, 0.0, 3.0]), 2, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat([b.idx for b in again]), seen[:3])  # seeded: the same draws
+
+    class FakeSet:
+        graphs = {"frequency": torch.tensor([1, 0, 3])}
+
+    once = _loader(graphs, FakeSet(), get_protocol("graph", frequency_mode="once"), torch.Generator().manual_seed(0))
+    assert sorted(torch.cat([b.idx for b in once]).tolist()) == [0, 1, 2]
+    assert get_protocol("graph").frequency_mode == "proportional"
+    assert "frequency_mode" not in get_protocol("dc").to_dict()
+
+
+# ----------------------------------------------------------------------------- real data (MUTAG)
+
+
+@pytest.fixture(scope="module")
+def mutag(data_root):
+    from condense.data import load_dataset
+
+    from .conftest import need
+
+    need(data_root, "TUDataset", "MUTAG", "raw")
+    return load_dataset("MUTAG", "train", root=data_root)
+
+
+def test_mutag_summary_fits_the_random_budget(mutag):
+    s = create_condenser("mirage").condense(mutag, 10, seed=0)
+    r = create_condenser("random").condense(mutag, 10, seed=0)
+    assert s.extra["hops"] == 2 and s.extra["edge_labels"] == 4
+    assert s.storage_bytes["total"] <= s.extra["budget_bytes"]
+    assert 0.8 < s.storage_bytes["total"] / r.storage_bytes["total"] < 1.2   # comparable bytes
+    assert min(s.extra["patterns_per_class"]) >= 1 and not any(s.extra["over_budget"])
+    assert s.graphs["tree_codes"][0].startswith(("0(", "1(", "2(")) and ":" in s.graphs["tree_codes"][0]
+    assert s.condense_seconds < 5
+
+
+def test_mutag_union_paths_agree(mutag):
+    """The fast union over the collated split equals batching the graphs one by one."""
+    a, b = _union(mutag, 3), _union([mutag[i] for i in range(len(mutag))], 3)
+    for k in ("x", "edge_index", "edge_attr", "graph_of_node", "y", "node_labels", "edge_labels"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+
+
+# ----------------------------------------------------------------------------- the leaderboard
+
+
+def _graph_record(method, ipc, seed, acc, auc, nbytes):
+    return {"key": f"{method}-{ipc}-{seed}", "status": "ok", "dataset": "TOY", "method": method, "ipc": ipc,
+            "seed": seed, "arch": "gcn",
+            "protocol": {"name": "graph", "version": 2, "preset": "quick", "epochs": 100, "augment": None,
+                         "frequency_mode": "proportional"},
+            "acc": acc, "targets": [60.0], "tta": {"60": 1.0}, "condense_seconds": 0.1, "teacher_seconds": 0.0,
+            "train_seconds": 2.0, "storage_bytes": {"total": nbytes}, "touches_full_data": False,
+            "source": "toy", "curve": [{"train_seconds": 1.0, "acc": acc}], "run_extra": {"roc_auc": auc}}
+
+
+def test_leaderboard_sets_mirage_beside_random_of_comparable_bytes(tmp_path):
+    from benchmarks import jsonl
+    from benchmarks.leaderboard import build
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for rec in [_graph_record("random", 1, 0, 60.0, 70.0, 1000), _graph_record("random", 1, 1, 70.0, 80.0, 1100),
+                _graph_record("random", 10, 0, 80.0, 85.0, 10_000), _graph_record("mirage", 10, 0, 75.0, 81.0, 9500),
+                _graph_record("mirage", 10, 1, 65.0, 79.0, 9500)]:
+        jsonl.append(run / "results.jsonl", rec)
+    md = build([run], tmp_path / "lb", with_plots=False)
+    assert "random at ≈ bytes" in md
+    assert "| 10 | mirage | 70.00 ± 5.00 (2) | 80.0 ± 1.0 |" in md
+    assert "80.00 ± 0.00 (IPC 10, 1.05× bytes) |" in md
+    assert "| 1 | random | 65.00 ± 5.00 (2) | 75.0 ± 5.0 |" in md and md.count("| — |") >= 2
+    csv = (tmp_path / "lb" / "leaderboard.csv").read_text().splitlines()
+    assert csv[0].endswith("roc_auc_std,bytes_matched_random") and "IPC 10" in csv[-1] + csv[-2] + csv[-3]
