@@ -51,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=Path("runs/default"))
     ap.add_argument("--data-root", default=None, help="data root (default $CONDENSE_DATA)")
     ap.add_argument("--retry-failed", action="store_true", help="run cells recorded as failed again")
+    ap.add_argument("--stop-at-targets", action="store_true",
+                    help="end each training run once it reaches the highest TTA target (reference runs "
+                         "for time-to-accuracy; their accuracy is then marked as not final)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.FIELD=VALUE",
                     help="override a condenser config field, e.g. --set herding.train_epochs=5")
@@ -235,9 +238,12 @@ class Sweep:
         return get_protocol(name, self.args.preset, **over)
 
     def record_key(self, cell: Cell, train, condenser, arch: str, protocol) -> str:
-        return stable_hash({"dataset": cell.dataset, "source": train.fingerprint, "method": cell.method,
-                            "config": dataclasses.asdict(condenser.config), "ipc": cell.ipc,
-                            "seed": cell.seed, "arch": arch, "protocol": protocol.to_dict()})
+        key = {"dataset": cell.dataset, "source": train.fingerprint, "method": cell.method,
+               "config": dataclasses.asdict(condenser.config), "ipc": cell.ipc,
+               "seed": cell.seed, "arch": arch, "protocol": protocol.to_dict()}
+        if self.args.stop_at_targets:
+            key["stop_at_targets"] = True
+        return stable_hash(key)
 
     def base_record(self, cell: Cell, train, condenser, arch, protocol, key) -> dict:
         return {"key": key, "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc,
@@ -277,7 +283,8 @@ class Sweep:
                         "set_extra": {k: v for k, v in synset.extra.items() if k != "source_indices"}})
             try:
                 res = evaluate(synset, test, arch=a, protocol=protocol, seeds=[cell.seed], device=self.device,
-                               val=val, source=train, progress=self.progress)
+                               val=val, source=train, progress=self.progress,
+                               stop_at_targets=self.args.stop_at_targets)
             except Exception as e:  # noqa: BLE001
                 rec.update(status="failed", stage="evaluate", error=f"{type(e).__name__}: {e}",
                            traceback=traceback.format_exc(limit=8))

@@ -269,8 +269,12 @@ def kd_loss(model, x: torch.Tensor, soft: torch.Tensor, p: Protocol, g: torch.Ge
 
 
 def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.device,
-                 test: tuple[torch.Tensor, torch.Tensor], dataset: str, progress: bool = False) -> SeedRun:
-    """Train ``model`` by protocol ``p``; test accuracy at checkpoints, training time only."""
+                 test: tuple[torch.Tensor, torch.Tensor], dataset: str, progress: bool = False,
+                 stop_at: float | None = None) -> SeedRun:
+    """Train ``model`` by protocol ``p``; test accuracy at checkpoints, training time only.
+
+    ``stop_at``: stop at the first checkpoint whose accuracy reaches it (a reference run that only
+    has to establish time-to-accuracy); the run is then marked ``stopped_early``."""
     from tqdm.auto import tqdm
 
     g = torch.Generator().manual_seed(seed)
@@ -304,6 +308,11 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
                 curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total,
                               "cpu_seconds": clock.cpu, "acc": acc})
                 bar.set_postfix(acc=f"{acc:.1f}")
+                if stop_at is not None and acc >= stop_at:
+                    bar.close()
+                    return SeedRun(seed=seed, final_acc=acc, curve=curve, train_seconds=clock.total,
+                                   eval_seconds=eval_seconds, steps=step, cpu_seconds=clock.cpu,
+                                   extra={"stopped_early": True, "planned_steps": total})
     bar.close()
     return SeedRun(seed=seed, final_acc=curve[-1]["acc"], curve=curve, train_seconds=clock.total,
                    eval_seconds=eval_seconds, steps=step, cpu_seconds=clock.cpu)
@@ -323,12 +332,15 @@ def _as_synset(synset) -> SyntheticSet:
 def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc",
              seeds: Sequence[int] = (0, 1, 2), device: str | torch.device = "cpu", *,
              preset: str = "quick", targets: Sequence[float] | None = None, source=None, val=None,
-             arch_kwargs: dict | None = None, progress: bool = False) -> EvalResult:
+             arch_kwargs: dict | None = None, progress: bool = False,
+             stop_at_targets: bool = False) -> EvalResult:
     """Train ``arch`` on ``synset`` once per seed and test on ``test``.
 
     ``synset`` is a :class:`SyntheticSet` or a path to one. ``source`` is the training split a
     subset-schedule indexes (loaded from the file's reference when omitted); ``val`` is used by
-    protocols that select a checkpoint (graphs), never ``test``.
+    protocols that select a checkpoint (graphs), never ``test``. ``stop_at_targets`` ends an image
+    run once the highest target is reached: its accuracy is then not a final accuracy, and the run
+    says so (``stopped_early``); use it only for reference runs that establish time-to-accuracy.
     """
     s = _as_synset(synset)
     if not seeds:
@@ -363,7 +375,8 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
         for seed in seeds:
             torch.manual_seed(seed)
             model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
-            runs.append(train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress))
+            runs.append(train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress,
+                                     stop_at=max(targets) if stop_at_targets and targets else None))
     pd = p.to_dict()
     pd["arch_kwargs"] = kw
     return EvalResult(arch=arch, protocol=pd, runs=runs, targets=targets,

@@ -117,7 +117,8 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
     def checkpoint(epoch):
         t0 = time.perf_counter()
         te, va = graph_scores(model, test_b), graph_scores(model, val_b)
-        point = {"step": step, "epoch": epoch, "train_seconds": clock.total, "acc": te["acc"],
+        point = {"step": step, "epoch": epoch, "train_seconds": clock.total, "cpu_seconds": clock.cpu,
+                 "acc": te["acc"],
                  "auc": te["auc"], "val_acc": va["acc"], "val_auc": va["auc"]}
         return point, time.perf_counter() - t0
 
@@ -146,7 +147,7 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
     best = max(range(len(curve)), key=lambda i: (curve[i]["val_acc"], i))
     chosen = curve[best]
     return SeedRun(seed=seed, final_acc=chosen["acc"], curve=curve, train_seconds=clock.total,
-                   eval_seconds=eval_seconds, steps=step,
+                   eval_seconds=eval_seconds, steps=step, cpu_seconds=clock.cpu,
                    extra={"selected_step": chosen["step"], "roc_auc": chosen["auc"],
                           "val_acc": chosen["val_acc"], "last_acc": curve[-1]["acc"],
                           "pooling": "roots" if use_roots else "all nodes",

@@ -108,3 +108,14 @@ def test_herding_picks_the_mean_matching_examples():
         for other in set(range(5)) - set(order[:k - 1].tolist()):
             alt = torch.cat([order[:k - 1], torch.tensor([other])])
             assert err <= torch.linalg.vector_norm(feats[alt].mean(0) - mu) + 1e-6
+
+
+def test_reference_run_stops_at_the_highest_target(digits):
+    s = create_condenser("random").condense(digits["train"], 10, seed=0)
+    proto = get_protocol("dc", "quick", epochs=60, checkpoints=30)
+    r = evaluate(s, digits["test"], seeds=[0], protocol=proto, targets=(50.0, 70.0), stop_at_targets=True)
+    run = r.runs[0]
+    assert run.extra["stopped_early"] and run.steps < run.extra["planned_steps"] == 61
+    assert run.final_acc >= 70.0 and run.curve[-1]["acc"] >= 70.0
+    assert all(c["acc"] < 70.0 for c in run.curve[:-1])  # it stopped at the first crossing
+    assert r.tta_summary()["70"]["reached"] == 1
