@@ -57,8 +57,11 @@ def _mean(xs):
     return statistics.fmean(xs) if xs else None
 
 
-def aggregate(records: list[dict]) -> dict:
-    """Rows per (dataset, arch, protocol) table, keyed by (method, ipc)."""
+def aggregate(records: list[dict], clock: str = "wall") -> dict:
+    """Rows per (dataset, arch, protocol) table, keyed by (method, ipc).
+
+    ``clock="cpu"`` reads time-to-accuracy on the process CPU-time clock (records that carry it)."""
+    tta_key = "tta_cpu" if clock == "cpu" else "tta"
     tables: dict[tuple, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         tables[group_key(r)][(r["method"], r["ipc"])].append(r)
@@ -71,7 +74,7 @@ def aggregate(records: list[dict]) -> dict:
             targets = rs[0].get("targets", [])
             tta = {}
             for t in targets:
-                vals = [r["tta"].get(f"{t:g}") for r in rs]
+                vals = [(r.get(tta_key) or {}).get(f"{t:g}") for r in rs]
                 reached = [v for v in vals if v is not None]
                 tta[f"{t:g}"] = {"mean": statistics.fmean(reached) if len(reached) == len(vals) else None,
                                  "reached": len(reached), "n": len(vals)}
@@ -80,10 +83,11 @@ def aggregate(records: list[dict]) -> dict:
                 "recipe": (rs[0]["protocol"]["name"], rs[0]["protocol"]["preset"]),
                 "n": len(rs), "seeds": [r["seed"] for r in rs], "accs": accs,
                 "mean": statistics.fmean(accs), "std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+                "stopped_early": any((r.get("run_extra") or {}).get("stopped_early") for r in rs),
                 "tta": tta, "targets": targets,
                 "condense_seconds": _mean(r.get("condense_seconds") for r in rs),
                 "teacher_seconds": _mean(r.get("teacher_seconds") for r in rs),
-                "train_seconds": _mean(r.get("train_seconds") for r in rs),
+                "train_seconds": _mean(r.get("cpu_seconds" if clock == "cpu" else "train_seconds") for r in rs),
                 "bytes": _mean(r.get("storage_bytes", {}).get("total") for r in rs),
                 "parts": {k: _mean(r.get("storage_bytes", {}).get(k) for r in rs)
                           for k in rs[0].get("storage_bytes", {}) if k != "total"},
@@ -170,6 +174,8 @@ def row_cells(a: dict) -> list[str]:
     ipc = "all" if not a["ipc"] else str(a["ipc"])
     method = a["method"] + (f" {FULL_MARK}" if a["touches_full_data"] else "")
     acc = f"{a['mean']:.2f} ± {a['std']:.2f} ({a['n']})"
+    if a.get("stopped_early"):
+        acc = f"stopped at targets ({a['mean']:.2f}, {a['n']})"
     cells = [ipc, method, acc]
     if a["roc_auc"] is not None:
         std = a.get("roc_auc_std")
@@ -222,14 +228,21 @@ def header(rows: list[dict]) -> list[str]:
     return h
 
 
-def markdown(tables: dict, failed: list[dict]) -> str:
+def dataset_label(dataset: str, source: str) -> str:
+    """The dataset's name, marked when the data is the lossy JPEG copy (results must say so)."""
+    return f"{dataset} (JPEG copy)" if "JPEG" in (source or "") else dataset
+
+
+def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
     lines = ["# Leaderboard", ""]
+    if clock == "cpu":
+        lines += ["Time-to-accuracy on the process CPU-time clock (single-threaded runs).", ""]
     for (dataset, arch, proto), rows in tables.items():
         src = rows[0]["source"]
-        lines += [f"## {dataset} · {arch} · {proto}", ""]
+        lines += [f"## {dataset_label(dataset, src)} · {arch} · {proto}", ""]
         if src:
-            lines += [f"Source: {src}." + (" Results on this JPEG copy are labelled as such."
-                                            if "JPEG" in src else ""), ""]
+            lines += [f"Source: {src}." + (" Results on this lossy JPEG copy of the dataset are not results on "
+                                            "the original." if "JPEG" in src else ""), ""]
         h = header(rows)
         lines.append("| " + " | ".join(h) + " |")
         lines.append("|" + "|".join("---" for _ in h) + "|")
@@ -256,7 +269,7 @@ def markdown(tables: dict, failed: list[dict]) -> str:
 def write_csv(tables: dict, path: Path) -> None:
     cols = ["dataset", "arch", "protocol", "method", "ipc", "n", "seeds", "mean", "std", "accs", "roc_auc",
             "condense_seconds", "teacher_seconds", "train_seconds", "bytes", "touches_full_data", "tta",
-            "roc_auc_std", "bytes_matched_random"]
+            "roc_auc_std", "bytes_matched_random", "bytes_by_part", "source"]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -269,7 +282,9 @@ def write_csv(tables: dict, path: Path) -> None:
                             a["condense_seconds"], a["teacher_seconds"], a["train_seconds"], a["bytes"],
                             a["touches_full_data"], tta,
                             a["roc_auc_std"] if a.get("roc_auc_std") is not None else "",
-                            match_cell(a) if a.get("byte_match") else ""])
+                            match_cell(a) if a.get("byte_match") else "",
+                            ";".join(f"{k}:{v:.0f}" for k, v in a.get("parts", {}).items() if v is not None),
+                            a["source"]])
 
 
 # ----------------------------------------------------------------------------- plots
@@ -342,7 +357,8 @@ def write_html(tables: dict, failed: list[dict], pngs: dict[str, bytes], path: P
              "img{max-width:100%}</style></head><body><h1>condense leaderboard</h1>"]
     for tkey, rows in tables.items():
         title = " · ".join(tkey)
-        parts.append(f"<h2>{html.escape(title)}</h2>")
+        heading = " · ".join((dataset_label(tkey[0], rows[0]["source"]), *tkey[1:]))
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
         if rows[0]["source"]:
             parts.append(f"<p>Source: {html.escape(rows[0]['source'])}</p>")
         h = header(rows)
@@ -366,11 +382,11 @@ def write_html(tables: dict, failed: list[dict], pngs: dict[str, bytes], path: P
     path.write_text("\n".join(parts))
 
 
-def build(dirs, out: Path, with_plots: bool = True) -> str:
+def build(dirs, out: Path, with_plots: bool = True, clock: str = "wall") -> str:
     """Write the three leaderboard files into ``out``; returns the markdown."""
     ok, failed = load_records(dirs)
-    tables = aggregate(ok)
-    md = markdown(tables, failed)
+    tables = aggregate(ok, clock)
+    md = markdown(tables, failed, clock)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.md").write_text(md)
@@ -387,9 +403,12 @@ def main(argv=None) -> int:
     ap.add_argument("dirs", nargs="+", type=Path, help="run folders (or results.jsonl files)")
     ap.add_argument("--out", type=Path, default=None, help="where to write (default: the first folder)")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="time-to-accuracy on wall-clock seconds or on process CPU seconds (robust on a "
+                         "shared machine for single-threaded runs)")
     args = ap.parse_args(argv)
     out = args.out or (args.dirs[0] if args.dirs[0].is_dir() else args.dirs[0].parent)
-    print(build(args.dirs, out, with_plots=not args.no_plots))
+    print(build(args.dirs, out, with_plots=not args.no_plots, clock=args.clock))
     return 0
 
 

@@ -192,6 +192,15 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) ->
     return 100.0 * correct / max(1, x.shape[0])
 
 
+def optimizer_step(opt, loss: torch.Tensor, where: str) -> None:
+    """One update. A NaN or infinite loss stops the run (the sweep records the cell as failed)."""
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"loss became {float(loss.detach())} at {where}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _set_lr(opt, lr: float) -> None:
     for group in opt.param_groups:
         group["lr"] = lr
@@ -293,12 +302,7 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
         for idx in task.batches(epoch, p.batch_size, g):
             with clock:
                 _set_lr(opt, p.lr_at(epoch, step, total))
-                loss = _loss(model, task, idx, p, aug, g)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step} (epoch {epoch}, seed {seed})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimizer_step(opt, _loss(model, task, idx, p, aug, g), f"step {step} (epoch {epoch}, seed {seed})")
             step += 1
             bar.update(1)
             if step in marks:

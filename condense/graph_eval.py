@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .evaluate import SeedRun, TrainingDiverged, _Clock, _set_lr, checkpoint_steps, make_optimizer
+from .evaluate import SeedRun, _Clock, _set_lr, checkpoint_steps, make_optimizer, optimizer_step
 from .protocols import Protocol
 
 
@@ -132,11 +132,7 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
                 _set_lr(opt, p.lr_at(epoch, step, total))
                 mask = batch.root_mask if use_roots else None
                 loss = F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step} (seed {seed})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimizer_step(opt, loss, f"step {step} (seed {seed})")
             step += 1
             bar.update(1)
             if step in marks:

@@ -91,11 +91,13 @@ def _graph(preset: str) -> Protocol:
     ``proportional`` (the paper: every epoch draws as many graphs as the set holds, i.i.d. with
     probability proportional to frequency) or ``once`` (the official code: every graph once per epoch).
     Sets without frequencies train as before (each graph once per epoch).
+    Version 3: GNNs have 2 layers, as in the official Mirage NCI1 and DD pipelines, so Mirage's trees
+    (as deep as the GNN) are 2-hop, the official NCI1 setting.
     """
-    return Protocol(name="graph", version=2, preset=preset, epochs=300 if preset == "paper" else 100,
+    return Protocol(name="graph", version=3, preset=preset, epochs=300 if preset == "paper" else 100,
                     batch_size=32, optimizer="adam", lr=1e-3, momentum=0.0, weight_decay=0.0,
                     schedule="constant", augment=None,
-                    arch_kwargs=(("hidden", 64), ("num_layers", 3), ("pooling", "sum")),
+                    arch_kwargs=(("hidden", 64), ("num_layers", 2), ("pooling", "sum")),
                     frequency_mode="proportional")
 
 

@@ -381,4 +381,4 @@ def test_leaderboard_sets_mirage_beside_random_of_comparable_bytes(tmp_path):
     assert "80.00 ± 0.00 (IPC 10, 1.05× bytes) |" in md
     assert "| 1 | random | 65.00 ± 5.00 (2) | 75.0 ± 5.0 |" in md and md.count("| — |") >= 2
     csv = (tmp_path / "lb" / "leaderboard.csv").read_text().splitlines()
-    assert csv[0].endswith("roc_auc_std,bytes_matched_random") and "IPC 10" in csv[-1] + csv[-2] + csv[-3]
+    assert "roc_auc_std,bytes_matched_random" in csv[0] and "IPC 10" in csv[-1] + csv[-2] + csv[-3]

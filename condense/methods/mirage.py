@@ -26,6 +26,7 @@ on the summary pooling root nodes only; how it uses the frequencies is the proto
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ class TooManyItemsets(RuntimeError):
 
 @dataclass(frozen=True)
 class MirageConfig:
-    hops: int | None = None                    # None: DEFAULT_HOPS[dataset], else 2
+    hops: int | None = None                    # None: the evaluation GNN's layers (for_protocol), else
+    #                                            DEFAULT_HOPS[dataset], else 2
     thresholds: tuple[float, ...] | None = None  # per-class relative supports (one value: every class);
     #                                            None: chosen from the byte budget
     budget_bytes: int | None = None            # None: the bytes of IPC random training graphs per class
@@ -479,6 +481,14 @@ class Mirage(Condenser):
         "quantile bins first",
         "frequencies are stored as support counts; the evaluator's frequency_mode decides how they are used",
     )
+
+    def for_protocol(self, protocol) -> "Mirage":
+        """Trees as deep as the evaluation GNN: an L-layer message-passing GNN sees exactly the L-hop
+        computation trees (§3), so ``hops`` follows the protocol's ``num_layers`` unless it is set."""
+        layers = dict(protocol.arch_kwargs).get("num_layers")
+        if self.config.hops is not None or layers is None:
+            return self
+        return Mirage(dataclasses.replace(self.config, hops=int(layers)))
 
     def hops_for(self, dataset: str) -> int:
         return int(self.config.hops) if self.config.hops is not None else DEFAULT_HOPS.get(dataset, FALLBACK_HOPS)
