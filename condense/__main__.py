@@ -135,6 +135,8 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_export(args) -> int:
+    import torch
+
     from . import load
 
     s = load(args.path)
@@ -146,6 +148,18 @@ def cmd_export(args) -> int:
     grid = _grid(pix, s.labels, s.num_classes, args.max_per_class)
     _save_png(grid, out / "grid.png", scale=args.scale)
     n = 1
+    if s.compensators is not None:  # INFER: the composed training instances, and the UFCs themselves
+        x, y = s.instances()
+        mean, std = torch.tensor(s.mean).view(1, -1, 1, 1), torch.tensor(s.std).view(1, -1, 1, 1)
+        inst = (x * std + mean).clamp(0, 1)
+        _save_png(_grid(inst, y, s.num_classes, args.max_per_class), out / "instances.png", scale=args.scale)
+        u = s.compensator_values()
+        lo, hi = u.amin(dim=(1, 2, 3), keepdim=True), u.amax(dim=(1, 2, 3), keepdim=True)
+        shown = (u - lo) / (hi - lo).clamp_min(1e-12)  # each UFC stretched to [0, 1] to be visible
+        teacher = s.compensators.get("teacher", torch.zeros(len(u), dtype=torch.long)).long()
+        _save_png(_grid(shown, teacher, int(teacher.max()) + 1, args.max_per_class), out / "compensators.png",
+                  scale=args.scale)
+        n += 2
     if args.files:
         from collections import Counter
 
@@ -155,7 +169,9 @@ def cmd_export(args) -> int:
             _save_png(pix[i], out / f"class{c:03d}_{seen[c]:04d}.png", scale=1)
             seen[c] += 1
             n += 1
-    print(f"wrote {n} PNG file(s) to {out} (grid.png: one row per class)")
+    extra = "; instances.png: composed instances; compensators.png: one row per teacher" \
+        if s.compensators is not None else ""
+    print(f"wrote {n} PNG file(s) to {out} (grid.png: one row per class{extra})")
     return 0
 
 

@@ -82,6 +82,10 @@ def test_static_soft_labels_and_mixup_interpolation(digits, cache, tmp_path):
     assert t.format_version == 2 and torch.equal(t.compensators["values"], s.compensators["values"])
     xs, ys, soft = t.dataset()[340]
     assert soft.shape == (10,) and xs.shape == (1, 8, 8)
+    from condense.__main__ import main
+
+    assert main(["export", str(tmp_path / "infer.h5"), "--png", str(tmp_path / "png")]) == 0
+    assert {p.name for p in (tmp_path / "png").iterdir()} == {"grid.png", "instances.png", "compensators.png"}
     torch.manual_seed(0)
     x = torch.randn(6, 1, 8, 8)
     logits = torch.randn(6, 10)
