@@ -149,3 +149,30 @@ def test_jsonl_repair_trims_only_a_partial_tail(tmp_path):
     assert jsonl.read(p) == ([{"key": "a"}], 1)
     assert jsonl.repair(p) == len(b'{"key": "b", "x"')
     assert p.read_bytes() == good and jsonl.repair(p) == 0
+
+
+def test_curves_are_stored_by_column_and_read_back_as_points(tmp_path):
+    p = tmp_path / "r.jsonl"
+    curve = [{"step": 10, "epoch": 0, "acc": 12.345678, "train_seconds": 1.23456789},
+             {"step": 20, "epoch": 1, "acc": 50.0, "train_seconds": 2.5, "val_acc": 40.004}]
+    jsonl.append(p, {"key": "a", "curve": curve})
+    stored = json.loads(p.read_bytes())
+    assert stored["curve"]["step"] == [10, 20] and stored["curve"]["val_acc"] == [None, 40.0]
+    (rec,), bad = jsonl.read(p)
+    assert bad == 0
+    assert rec["curve"] == [{"step": 10, "epoch": 0, "acc": 12.35, "train_seconds": 1.235},
+                            {"step": 20, "epoch": 1, "acc": 50.0, "train_seconds": 2.5, "val_acc": 40.0}]
+
+
+def test_compact_rewrites_old_records_without_losing_any(tmp_path):
+    p = tmp_path / "r.jsonl"
+    points = [{"step": i, "acc": 100 * i / 7, "train_seconds": i / 3} for i in range(50)]
+    old = [{"key": str(k), "acc": 1.0 * k, "curve": points} for k in range(3)]
+    p.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in old) + b'{"key": "partial"')
+    before, after = jsonl.compact(p)
+    assert after < before / 2 and p.stat().st_size == after
+    records, bad = jsonl.read(p)
+    assert bad == 1 and p.read_bytes().endswith(b'{"key": "partial"')
+    assert [r["key"] for r in records] == ["0", "1", "2"]
+    assert [c["acc"] for c in records[0]["curve"]] == [round(100 * i / 7, 2) for i in range(50)]
+    assert jsonl.compact(p)[1] == after  # idempotent
