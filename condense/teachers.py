@@ -68,6 +68,7 @@ class Teacher:
     cached: bool
     key: str
     meta: dict = field(default_factory=dict)
+    cpu_seconds: float | None = None  # process CPU time of training (None: trained before it was recorded)
 
 
 def parse_arch(spec: str) -> tuple[str, dict]:
@@ -129,25 +130,26 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
         blob = torch.load(final, map_location=device, weights_only=False)
         model.load_state_dict(blob["state_dict"])
         model.eval()
-        return Teacher(model, arch, blob["val_acc"], blob["train_seconds"], True, key, blob["meta"])
+        return Teacher(model, arch, blob["val_acc"], blob["train_seconds"], True, key, blob["meta"],
+                       blob.get("cpu_seconds"))
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     g = torch.Generator().manual_seed(seed)
-    start_epoch, seconds = 0, 0.0
+    start_epoch, seconds, cpu_seconds = 0, 0.0, 0.0
     if partial.exists():  # resume after an interruption
         blob = torch.load(partial, map_location=device, weights_only=False)
         model.load_state_dict(blob["state_dict"])
         opt.load_state_dict(blob["optimizer"])
         g.set_state(blob["generator"])
         torch.set_rng_state(blob["torch_rng"])
-        start_epoch, seconds = blob["epoch"], blob["train_seconds"]
+        start_epoch, seconds, cpu_seconds = blob["epoch"], blob["train_seconds"], blob.get("cpu_seconds", 0.0)
     aug = CropFlip(flip=train.name not in ("digits", "mnist", "fashion-mnist", "svhn"))
     x_all, y_all = train.images.to(device), train.labels.to(device)
     steps, epochs = math.ceil(len(train) / recipe.batch_size), recipe.epochs_for(len(train))
     bar = tqdm(total=epochs * steps, initial=start_epoch * steps, disable=not progress, leave=False,
                desc=f"teacher {arch}", unit="step")
     for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lr = 0.5 * recipe.lr * (1 + math.cos(math.pi * epoch / epochs))  # cosine, per epoch
         for group in opt.param_groups:
             group["lr"] = lr
@@ -161,9 +163,10 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
             opt.step()
             bar.update(1)
         seconds += time.perf_counter() - t0
+        cpu_seconds += time.process_time() - c0
         _atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                             "generator": g.get_state(), "torch_rng": torch.get_rng_state(),
-                            "train_seconds": seconds}, partial)
+                            "train_seconds": seconds, "cpu_seconds": cpu_seconds}, partial)
     bar.close()
     if val is None:
         from .data import load_dataset
@@ -171,12 +174,12 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
         val = load_dataset(train.name, "val")
     val_acc = accuracy_on(model, val, device)
     meta = {"arch": arch, "recipe": asdict(recipe), "seed": seed, "source_fingerprint": train.fingerprint,
-            "val_acc": val_acc, "train_seconds": seconds}
+            "val_acc": val_acc, "train_seconds": seconds, "cpu_seconds": cpu_seconds}
     _atomic_torch_save({"state_dict": model.state_dict(), "val_acc": val_acc, "train_seconds": seconds,
-                        "meta": meta}, final)
+                        "cpu_seconds": cpu_seconds, "meta": meta}, final)
     partial.unlink(missing_ok=True)
     model.eval()
-    return Teacher(model, arch, val_acc, seconds, False, key, meta)
+    return Teacher(model, arch, val_acc, seconds, False, key, meta, cpu_seconds)
 
 
 def teacher_pool(train, archs, recipe: TeacherRecipe, *, seed: int = 0, device="cpu", progress: bool = False):
@@ -192,9 +195,23 @@ def teacher_pool(train, archs, recipe: TeacherRecipe, *, seed: int = 0, device="
     return pool
 
 
+def pool_costs(pool: list[Teacher]) -> dict[str, float]:
+    """The seconds a condenser reports for its teachers (DESIGN §4: producing them is part of its cost).
+
+    ``teacher_seconds`` counts every teacher; the ``fresh`` sums count those trained in this call,
+    whose time the condenser's own clocks already include. Teachers cached before CPU time was
+    recorded count their wall seconds on the CPU clock."""
+    cpu = [t.cpu_seconds if t.cpu_seconds is not None else t.train_seconds for t in pool]
+    return {"teacher_seconds": sum(t.train_seconds for t in pool),
+            "teacher_wall_seconds": sum(t.train_seconds for t in pool if not t.cached),
+            "teacher_cpu_seconds": sum(cpu),
+            "teacher_fresh_cpu_seconds": sum(c for c, t in zip(cpu, pool) if not t.cached)}
+
+
 def pool_summary(pool: list[Teacher]) -> dict:
     """What a set's metadata records about its teachers."""
     return {"teachers": [{"arch": t.arch, "val_acc": round(t.val_acc, 3), "train_seconds": round(t.train_seconds, 3),
+                          "cpu_seconds": None if t.cpu_seconds is None else round(t.cpu_seconds, 3),
                           "cached": t.cached, "key": t.key} for t in pool]}
 
 

@@ -32,6 +32,15 @@ def test_tta_summary_over_seeds():
     assert res.mean == pytest.approx((75.0 + 61.0) / 2) and res.std == pytest.approx(7.0)
 
 
+def test_cpu_clock_tta_adds_the_condenser_cpu_time():
+    curve = [{"train_seconds": 3.0, "cpu_seconds": 2.0, "acc": 65.0}]
+    run = SeedRun(seed=0, final_acc=65.0, curve=curve, train_seconds=3.0, eval_seconds=0.0, steps=1)
+    res = EvalResult(arch="convnet", protocol={"name": "dc", "preset": "quick"}, runs=[run], targets=(60.0,),
+                     condense_seconds=50.0, condense_cpu_seconds=8.0)
+    assert res.tta(60.0) == [53.0] and res.tta(60.0, clock="cpu_seconds") == [10.0]
+    assert res.tta_summary()["60"]["cpu"] == [10.0]
+
+
 def test_checkpoints_every_two_percent():
     steps = checkpoint_steps(301, 50)
     assert len(steps) == 50 and steps[-1] == 301 and steps[0] == 7

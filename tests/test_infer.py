@@ -141,3 +141,7 @@ def test_end_to_end_on_digits(digits, cache):
         evaluate(random, digits["test"], seeds=[0], protocol="kd")
     rk = create_condenser("random-kd", "quick", teacher_recipe="tiny").condense(digits["train"], 10, seed=0)
     assert rk.soft_labels.shape == (100, 10) and rk.teacher_seconds > 0
+    # cached teachers still count on both clocks: wall in condense_seconds, CPU in condense_cpu_seconds
+    assert all(t["cached"] and t["cpu_seconds"] > 0 for t in rk.extra["teachers"])
+    assert rk.condense_seconds >= rk.teacher_seconds
+    assert rk.extra["condense_cpu_seconds"] >= sum(t["cpu_seconds"] for t in rk.extra["teachers"])

@@ -176,3 +176,20 @@ def test_compact_rewrites_old_records_without_losing_any(tmp_path):
     assert [r["key"] for r in records] == ["0", "1", "2"]
     assert [c["acc"] for c in records[0]["curve"]] == [round(100 * i / 7, 2) for i in range(50)]
     assert jsonl.compact(p)[1] == after  # idempotent
+
+
+def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
+    rec = {**_record("toy", "infer", 10, 0, 70.0, 105.0, cond=100.0),
+           "set_extra": {"condense_cpu_seconds": 20.0},
+           "curve": [{"train_seconds": 3.0, "cpu_seconds": 2.0, "acc": 40.0},
+                     {"train_seconds": 5.0, "cpu_seconds": 4.0, "acc": 65.0}]}
+    old = {**_record("toy", "random", 10, 0, 70.0, 6.0, cond=1.0),  # no CPU condense time recorded
+           "curve": [{"train_seconds": 5.0, "cpu_seconds": 4.5, "acc": 61.0}]}
+    (wall,) = aggregate([rec, old]).values()
+    (cpu,) = aggregate([rec, old], clock="cpu").values()
+    by = {a["method"]: a for a in wall}
+    assert by["infer"]["tta"]["60"]["mean"] == 105.0 and by["infer"]["condense_seconds"] == 100.0
+    by = {a["method"]: a for a in cpu}
+    assert by["infer"]["tta"]["60"]["mean"] == 24.0 and by["infer"]["condense_seconds"] == 20.0
+    assert by["random"]["tta"]["60"]["mean"] == 5.5
+    assert by["infer"]["curves"] == [(20.0, [(2.0, 40.0), (4.0, 65.0)])]

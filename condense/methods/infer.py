@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..teachers import PAPER_POOL, QUICK_POOL, TeacherRecipe, ensemble_logits, pool_summary, teacher_pool
+from ..teachers import (PAPER_POOL, QUICK_POOL, TeacherRecipe, ensemble_logits, pool_costs, pool_summary,
+                        teacher_pool)
 from .base import Condenser, generator, per_class_indices, register_condenser
 
 
@@ -170,8 +171,7 @@ class Infer(Condenser):
         parts["soft_labels"], parts["soft_label_policy"] = self.soft_labels(train, parts, pool, device), "static"
         parts["soft_label_attrs"] = {"space": "logits", "rule": "mean of the teachers' logits per instance",
                                      "teachers": list(cfg.teachers)}
-        parts["teacher_seconds"] = sum(t.train_seconds for t in pool)
-        parts["teacher_wall_seconds"] = sum(t.train_seconds for t in pool if not t.cached)
+        parts.update(pool_costs(pool))
         parts["extra"] = {"ipc_init": k, "num_ufcs": int(u.shape[0]), "source_indices": idx.tolist(),
                           **pool_summary(pool)}
         return parts
@@ -197,3 +197,4 @@ class Infer(Condenser):
         x, _ = probe.instances()
         dtype = getattr(torch, self.config.soft_label_dtype)
         return ensemble_logits(pool, x.to(device)).cpu().to(dtype)
+

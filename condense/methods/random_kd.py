@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..teachers import PAPER_POOL, QUICK_POOL, TeacherRecipe, ensemble_logits, pool_summary, teacher_pool
+from ..teachers import (PAPER_POOL, QUICK_POOL, TeacherRecipe, ensemble_logits, pool_costs, pool_summary,
+                        teacher_pool)
 from .base import Condenser, register_condenser
 from .baselines import image_parts, random_per_class
 
@@ -44,6 +45,5 @@ class RandomKD(Condenser):
                 "soft_label_policy": "static",
                 "soft_label_attrs": {"space": "logits", "rule": "mean of the teachers' logits",
                                      "teachers": list(cfg.teachers)},
-                "teacher_seconds": sum(t.train_seconds for t in pool),
-                "teacher_wall_seconds": sum(t.train_seconds for t in pool if not t.cached),
+                **pool_costs(pool),
                 "extra": {"source_indices": idx.tolist(), **pool_summary(pool)}}
