@@ -91,11 +91,14 @@ def aggregate(records: list[dict], clock: str = "wall") -> dict:
             accs = [r["acc"] for r in rs]
             targets = rs[0].get("targets", [])
             tta = {}
+            # records whose curve lacks this clock (made before it was recorded) are unmeasured, not "not reached"
+            unmeasured = 0 if clock != "cpu" else sum(
+                1 for r in rs if not all(time_key in c for c in r.get("curve", [])))
             for t in targets:
                 vals = [record_tta(r, t, clock) for r in rs]
                 reached = [v for v in vals if v is not None]
                 tta[f"{t:g}"] = {"mean": statistics.fmean(reached) if len(reached) == len(vals) else None,
-                                 "reached": len(reached), "n": len(vals)}
+                                 "reached": len(reached), "n": len(vals), "unmeasured": unmeasured}
             agg.append({
                 "dataset": tkey[0], "arch": tkey[1], "protocol": tkey[2], "method": method, "ipc": ipc,
                 "recipe": (rs[0]["protocol"]["name"], rs[0]["protocol"]["preset"]),
@@ -184,6 +187,8 @@ def fmt_bytes(b) -> str:
 
 
 def fmt_tta(v: dict, speedup: float | None = None) -> str:
+    if v.get("unmeasured"):
+        return "—"
     if v["mean"] is not None:
         return fmt_seconds(v["mean"]) + (f" (×{speedup:.1f})" if speedup is not None else "")
     return f"n.r. ({v['reached']}/{v['n']})"
@@ -271,7 +276,7 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
         lines.append("")
     lines += [f"{FULL_MARK} touches the full training set. TTA = condense seconds + train seconds to the first "
               "checkpoint at or above the target test accuracy; \"n.r. (k/n)\": only k of n seeds reached it; "
-              "(×s): speedup against `full` trained by the same recipe. "
+              "(×s): speedup against `full` trained by the same recipe; \"—\": the records do not carry this clock. "
               "Storage counts every stored part (images, labels, soft labels, schedules, summaries).", ""]
     if any(a.get("byte_match") for rows in tables.values() for a in rows):
         lines += ["Graph summaries (Mirage) carry no IPC of graphs: their last column is the `random` row of the "

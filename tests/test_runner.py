@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import jsonl
-from benchmarks.leaderboard import aggregate, build, load_records
+from benchmarks.leaderboard import aggregate, build, fmt_tta, load_records
 
 from .conftest import REPO
 
@@ -126,7 +126,7 @@ def test_leaderboard_aggregation_by_hand(tmp_path):
     rows = {r["method"]: r for r in next(iter(aggregate(ok).values()))}
     assert rows["random"]["n"] == 2 and rows["random"]["mean"] == pytest.approx(55.0)
     assert rows["random"]["std"] == pytest.approx(5.0)
-    assert rows["random"]["tta"]["60"] == {"mean": None, "reached": 1, "n": 2}
+    assert rows["random"]["tta"]["60"] == {"mean": None, "reached": 1, "n": 2, "unmeasured": 0}
     assert rows["full"]["mean"] == pytest.approx(91.0) and rows["full"]["tta"]["60"]["mean"] == pytest.approx(4.0)
     md = build([a, b], tmp_path / "lb")
     assert "| 10 | random | 55.00 ± 5.00 (2) | n.r. (1/2) |" in md
@@ -193,3 +193,8 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
     assert by["infer"]["tta"]["60"]["mean"] == 24.0 and by["infer"]["condense_seconds"] == 20.0
     assert by["random"]["tta"]["60"]["mean"] == 5.5
     assert by["infer"]["curves"] == [(20.0, [(2.0, 40.0), (4.0, 65.0)])]
+    # a record made before CPU seconds were recorded is unmeasured on that clock, not "not reached"
+    (cpu,) = aggregate([{**old, "curve": [{"train_seconds": 5.0, "acc": 61.0}]}], clock="cpu").values()
+    assert fmt_tta(cpu[0]["tta"]["60"]) == "—"
+    (wall,) = aggregate([{**old, "curve": [{"train_seconds": 5.0, "acc": 61.0}]}]).values()
+    assert fmt_tta(wall[0]["tta"]["60"]) == "6.0"
