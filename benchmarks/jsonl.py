@@ -98,7 +98,8 @@ def read(path: Path) -> tuple[list[dict], int]:
 def compact(path: Path) -> tuple[int, int]:
     """Rewrite a results file in the compact form, atomically; returns (bytes before, bytes after).
 
-    Unreadable lines are kept as they were, so nothing is lost."""
+    Unreadable lines are kept as they were, so nothing is lost. Run it when no sweep is appending to
+    the file: a line appended during the rewrite would be lost."""
     path = Path(path)
     before = path.stat().st_size
     out = bytearray()
