@@ -71,6 +71,21 @@ def append(path: Path, record: dict) -> None:
         os.close(fd)
 
 
+def _decode(raw: bytes) -> dict | None:
+    """One line as a record with its curve as points; None for a partial or unreadable line."""
+    if not raw.endswith(b"\n"):
+        return None  # a partial last line from a killed run
+    try:
+        rec = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(rec, dict) or "key" not in rec:
+        return None
+    if isinstance(rec.get("curve"), dict):
+        rec["curve"] = unpack_curve(rec["curve"])
+    return rec
+
+
 def read(path: Path) -> tuple[list[dict], int]:
     """Records of a results file, and the count of unreadable lines skipped."""
     records, bad = [], 0
@@ -78,20 +93,11 @@ def read(path: Path) -> tuple[list[dict], int]:
         return records, bad
     with open(path, "rb") as f:
         for raw in f:
-            if not raw.endswith(b"\n"):
-                bad += 1  # a partial last line from a killed run
-                continue
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            rec = _decode(raw)
+            if rec is None:
                 bad += 1
-                continue
-            if isinstance(rec, dict) and "key" in rec:
-                if isinstance(rec.get("curve"), dict):
-                    rec["curve"] = unpack_curve(rec["curve"])
-                records.append(rec)
             else:
-                bad += 1
+                records.append(rec)
     return records, bad
 
 
@@ -105,16 +111,8 @@ def compact(path: Path) -> tuple[int, int]:
     out = bytearray()
     with open(path, "rb") as f:
         for raw in f:
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                rec = None
-            if not raw.endswith(b"\n") or not isinstance(rec, dict):
-                out += raw
-                continue
-            if isinstance(rec.get("curve"), dict):
-                rec["curve"] = unpack_curve(rec["curve"])
-            out += _encode(rec)
+            rec = _decode(raw)
+            out += raw if rec is None else _encode(rec)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(out)

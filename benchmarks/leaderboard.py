@@ -347,7 +347,8 @@ def plots(tables: dict, clock: str = "wall") -> dict[str, bytes]:
         if ipcs:
             axes[0].set_xscale("log")
             axes[0].set_xticks(ipcs, [str(i) for i in ipcs])
-        axes[1].set(xlabel="condense + train seconds", ylabel="test accuracy %", title=f"accuracy vs {'CPU' if clock == 'cpu' else 'wall'} time")
+        clock_name = "CPU" if clock == "cpu" else "wall"
+        axes[1].set(xlabel="condense + train seconds", ylabel="test accuracy %", title=f"accuracy vs {clock_name} time")
         axes[1].set_xscale("symlog", linthresh=1.0)
         axes[2].set(xlabel="storage bytes", ylabel="test accuracy %", title="accuracy vs storage")
         axes[2].set_xscale("log")

@@ -104,7 +104,8 @@ class Condenser:
         teacher_seconds = float(parts.pop("teacher_seconds", 0.0))
         # Cached teachers cost nothing now, but producing them is part of the method's cost (DESIGN §4).
         seconds += teacher_seconds - float(parts.pop("teacher_wall_seconds", teacher_seconds))
-        cpu_seconds += float(parts.pop("teacher_cpu_seconds", 0.0)) - float(parts.pop("teacher_fresh_cpu_seconds", 0.0))
+        cpu_seconds += (float(parts.pop("teacher_cpu_seconds", 0.0))
+                        - float(parts.pop("teacher_fresh_cpu_seconds", 0.0)))
         extra = parts.pop("extra", {})
         deviations = tuple(self.deviations) + tuple(parts.pop("deviations", ()))
         common = dict(
