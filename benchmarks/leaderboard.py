@@ -92,8 +92,7 @@ def aggregate(records: list[dict], clock: str = "wall") -> dict:
             targets = rs[0].get("targets", [])
             tta = {}
             # records whose curve lacks this clock (made before it was recorded) are unmeasured, not "not reached"
-            unmeasured = 0 if clock != "cpu" else sum(
-                1 for r in rs if not all(time_key in c for c in r.get("curve", [])))
+            unmeasured = sum(1 for r in rs if any(time_key not in c for c in r.get("curve", [])))
             for t in targets:
                 vals = [record_tta(r, t, clock) for r in rs]
                 reached = [v for v in vals if v is not None]
