@@ -21,6 +21,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from condense._log import note
+from condense._paths import atomic_write
 from condense.evaluate import time_to_accuracy
 
 from . import jsonl
@@ -29,16 +31,24 @@ FULL_MARK = "†"
 
 
 def load_records(dirs) -> tuple[list[dict], list[dict]]:
-    """(ok records, failed records) merged over run folders; a later folder wins on equal keys."""
+    """(ok records, failed records) merged over run folders; a later folder wins on equal keys.
+
+    A line that does not parse, or a record without the fields a table needs, is skipped with a
+    note; the file itself is never changed."""
     merged: dict[str, dict] = {}
     for d in dirs:
         d = Path(d)
         path = d / "results.jsonl" if d.is_dir() else d
         if not path.exists():
             raise SystemExit(f"error: no results.jsonl in {d}")
-        records, _ = jsonl.read(path)
+        records, bad = jsonl.read(path)
+        skipped = [r for r in records if jsonl.malformed(r)]
+        if bad or skipped:
+            why = f" ({jsonl.malformed(skipped[0])})" if skipped else ""
+            note(f"skipped {bad + len(skipped)} unusable line(s) in {path}{why}")
         for r in records:
-            merged[r["key"]] = r
+            if not jsonl.malformed(r):
+                merged[r["key"]] = r
     ok = [r for r in merged.values() if r.get("status") == "ok"]
     failed = [r for r in merged.values() if r.get("status") != "ok"]
     return ok, failed
@@ -290,25 +300,25 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
     return "\n".join(lines)
 
 
-def write_csv(tables: dict, path: Path) -> None:
+def write_csv(tables: dict, f) -> None:
+    """The table rows as CSV into the text stream ``f``."""
     cols = ["dataset", "arch", "protocol", "method", "ipc", "n", "seeds", "mean", "std", "accs", "roc_auc",
             "condense_seconds", "teacher_seconds", "train_seconds", "bytes", "touches_full_data", "tta",
             "roc_auc_std", "bytes_matched_random", "bytes_by_part", "source"]
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for rows in tables.values():
-            for a in rows:
-                tta = ";".join(f"{t}:{v['mean'] if v['mean'] is not None else 'n.r.'}" for t, v in a["tta"].items())
-                w.writerow([a["dataset"], a["arch"], a["protocol"], a["method"], a["ipc"], a["n"],
-                            " ".join(map(str, a["seeds"])), f"{a['mean']:.4f}", f"{a['std']:.4f}",
-                            " ".join(f"{x:.4f}" for x in a["accs"]), a["roc_auc"] if a["roc_auc"] is not None else "",
-                            a["condense_seconds"], a["teacher_seconds"], a["train_seconds"], a["bytes"],
-                            a["touches_full_data"], tta,
-                            a["roc_auc_std"] if a.get("roc_auc_std") is not None else "",
-                            match_cell(a) if a.get("byte_match") else "",
-                            ";".join(f"{k}:{v:.0f}" for k, v in a.get("parts", {}).items() if v is not None),
-                            a["source"]])
+    w = csv.writer(f)
+    w.writerow(cols)
+    for rows in tables.values():
+        for a in rows:
+            tta = ";".join(f"{t}:{v['mean'] if v['mean'] is not None else 'n.r.'}" for t, v in a["tta"].items())
+            w.writerow([a["dataset"], a["arch"], a["protocol"], a["method"], a["ipc"], a["n"],
+                        " ".join(map(str, a["seeds"])), f"{a['mean']:.4f}", f"{a['std']:.4f}",
+                        " ".join(f"{x:.4f}" for x in a["accs"]), a["roc_auc"] if a["roc_auc"] is not None else "",
+                        a["condense_seconds"], a["teacher_seconds"], a["train_seconds"], a["bytes"],
+                        a["touches_full_data"], tta,
+                        a["roc_auc_std"] if a.get("roc_auc_std") is not None else "",
+                        match_cell(a) if a.get("byte_match") else "",
+                        ";".join(f"{k}:{v:.0f}" for k, v in a.get("parts", {}).items() if v is not None),
+                        a["source"]])
 
 
 # ----------------------------------------------------------------------------- plots
@@ -374,7 +384,7 @@ def _mean_curve(curves):
     return xs, ys
 
 
-def write_html(tables: dict, failed: list[dict], pngs: dict[str, bytes], path: Path) -> None:
+def html_page(tables: dict, failed: list[dict], pngs: dict[str, bytes]) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>condense leaderboard</title>",
              "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -404,22 +414,25 @@ def write_html(tables: dict, failed: list[dict], pngs: dict[str, bytes], path: P
                          f"seed={r['seed']}: {html.escape(str(r.get('error', '?')))}</li>")
         parts.append("</ul>")
     parts.append("</body></html>")
-    path.write_text("\n".join(parts))
+    return "\n".join(parts)
 
 
-def build(dirs, out: Path, with_plots: bool = True, clock: str = "wall") -> str:
-    """Write the three leaderboard files into ``out``; returns the markdown."""
+def build(dirs, out: Path | None, with_plots: bool = True, clock: str = "wall") -> str:
+    """Write the three leaderboard files into ``out`` (None: write nothing); returns the markdown."""
     ok, failed = load_records(dirs)
     tables = aggregate(ok, clock)
     md = markdown(tables, failed, clock)
+    if out is None:
+        return md
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "leaderboard.md").write_text(md)
-    write_csv(tables, out / "leaderboard.csv")
+    atomic_write(out / "leaderboard.md", data=md.encode())
+    buf = io.StringIO()
+    write_csv(tables, buf)
+    atomic_write(out / "leaderboard.csv", data=buf.getvalue().encode())
     pngs = plots(tables, clock) if with_plots and tables else {}
     for i, (title, png) in enumerate(pngs.items()):
-        (out / f"plot-{i}.png").write_bytes(png)
-    write_html(tables, failed, pngs, out / "leaderboard.html")
+        atomic_write(out / f"plot-{i}.png", data=png)
+    atomic_write(out / "leaderboard.html", data=html_page(tables, failed, pngs).encode())
     return md
 
 
@@ -433,7 +446,12 @@ def main(argv=None) -> int:
                          "shared machine for single-threaded runs)")
     args = ap.parse_args(argv)
     out = args.out or (args.dirs[0] if args.dirs[0].is_dir() else args.dirs[0].parent)
-    print(build(args.dirs, out, with_plots=not args.no_plots, clock=args.clock))
+    try:
+        md = build(args.dirs, out, with_plots=not args.no_plots, clock=args.clock)
+    except OSError as e:
+        note(f"leaderboard files not written to {out} ({e.strerror or e}); printed only")
+        md = build(args.dirs, None, clock=args.clock)
+    print(md)
     return 0
 
 

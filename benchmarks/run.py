@@ -106,19 +106,29 @@ def clean(obj):
 
 
 def parse_overrides(items) -> dict[str, dict]:
+    from condense.checks import parse_value
+
     out: dict[str, dict] = {}
     for item in items:
         try:
             lhs, value = item.split("=", 1)
             method, field = lhs.split(".", 1)
         except ValueError:
-            raise SystemExit(f"error: --set expects METHOD.FIELD=VALUE, got {item!r}") from None
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass
-        out.setdefault(method, {})[field] = value
+            raise ValueError(f"--set expects METHOD.FIELD=VALUE, got {item!r}") from None
+        out.setdefault(method, {})[field] = parse_value(value)
     return out
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (tried, not guessed from permission bits)."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close()
+        return True
+    except OSError:
+        return False
 
 
 def say(msg: str) -> None:
@@ -154,14 +164,34 @@ class Sweep:
         self.versions = versions()
         self.machine = machine(self.device)
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        self.out.mkdir(parents=True, exist_ok=True)
-        removed = jsonl.repair(self.results)
-        if removed:
-            say(f"note: trimmed a partial last line ({removed} bytes) left by an interrupted run")
-        records, bad = jsonl.read(self.results)
-        if bad:
+        self.writable = writable(self.out)
+        if self.writable:
+            removed = jsonl.repair(self.results)
+            if removed:
+                say(f"note: trimmed a partial last line ({removed} bytes) left by an interrupted run")
+        self.done: dict[str, str] = {}
+        self._offset = 0
+        self.refresh(first=True)
+
+    def refresh(self, first: bool = False) -> None:
+        """Read records appended since the last look (by this sweep or another writing the same
+        folder), so a cell finished elsewhere is not run again."""
+        if not self.results.exists():
+            return
+        with open(self.results, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1
+        self._offset += end
+        bad = 0
+        for raw in chunk[:end].splitlines():
+            rec = jsonl._decode(raw)
+            if rec is None or not isinstance(rec.get("status"), str):
+                bad += 1
+                continue
+            self.done[rec["key"]] = rec["status"]
+        if bad and first:
             say(f"note: skipped {bad} unreadable line(s) in {self.results}")
-        self.done = {r["key"]: r["status"] for r in records}
 
     # -- what to run
 
@@ -261,10 +291,14 @@ class Sweep:
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
         keys = {a: self.record_key(cell, train, condenser, a, protocol) for a in archs}
-        todo = [a for a in archs if self.done.get(keys[a]) not in ("ok",) and
-                (self.done.get(keys[a]) != "failed" or self.args.retry_failed)]
+        self.refresh()
+        todo = self.pending(keys)
         if not todo:
             return
+        if not self.writable:
+            raise ValueError(f"results folder {self.out} is not writable and {len(todo)} run(s) of "
+                             f"{cell.dataset} {cell.method} ipc={cell.ipc} seed={cell.seed} are not done; "
+                             "give --out a writable folder")
         label = f"{cell.dataset} {cell.method} ipc={cell.ipc} seed={cell.seed}"
         try:
             synset, path, cached = self.condensed_set(cell, train, condenser)
@@ -299,6 +333,10 @@ class Sweep:
                        cpu_seconds=run.cpu_seconds, protocol=res.protocol)
             self.write(rec)
 
+    def pending(self, keys: dict[str, str]) -> list[str]:
+        return [a for a, k in keys.items() if self.done.get(k) != "ok" and
+                (self.done.get(k) != "failed" or self.args.retry_failed)]
+
     def write(self, rec: dict) -> None:
         jsonl.append(self.results, clean(rec))
         self.done[rec["key"]] = rec["status"]
@@ -330,6 +368,11 @@ class Sweep:
                 say(f"skip archs {', '.join(bad)} on {name}: they are not {kind} models")
                 archs = [a for a in archs if a not in bad]
             protocol = self.protocol(kind, name)
+            if protocol.kind != kind:
+                if self.args.datasets is not None:
+                    raise ValueError(f"protocol {protocol.name!r} trains on {protocol.kind}, and {name} holds {kind}")
+                say(f"skip {name}: protocol {protocol.name!r} does not apply to {kind}")
+                continue
             for method in self.methods_for(kind, protocol):
                 ipcs = self.args.ipc if condenser_class(method).uses_ipc else [0]
                 for ipc in ipcs:
@@ -343,37 +386,68 @@ class Sweep:
         say(f"sweep finished in {time.time() - start:.1f} s; results in {self.results}")
         from .leaderboard import build
 
-        md = build([self.out], self.out)
+        if not self.results.exists():
+            return 0
+        md = build([self.out], self.out if self.writable else None)
+        if not self.writable:
+            say(f"note: {self.out} is read-only: every cell was done, the leaderboard is printed, not written")
         print(md)
         return 0
 
 
-def check_names(args) -> None:
-    """Unknown methods, architectures or protocols stop the sweep before any work, in one line."""
-    from condense.methods import condenser_class
+def check_args(args) -> None:
+    """Every name and setting is checked before any work: unknown methods, architectures or
+    protocols, out-of-range protocol fields (``--epochs -1``), bad ``--set`` overrides, an IPC or
+    seed out of range, a device that is not here. Each stops the sweep with one line."""
+    from condense.evaluate import resolve_device
+    from condense.methods import condenser_class, create_condenser
     from condense.models import model_kind
+
+    for m in args.methods or []:
+        condenser_class(m)
+    for a in args.archs or []:
+        model_kind(a)
+    if any(i < 1 for i in args.ipc):
+        raise ValueError(f"--ipc takes positive integers, got {args.ipc}")
+    if any(s < 0 for s in args.seeds):
+        raise ValueError(f"--seeds takes integers >= 0, got {args.seeds}")
+    resolve_device(args.device)
+    sweep = Sweep.__new__(Sweep)
+    sweep.args = args
+    for kind in ("images", "graphs"):
+        if args.protocol is None or _protocol_kind(args.protocol) == kind:
+            sweep.protocol(kind, "digits" if kind == "images" else "MUTAG")
+    overrides = parse_overrides(args.overrides)
+    if args.fraction is not None:
+        overrides.setdefault("rs2", {})["fraction"] = args.fraction
+    for method, fields in overrides.items():
+        condenser_class(method)
+        create_condenser(method, args.preset, **fields)
+
+
+def _protocol_kind(name: str) -> str:
     from condense.protocols import get_protocol
 
-    try:
-        for m in args.methods or []:
-            condenser_class(m)
-        for a in args.archs or []:
-            model_kind(a)
-        if args.protocol:
-            get_protocol(args.protocol, args.preset)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return get_protocol(name).kind
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    check_names(args)
+    try:
+        check_args(args)
+    except ValueError as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     try:
         return Sweep(args).run()
     except KeyboardInterrupt:
         say("interrupted: finished cells are saved; run the same command to resume")
         return 130
+    except (ValueError, OSError) as e:  # a user error found mid-sweep: finished cells are kept
+        from condense.__main__ import one_line
+
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

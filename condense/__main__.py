@@ -49,22 +49,25 @@ def cmd_datasets(args) -> int:
 
 def cmd_condense(args) -> int:
     from . import save
+    from .checks import parse_value
     from .data import load_dataset
     from .evaluate import resolve_device
     from .methods import create_condenser
 
     overrides = {}
     for item in args.set or []:
-        k, _, v = item.partition("=")
-        try:
-            overrides[k] = json.loads(v)
-        except json.JSONDecodeError:
-            overrides[k] = v
+        k, eq, v = item.partition("=")
+        if not eq or not k:
+            return _err(f"--set expects FIELD=VALUE, got {item!r}")
+        overrides[k] = parse_value(v)
     condenser = create_condenser(args.method, args.preset, **overrides)
+    device = resolve_device(args.device)
+    default = Path(f"{args.dataset}-{args.method}-ipc{args.ipc}-s{args.seed}.h5")
+    out = args.out or default
+    if out.is_dir():  # like cp: a folder receives the default file name
+        out = out / default
     train = load_dataset(args.dataset, "train", root=args.root)
-    synset = condenser.condense(train, args.ipc, seed=args.seed, device=resolve_device(args.device),
-                                progress=True)
-    out = args.out or Path(f"{args.dataset}-{args.method}-ipc{args.ipc}-s{args.seed}.h5")
+    synset = condenser.condense(train, args.ipc, seed=args.seed, device=device, progress=True)
     save(synset, out)
     print(f"wrote {out}: {synset}, condensed in {synset.condense_seconds:.2f} s")
     return 0
@@ -100,7 +103,6 @@ def cmd_inspect(args) -> int:
     print(f"  file size            {_fmt_bytes(Path(args.path).stat().st_size)}")
     names = s.class_names
     if s.kind == "images":
-        x = s.float_images()
         print(f"  images               {tuple(s.images.shape)} {s.images.dtype} ({s.image_encoding})")
         if s.compensators is not None:
             v = s.compensators["values"]
@@ -111,7 +113,7 @@ def cmd_inspect(args) -> int:
         print("  per class:            count   mean     std")
         for c in range(s.num_classes):
             m = s.labels == c
-            xc = x[m]
+            xc = s.with_meta(images=s.images[m]).float_images()  # one class at a time: memory stays small
             stats = f"{float(xc.mean()):7.3f} {float(xc.std()):7.3f}" if int(m.sum()) else "      —       —"
             print(f"    {c:>3} {names[c][:14]:<14} {int(m.sum()):6d} {stats}")
     elif s.kind == "subset-schedule":
@@ -134,15 +136,30 @@ def cmd_inspect(args) -> int:
 # ----------------------------------------------------------------------------- export
 
 
+MAX_SCALE = 64
+MAX_PNG_PIXELS = 100_000_000
+
+
 def cmd_export(args) -> int:
     import torch
 
     from . import load
 
+    if not 1 <= args.scale <= MAX_SCALE:
+        return _err(f"--scale must be an integer in [1, {MAX_SCALE}], got {args.scale}")
+    if not 1 <= args.max_per_class <= 1000:
+        return _err(f"--max-per-class must be an integer in [1, 1000], got {args.max_per_class}")
+    out = Path(args.png)
+    if out.exists() and not out.is_dir():
+        return _err(f"--png {out}: exists and is not a folder; give a folder for the PNG files")
     s = load(args.path)
     if s.kind != "images":
         return _err(f"{args.path}: export --png applies to image sets, this one is {s.kind!r}")
-    out = Path(args.png)
+    c, h, w = s.images.shape[1:]
+    pixels = s.num_classes * (h + 1) * args.max_per_class * (w + 1) * args.scale ** 2
+    if pixels > MAX_PNG_PIXELS:
+        return _err(f"{args.path}: the grid would be {pixels:,} pixels (over {MAX_PNG_PIXELS:,}); "
+                    "lower --scale or --max-per-class")
     out.mkdir(parents=True, exist_ok=True)
     pix = _to_unit(s)
     grid = _grid(pix, s.labels, s.num_classes, args.max_per_class)
@@ -229,7 +246,7 @@ def cmd_evaluate(args) -> int:
     cfg = dataset_config(s.source_dataset, kind)
     arch = args.arch or cfg.archs[0]
     res = evaluate(s, test, arch=arch, protocol=args.protocol or cfg.protocol, seeds=args.seeds,
-                   device=args.device, preset=args.preset, progress=True)
+                   device=args.device, preset=args.preset, progress=True, root=args.root)
     print(res)
     for t, v in res.tta_summary().items():
         shown = f"{v['mean']:.1f} s" if v["mean"] is not None else f"not reached ({v['reached']}/{v['n']} seeds)"
@@ -288,14 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .data import DatasetNotFoundError
-    from .store import FormatError
-
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (FormatError, DatasetNotFoundError, ValueError, FileNotFoundError) as e:
-        return _err(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except USER_ERRORS as e:
+        return _err(one_line(e))
+
+
+USER_ERRORS = (ValueError, OSError)  # FormatError, DatasetError, DatasetNotFoundError, CacheError among them
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: an OS error names its file."""
+    if isinstance(e, OSError) and e.strerror and getattr(e, "filename", None) and not str(e).startswith(str(e.filename)):
+        return f"{e.filename}: {e.strerror}"
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text
 
 
 if __name__ == "__main__":

@@ -133,9 +133,25 @@ def checkpoint_steps(total_steps: int, count: int) -> list[int]:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` (or None): the GPU when there is one, else the CPU. A device that is not here is a
+    one-line ``ValueError`` before any work."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {str(device)!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: no CUDA GPU is available here; use --device cpu or auto")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif d.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device {str(device)!r}: MPS is not available here; use --device cpu or auto")
+    elif d.type != "cpu":
+        raise ValueError(f"device {str(device)!r}: the suite runs on cpu, cuda or mps")
+    return d
 
 
 class _Clock:
@@ -342,25 +358,23 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
              seeds: Sequence[int] = (0, 1, 2), device: str | torch.device = "cpu", *,
              preset: str = "quick", targets: Sequence[float] | None = None, source=None, val=None,
              arch_kwargs: dict | None = None, progress: bool = False,
-             stop_at_targets: bool = False) -> EvalResult:
+             stop_at_targets: bool = False, root=None) -> EvalResult:
     """Train ``arch`` on ``synset`` once per seed and test on ``test``.
 
     ``synset`` is a :class:`SyntheticSet` or a path to one. ``source`` is the training split a
     subset-schedule indexes (loaded from the file's reference when omitted); ``val`` is used by
-    protocols that select a checkpoint (graphs), never ``test``. ``stop_at_targets`` ends an image
+    protocols that select a checkpoint (graphs), never ``test``; both are loaded from ``root`` (else
+    ``$CONDENSE_DATA``) when omitted. ``stop_at_targets`` ends an image
     run once the highest target is reached: its accuracy is then not a final accuracy, and the run
     says so (``stopped_early``); use it only for reference runs that establish time-to-accuracy.
     """
     s = _as_synset(synset)
     if not seeds:
         raise ValueError("evaluate needs at least one explicit seed")
-    if s.source_dataset != getattr(test, "name", s.source_dataset):
-        raise ValueError(f"set was condensed from {s.source_dataset!r} but the test split is {test.name!r}")
-    device = resolve_device(device)
     p = get_protocol(protocol, preset)
     kind = "graphs" if s.kind == "graphs" else "images"
-    if model_kind(arch) != kind:
-        raise ValueError(f"architecture {arch!r} does not apply to a {s.kind} set")
+    check_applies(s, test, p, arch)
+    device = resolve_device(device)
     cfg = dataset_config(s.source_dataset, kind)
     targets = tuple(targets) if targets is not None else cfg.targets
     kw = {**dict(p.arch_kwargs), **(arch_kwargs or {})}
@@ -373,14 +387,17 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
         if val is None:
             from .data import load_dataset
 
-            val = load_dataset(s.source_dataset, "val")
+            val = load_dataset(s.source_dataset, "val", root=root)
+        if getattr(val, "split", "val") != "val" or getattr(val, "name", s.source_dataset) != s.source_dataset:
+            raise ValueError(f"checkpoints are selected on the 'val' split of {s.source_dataset}, got "
+                             f"{getattr(val, 'name', '?')}/{getattr(val, 'split', '?')} (never the test split)")
         for seed in seeds:
             torch.manual_seed(seed)
             model = create_model(arch, test.num_node_features, s.num_classes,
                                  edge_dim=test.num_edge_features or None, **kw).to(device)
             runs.append(train_graphs(model, s, p, seed, device, test, val, progress=progress))
     else:
-        task, test_xy = _image_task(s, test, device, source, p)
+        task, test_xy = _image_task(s, test, device, source, p, root)
         for seed in seeds:
             torch.manual_seed(seed)
             model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
@@ -394,13 +411,51 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
                       condense_cpu_seconds=s.extra.get("condense_cpu_seconds"))
 
 
-def _image_task(s: SyntheticSet, test, device, source, protocol: Protocol) -> tuple[ImageTask, tuple]:
+def check_applies(s: SyntheticSet, test, p: Protocol, arch: str) -> None:
+    """Refuse, in one line and before any training, a pairing that would train the wrong model or
+    test on the wrong data: ``test`` must be the test split of the set's source dataset, with its
+    classes and input shape; the protocol and the architecture must be for the set's kind."""
+    kind = "graphs" if s.kind == "graphs" else "images"
+    where = s.path or f"the {s.method!r} set"
+    name, split = getattr(test, "name", None), getattr(test, "split", None)
+    if name != s.source_dataset:
+        raise ValueError(f"{where}: condensed from {s.source_dataset!r} but the test split given is of {name!r}")
+    if split != "test":
+        raise ValueError(f"{where}: evaluation needs the 'test' split of {name}, got its {split!r} split "
+                         "(accuracy on training data is not a result)")
+    classes = tuple(str(c) for c in getattr(test, "classes", ()))
+    if classes != tuple(s.class_names):
+        raise ValueError(f"{where}: the set has {s.num_classes} classes {list(s.class_names)[:4]}…, the test split "
+                         f"{len(classes)} {list(classes)[:4]}…")
+    if p.kind != kind:
+        raise ValueError(f"{where}: protocol {p.name!r} trains on {p.kind}, and this set holds {kind}")
+    if model_kind(arch) != kind:
+        raise ValueError(f"{where}: architecture {arch!r} does not apply to a {s.kind} set")
+    if kind == "images":
+        shape = tuple(s.images.shape[1:]) if s.images is not None else None
+        if shape is not None and shape != tuple(test.shape):
+            raise ValueError(f"{where}: images are {'×'.join(map(str, shape))} but {name}'s test images are "
+                             f"{'×'.join(map(str, test.shape))}")
+    else:
+        f_set, f_test = int(s.graphs["x"].shape[1]), int(test.num_node_features)
+        if f_set != f_test:
+            raise ValueError(f"{where}: graphs have {f_set} node features, {name}'s test graphs {f_test}")
+        if "edge_attr" in s.graphs and int(s.graphs["edge_attr"].shape[1]) != int(test.num_edge_features):
+            raise ValueError(f"{where}: graphs have {int(s.graphs['edge_attr'].shape[1])} edge features, "
+                             f"{name}'s test graphs {int(test.num_edge_features)}")
+
+
+def _image_task(s: SyntheticSet, test, device, source, protocol: Protocol, root=None) -> tuple[ImageTask, tuple]:
     test_xy = test.tensors(device)
     if s.kind == "subset-schedule":
+        rounds = int(s.indices.shape[0])
+        if rounds < protocol.passes:
+            raise ValueError(f"{s.path or 'the schedule'}: {rounds} rounds, but protocol {protocol.name!r} trains "
+                             f"{protocol.passes} epochs (one round each); condense it for this protocol")
         if source is None:
             from .data import load_dataset
 
-            source = load_dataset(s.source_dataset, s.source_split)
+            source = load_dataset(s.source_dataset, s.source_split, root=root)
         s.resolve(source)  # refuses a fingerprint mismatch
         x, y = source.tensors(device)
         return ImageTask(x=x, y=y, rounds=s.indices.to(device).long()), test_xy

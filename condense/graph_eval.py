@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .evaluate import SeedRun, _Clock, _set_lr, checkpoint_steps, make_optimizer, optimizer_step
-from .protocols import Protocol
+from .protocols import FREQUENCY_MODES, Protocol
 
 
 def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
@@ -59,9 +59,6 @@ def _full_batch(dataset, device):
     from torch_geometric.data import Batch
 
     return Batch.from_data_list([dataset[i] for i in range(len(dataset))]).to(device)
-
-
-FREQUENCY_MODES = ("proportional", "once")
 
 
 def frequency_mode(s, p: Protocol) -> str:

@@ -19,6 +19,17 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .checks import Rule, check_config
+
+
+PRESETS = ("quick", "paper")
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("dc-step", "cosine-epoch", "cosine-step", "constant")
+AUGMENTS = ("dsa", "crop-flip")
+LOSSES = ("ce", "kd")
+FREQUENCY_MODES = ("proportional", "once")
+GRAPH_PROTOCOLS = {"graph"}
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -42,6 +53,24 @@ class Protocol:
     eval_batch_size: int = 1024
     arch_kwargs: tuple = ()            # fixed architecture settings, e.g. (("width", 128),)
     frequency_mode: str | None = None  # graph sets with pattern frequencies (Mirage): proportional | once
+
+    def __post_init__(self):
+        check_config(
+            self, f"protocol {self.name}", version=Rule(lo=1), preset=Rule(choices=PRESETS),
+            epochs=Rule(lo=1, hi=1_000_000), batch_size=Rule(lo=1, hi=10_000_000),
+            optimizer=Rule(choices=OPTIMIZERS), lr=Rule(lo=0, hi=100, lo_open=True),
+            momentum=Rule(lo=0, hi=1, hi_open=True), weight_decay=Rule(lo=0, hi=1),
+            schedule=Rule(choices=SCHEDULES), eta_min=Rule(lo=0), augment=Rule(choices=AUGMENTS),
+            loss=Rule(choices=LOSSES), temperature=Rule(lo=0, lo_open=True, hi=1000), mixup_alpha=Rule(lo=0, hi=100),
+            checkpoints=Rule(lo=1, hi=100_000), eval_batch_size=Rule(lo=1, hi=1_000_000),
+            frequency_mode=Rule(choices=FREQUENCY_MODES))
+        if self.eta_min > self.lr:
+            raise ValueError(f"protocol {self.name}.eta_min must be <= lr ({self.lr:g}), got {self.eta_min:g}")
+
+    @property
+    def kind(self) -> str:
+        """The dataset kind this protocol trains on: ``graphs`` for ``graph``, else ``images``."""
+        return "graphs" if self.name in GRAPH_PROTOCOLS else "images"
 
     @property
     def passes(self) -> int:
@@ -128,13 +157,14 @@ def _kd(preset: str) -> Protocol:
 
 
 PROTOCOLS = {"dc": _dc, "graph": _graph, "rs2": _rs2, "rs2-ratio": _rs2_ratio, "kd": _kd}
-PRESETS = ("quick", "paper")
 
 
-def register_protocol(name: str, builder) -> None:
+def register_protocol(name: str, builder, kind: str = "images") -> None:
     if name in PROTOCOLS:
         raise ValueError(f"protocol {name!r} is already registered")
     PROTOCOLS[name] = builder
+    if kind == "graphs":
+        GRAPH_PROTOCOLS.add(name)
 
 
 def get_protocol(name: str | Protocol, preset: str = "quick", **overrides) -> Protocol:

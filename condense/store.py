@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import stat
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ._paths import atomic_write
 from ._version import __version__
 
 FORMAT = "condense.synthetic"
@@ -35,6 +36,24 @@ COMPENSATOR_ENCODINGS = ("affine-uint8", "standardized")
 USERBLOCK = 512
 SEAL_MAGIC = b"condense.synthetic integrity\n"
 _HASH_CHUNK = 1 << 20
+
+# Bounds a reader checks before it allocates anything (docs/format.md §5).
+MAX_IPC = 10_000_000
+MAX_CLASSES = 100_000
+MAX_OBJECTS = 64                   # groups + datasets in one file (a set has at most 15)
+MAX_EXPANSION = 1100               # decoded bytes per stored byte: deflate's own limit is about 1032
+MAX_PIXEL_EXPANSION = 64           # pixel data (images, compensators) that compresses more is not images
+ALLOWED_FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32"}
+TRAINING_SPLITS = ("train",)
+
+
+def max_set_bytes() -> int:
+    """The most bytes a set may decode to, its composed instances included (``$CONDENSE_MAX_SET_BYTES``,
+    default 8 GiB): a crafted file cannot make a reader allocate more."""
+    try:
+        return int(os.environ.get("CONDENSE_MAX_SET_BYTES", "") or 8 << 30)
+    except ValueError:
+        return 8 << 30
 
 
 class FormatError(ValueError):
@@ -157,13 +176,21 @@ class SyntheticSet:
             return c["offset"].float().view(-1, 1, 1, 1) + c["scale"].float().view(-1, 1, 1, 1) * c["values"].float()
         return c["values"].float()
 
+    def _init_batches(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images sorted by init batch (stable: image order within a batch), and for each
+        compensator where its batch starts in that order and how many images it holds."""
+        ib, b = self.compensators["image_batch"].long(), self.compensators["batch"].long()
+        sorted_ib, perm = torch.sort(ib, stable=True)
+        start = torch.searchsorted(sorted_ib, b, right=False)
+        return perm, start, torch.searchsorted(sorted_ib, b, right=True) - start
+
     def instance_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(image index, compensator index) of every composed instance, in the format's order:
         compensator by compensator, and within one, the images of its init batch in image order."""
-        c = self.compensators
-        match = c["batch"].view(-1, 1) == c["image_batch"].view(1, -1)
-        k_idx, i_idx = torch.nonzero(match, as_tuple=True)
-        return i_idx, k_idx
+        perm, start, count = self._init_batches()
+        k_idx = torch.repeat_interleave(torch.arange(count.numel()), count)
+        offset = torch.arange(int(count.sum())) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+        return perm[torch.repeat_interleave(start, count) + offset], k_idx
 
     def instances(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training instances (standardized float images) and hard labels.
@@ -181,10 +208,10 @@ class SyntheticSet:
         return torch.cat([x, composed]), torch.cat([y, y[i_idx]])
 
     def num_instances(self) -> int:
+        """Training instances, counted without composing them: images, plus per compensator the
+        images of its init batch."""
         n = int(self.labels.shape[0])
-        if self.compensators is None:
-            return n
-        return n + int(self.instance_pairs()[0].numel())
+        return n if self.compensators is None else n + int(self._init_batches()[2].sum())
 
     def dataset(self, transform: Callable | None = None):
         """A torch ``Dataset``: (image, label[, soft label]) for images, ``Data`` for graphs."""
@@ -299,17 +326,12 @@ def save(synset: SyntheticSet, path: str | os.PathLike) -> Path:
     problems = _check_set(synset)
     if problems:
         raise FormatError(f"{path}: refusing to write an invalid set: {problems[0]}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    def fill(tmp: Path) -> None:
         with h5py.File(tmp, "w", userblock_size=USERBLOCK, libver=("v110", "latest")) as f:
             _write(f, synset)
-        _seal(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _seal(tmp)
+
+    atomic_write(path, fill=fill)
     synset.path = path
     return path
 
@@ -420,10 +442,16 @@ def validate(path: str | os.PathLike) -> SyntheticSet:
 def _read(path: Path) -> tuple[SyntheticSet, dict]:
     import h5py
 
-    if not path.exists():
-        raise FormatError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except OSError as e:
+        raise FormatError(f"{path}: cannot be read: {_short(e)}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise FormatError(f"{path}: is a directory, not a synthetic-set file")
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError(f"{path}: not a regular file (a FIFO, device or socket cannot hold a synthetic set)")
     try:
         _verify_seal(path)
     except OSError as e:
@@ -434,6 +462,7 @@ def _read(path: Path) -> tuple[SyntheticSet, dict]:
         raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {_short(e)}") from None
     try:
         with f:
+            _preflight(f, path)
             return _read_open(f, path)
     except FormatError:
         raise
@@ -442,22 +471,152 @@ def _read(path: Path) -> tuple[SyntheticSet, dict]:
         raise FormatError(f"{path}: unreadable content ({type(e).__name__}: {_short(e)})") from None
 
 
+def _preflight(f, path: Path) -> None:
+    """The structural checks that run before any dataset is read (docs/format.md §5, rule 0).
+
+    A set is self-contained: hard links only (no external or soft links), no external storage, no
+    virtual datasets, only the gzip, shuffle and Fletcher-32 filters, numeric or UTF-8 string data.
+    Every dataset must store what it declares (all chunks written), decode to at most
+    ``MAX_EXPANSION`` times its stored bytes (``MAX_PIXEL_EXPANSION`` for pixel data), and the whole
+    file to at most :func:`max_set_bytes`. Then the declared shapes must agree with each other."""
+    import h5py
+
+    total, seen = 0, 0
+    stack = [("/", f)]
+    while stack:
+        prefix, group = stack.pop()
+        for name in group:
+            where = f"{prefix}{name}"
+            seen += 1
+            if seen > MAX_OBJECTS:
+                raise FormatError(f"{path}: more than {MAX_OBJECTS} objects; a synthetic set has a handful")
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise FormatError(f"{path}: '{where}' is an external link to {link.filename}:{link.path}; "
+                                  "a synthetic set must be self-contained")
+            if isinstance(link, h5py.SoftLink):
+                raise FormatError(f"{path}: '{where}' is a soft link to {link.path}; a synthetic set holds "
+                                  "its datasets directly")
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                stack.append((f"{where}/", obj))
+            elif isinstance(obj, h5py.Dataset):
+                total += _preflight_dataset(obj, where, path)
+            else:
+                raise FormatError(f"{path}: '{where}' is a {type(obj).__name__}, not a dataset or group")
+    limit = max_set_bytes()
+    if total > limit:
+        raise FormatError(f"{path}: declares {total:,} bytes of data, over the {limit:,}-byte limit "
+                          "(CONDENSE_MAX_SET_BYTES raises it)")
+    _check_declared_shapes(f, path)
+
+
+def _preflight_dataset(ds, where: str, path: Path) -> int:
+    """One dataset's checks before it is read; returns the bytes it decodes to."""
+    import h5py
+
+    if ds.is_virtual:
+        raise FormatError(f"{path}: '{where}' is a virtual dataset; a synthetic set must be self-contained")
+    if ds.external:
+        raise FormatError(f"{path}: '{where}' keeps its data outside the file (external storage in "
+                          f"{ds.external[0][0]!r}); a synthetic set must be self-contained")
+    dt = ds.dtype
+    if not (dt.kind in "biuf" or (dt.kind == "O" and h5py.check_string_dtype(dt) is not None)):
+        raise FormatError(f"{path}: '{where}' has data type {dt}; the format stores numbers and UTF-8 strings")
+    if ds.ndim > 4:
+        raise FormatError(f"{path}: '{where}' has {ds.ndim} dimensions; no part of a set has more than 4")
+    declared = int(math.prod(ds.shape)) * dt.itemsize
+    if declared > max_set_bytes():
+        raise FormatError(f"{path}: '{where}' declares {'×'.join(map(str, ds.shape))} {dt} ({declared:,} bytes), "
+                          f"over the {max_set_bytes():,}-byte limit")
+    dcpl = ds.id.get_create_plist()
+    for i in range(dcpl.get_nfilters()):
+        code = dcpl.get_filter(i)[0]
+        if code not in ALLOWED_FILTERS:
+            raise FormatError(f"{path}: '{where}' uses HDF5 filter {code}; the format allows only "
+                              f"{', '.join(ALLOWED_FILTERS.values())}")
+    if declared == 0:
+        return 0
+    stored = ds.id.get_storage_size()
+    if dcpl.get_layout() == h5py.h5d.CHUNKED:
+        expected = math.prod(math.ceil(n / c) for n, c in zip(ds.shape, ds.chunks))
+        if ds.id.get_num_chunks() != expected:
+            raise FormatError(f"{path}: '{where}' declares {expected} chunks but stores "
+                              f"{ds.id.get_num_chunks()} (its data was never written)")
+    elif stored < declared and dt.kind != "O":
+        raise FormatError(f"{path}: '{where}' declares {declared:,} bytes but stores {stored:,}")
+    if stored == 0:
+        raise FormatError(f"{path}: '{where}' declares {declared:,} bytes but stores none")
+    cap = MAX_PIXEL_EXPANSION if where in ("/images", "/compensators/values") else MAX_EXPANSION
+    if declared > cap * stored and declared > (1 << 20):
+        raise FormatError(f"{path}: '{where}' decodes {stored:,} stored bytes to {declared:,} "
+                          f"(×{declared / stored:,.0f}, over the ×{cap} a real set compresses): a compression bomb")
+    return declared
+
+
+def _shape(f, key: str) -> tuple | None:
+    obj = f.get(key)
+    return tuple(obj.shape) if obj is not None and hasattr(obj, "shape") else None
+
+
+def _check_declared_shapes(f, path: Path) -> None:
+    """Shapes that must agree, read from the metadata only: no array is read, so nothing is
+    allocated for a file whose parts do not fit together."""
+    problems = []
+    x, y = _shape(f, "images"), _shape(f, "labels")
+    if x is not None:
+        if len(x) != 4:
+            problems.append(f"images must be N×C×H×W, got shape {x}")
+        elif y is not None and y != (x[0],):
+            problems.append(f"labels have shape {y}, expected ({x[0]},) for {x[0]} images")
+        else:
+            v, b, ib = (_shape(f, f"compensators/{k}") for k in ("values", "batch", "image_batch"))
+            if v is not None and (len(v) != 4 or v[1:] != x[1:]):
+                problems.append(f"compensators must be K×{'×'.join(map(str, x[1:]))}, got shape {v}")
+            elif v is not None and (b != (v[0],) or ib != (x[0],)):
+                problems.append("compensators/batch needs one entry per compensator and compensators/image_batch "
+                                "one per image")
+    g = f.get("graphs")
+    if g is not None and hasattr(g, "keys"):
+        gx, gei, gy = _shape(g, "x"), _shape(g, "edge_index"), _shape(g, "labels")
+        if gx is not None and gei is not None and gy is not None and len(gy) == 1:
+            for k, want in (("node_ptr", (gy[0] + 1,)), ("edge_ptr", (gy[0] + 1,)), ("root_mask", gx[:1]),
+                            ("frequency", gy), ("tree_ptr", (gy[0] + 1,))):
+                got = _shape(g, k)
+                if got is not None and got != want:
+                    problems.append(f"graphs/{k} has shape {got}, expected {want}")
+            ea = _shape(g, "edge_attr")
+            if ea is not None and len(gei) == 2 and ea[:1] != gei[1:]:
+                problems.append(f"graphs/edge_attr has {ea[0]} rows for {gei[1]} edges")
+    if problems:
+        raise FormatError(f"{path}: {problems[0]}")
+
+
 def _short(e: BaseException) -> str:
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
-def _attr(f, key: str, path: Path, cast):
+def _attr(f, key: str, path: Path, cast, expect: type | None = None):
+    """Root attribute ``key`` cast to its type (JSON ones parsed and checked to be ``expect``)."""
     if key not in f.attrs:
         raise FormatError(f"{path}: missing root attribute {key!r}")
     v = f.attrs[key]
+    if isinstance(v, np.ndarray):
+        if v.shape != ():
+            raise FormatError(f"{path}: root attribute {key!r} must be a single value, got an array of shape {v.shape}")
+        v = v.item()
     if isinstance(v, bytes):
         v = v.decode()
-    if isinstance(v, np.ndarray) and v.shape == ():
-        v = v.item()
     try:
         if cast is json.loads:
-            return json.loads(v)
+            out = json.loads(v)
+            if expect is not None and not isinstance(out, expect):
+                raise FormatError(f"{path}: root attribute {key!r} must be a JSON "
+                                  f"{'object' if expect is dict else 'array'}, got {type(out).__name__}")
+            return out
         if cast is int and isinstance(v, (float, np.floating)) and not float(v).is_integer():
+            raise ValueError
+        if cast is str and not isinstance(v, str):
             raise ValueError
         return cast(v)
     except (ValueError, TypeError, json.JSONDecodeError):
@@ -490,18 +649,18 @@ def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:
     kw: dict[str, Any] = dict(
         kind=kind, method=_attr(f, "method", path, str), ipc=_attr(f, "ipc", path, int),
         num_classes=_attr(f, "num_classes", path, int),
-        class_names=tuple(_attr(f, "class_names", path, json.loads)),
+        class_names=tuple(_attr(f, "class_names", path, json.loads, list)),
         source_dataset=_attr(f, "source_dataset", path, str),
         source_fingerprint=_attr(f, "source_fingerprint", path, str),
-        seed=_attr(f, "seed", path, int), method_config=_attr(f, "method_config", path, json.loads),
+        seed=_attr(f, "seed", path, int), method_config=_attr(f, "method_config", path, json.loads, dict),
         source_split=_attr(f, "source_split", path, str),
         condense_seconds=_attr(f, "condense_seconds", path, float),
         teacher_seconds=_attr(f, "teacher_seconds", path, float), device=_attr(f, "device", path, str),
         created_utc=_attr(f, "created_utc", path, str), library_version=_attr(f, "library_version", path, str),
-        format_version=version, deviations=tuple(_attr(f, "deviations", path, json.loads)),
-        extra=_attr(f, "extra", path, json.loads), path=path,
+        format_version=version, deviations=tuple(_attr(f, "deviations", path, json.loads, list)),
+        extra=_attr(f, "extra", path, json.loads, dict), path=path,
     )
-    recorded_bytes = _attr(f, "storage_bytes", path, json.loads)
+    recorded_bytes = _attr(f, "storage_bytes", path, json.loads, dict)
     if kind == "images":
         ds = f["images"] if "images" in f else None
         kw["images"] = torch.from_numpy(np.ascontiguousarray(_array(f, "images", path)))
@@ -554,11 +713,9 @@ def _finite(a: torch.Tensor) -> bool:
 
 def _check_set(s: SyntheticSet) -> list[str]:
     """Every rule of the spec that an in-memory set must satisfy; returns the problems found."""
-    p: list[str] = []
-    if s.ipc < 0:
-        p.append(f"ipc must be >= 0, got {s.ipc}")
-    if s.num_classes < 1 or len(s.class_names) != s.num_classes:
-        p.append(f"num_classes={s.num_classes} but {len(s.class_names)} class_names")
+    p = _check_meta(s)
+    if p:
+        return p
     if s.kind == "images":
         p += _check_images(s)
     elif s.kind == "subset-schedule":
@@ -566,6 +723,34 @@ def _check_set(s: SyntheticSet) -> list[str]:
     else:
         p += _check_graphs(s)
     return p
+
+
+def _nonneg_finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def _check_meta(s: SyntheticSet) -> list[str]:
+    """Metadata ranges (§5 rule 3): what a re-sealed edit could otherwise slip into a result."""
+    if not isinstance(s.ipc, int) or not 0 <= s.ipc <= MAX_IPC:
+        return [f"ipc must be an integer in [0, {MAX_IPC:,}], got {s.ipc!r}"]
+    if not 1 <= s.num_classes <= MAX_CLASSES or len(s.class_names) != s.num_classes:
+        return [f"num_classes={s.num_classes} but {len(s.class_names)} class_names"]
+    if not isinstance(s.seed, int) or not 0 <= s.seed < 2 ** 63:
+        return [f"seed must be an integer in [0, 2^63), got {s.seed!r}"]
+    for name in ("condense_seconds", "teacher_seconds"):
+        if not _nonneg_finite(getattr(s, name)):
+            return [f"{name} must be a finite number >= 0, got {getattr(s, name)!r}"]
+    if not isinstance(s.extra, dict) or not isinstance(s.method_config, dict):
+        return ["extra and method_config must be JSON objects"]
+    cpu = s.extra.get("condense_cpu_seconds")
+    if cpu is not None and not _nonneg_finite(cpu):
+        return [f"extra.condense_cpu_seconds must be a finite number >= 0, got {cpu!r}"]
+    if not all(isinstance(d, str) for d in s.deviations):
+        return ["deviations must be a list of strings"]
+    if s.source_split not in TRAINING_SPLITS:
+        return [f"source_split is {s.source_split!r}: a set is condensed from a training split "
+                f"({', '.join(TRAINING_SPLITS)}), never from val or test"]
+    return []
 
 
 def _check_labels(labels, n_expected: int | None, num_classes: int, where: str) -> list[str]:
@@ -596,18 +781,33 @@ def _check_images(s: SyntheticSet) -> list[str]:
         return [f"{s.image_encoding} images must be float16 or float32, got {x.dtype}"]
     if len(s.mean) != x.shape[1] or len(s.std) != x.shape[1]:
         return [f"mean/std have {len(s.mean)}/{len(s.std)} channels, images have {x.shape[1]}"]
-    if not all(math.isfinite(v) for v in (*s.mean, *s.std)) or min(s.std, default=1) <= 0:
-        return ["mean/std must be finite with std > 0"]
+    if not all(0.0 <= v <= 1.0 for v in s.mean) or not all(1e-4 <= v <= 1.0 for v in s.std):
+        return [f"mean must lie in [0, 1] and std in [1e-4, 1] (pixel statistics), got mean {list(s.mean)} "
+                f"and std {list(s.std)}"]
     if not _finite(x):
         return ["images contain NaN or Inf values"]
+    if s.image_encoding != "uint8" and x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if s.image_encoding == "unit" and (lo < -1e-3 or hi > 1 + 1e-3):
+            return [f"unit-encoded images must lie in [0, 1], found [{lo:g}, {hi:g}]"]
+        if s.image_encoding == "standardized":
+            m, sd = torch.tensor(s.mean).view(1, -1, 1, 1), torch.tensor(s.std).view(1, -1, 1, 1)
+            pix = x.float() * sd + m
+            if float(pix.min()) < -0.01 or float(pix.max()) > 1.01:
+                return ["standardized images map to pixels outside [0, 1]"]
     p = _check_labels(s.labels, x.shape[0], s.num_classes, "labels")
-    if s.compensators is not None:
-        p += _check_compensators(s)
-        if p:
-            return p
+    if not p and s.compensators is not None:
+        p = _check_compensators(s)
+    p = p or _check_budget(s)
+    if p:
+        return p
+    n_inst = s.num_instances()
+    inst_bytes = n_inst * int(math.prod(x.shape[1:])) * 4
+    if inst_bytes > max_set_bytes():
+        return [f"{n_inst:,} training instances take {inst_bytes:,} bytes as floats, over the "
+                f"{max_set_bytes():,}-byte limit (CONDENSE_MAX_SET_BYTES)"]
     if s.soft_labels is not None:
         sl = s.soft_labels
-        n_inst = s.num_instances()
         if s.soft_label_policy not in SOFT_POLICIES:
             p.append(f"unknown soft-label policy {s.soft_label_policy!r}")
         elif s.soft_label_policy == "static" and tuple(sl.shape) != (n_inst, s.num_classes):
@@ -618,6 +818,22 @@ def _check_images(s: SyntheticSet) -> list[str]:
         elif not sl.dtype.is_floating_point or not _finite(sl):
             p.append("soft_labels must be finite floats")
     return p
+
+
+def _check_budget(s: SyntheticSet) -> list[str]:
+    """IPC against the counts: at most ``ipc`` images of any class, and images plus compensators
+    within the ``ipc × C`` image slots of the budget; ``ipc = 0`` (the whole split) has no slots to share."""
+    k = 0 if s.compensators is None else int(s.compensators["values"].shape[0])
+    if s.ipc == 0:
+        return ["ipc 0 (the whole split) cannot carry compensators"] if k else []
+    counts = torch.bincount(s.labels.long(), minlength=s.num_classes)
+    if int(counts.max()) > s.ipc:
+        c = int(counts.argmax())
+        return [f"ipc is {s.ipc} but class {c} ({s.class_names[c]}) has {int(counts[c])} images"]
+    if int(counts.sum()) + k > s.ipc * s.num_classes:
+        return [f"{int(counts.sum())} images and {k} compensators exceed the budget of ipc × classes = "
+                f"{s.ipc} × {s.num_classes} = {s.ipc * s.num_classes} image slots"]
+    return []
 
 
 def _check_compensators(s: SyntheticSet) -> list[str]:
@@ -642,8 +858,40 @@ def _check_compensators(s: SyntheticSet) -> list[str]:
         if c["scale"].shape != b.shape or c["offset"].shape != b.shape or not (
                 _finite(c["scale"]) and _finite(c["offset"])):
             return ["compensator scale/offset need one finite value per compensator"]
+        if b.numel() and (bool((c["scale"] < 0).any()) or float(c["scale"].max()) * 255 > 1e4
+                          or float(c["offset"].abs().max()) > 1e4):
+            return ["compensator scale must be >= 0 and scale·255 and |offset| at most 1e4"]
     elif not v.dtype.is_floating_point or not _finite(v):
         return ["standardized compensators must be finite floats"]
+    return _check_pairing(s)
+
+
+def _check_pairing(s: SyntheticSet) -> list[str]:
+    """INFER's pairing (§2.1): an init batch holds at most one image of each class, a compensator's
+    batch holds images, and each teacher gives a batch at most one compensator (``teacher`` indexes
+    ``method_config.teachers``). These bound the composed instances by images × teachers."""
+    c = s.compensators
+    b, ib = c["batch"].long(), c["image_batch"].long()
+    if ib.numel():
+        pairs = torch.unique(torch.stack([ib, s.labels.long()], 1), dim=0)
+        if pairs.shape[0] != ib.numel():
+            return ["an init batch (compensators/image_batch) holds two images of one class"]
+    if b.numel() and not bool(torch.isin(b, ib).all()):
+        return ["a compensator's batch holds no image"]
+    teachers = s.method_config.get("teachers")
+    n_teachers = len(teachers) if isinstance(teachers, list) and teachers else None
+    t = c.get("teacher")
+    if t is not None:
+        if t.shape != b.shape or t.dtype.is_floating_point:
+            return ["compensators/teacher needs one integer per compensator"]
+        hi = n_teachers if n_teachers is not None else b.numel()
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= hi):
+            return [f"compensators/teacher out of range [0, {hi}) (method_config.teachers)"]
+        if torch.unique(torch.stack([b, t.long()], 1), dim=0).shape[0] != b.numel():
+            return ["a teacher gives one init batch two compensators"]
+    elif n_teachers is not None and b.numel():
+        if int(torch.unique(b, return_counts=True)[1].max()) > n_teachers:
+            return [f"an init batch has more compensators than the {n_teachers} teachers"]
     return []
 
 
@@ -655,8 +903,11 @@ def _check_schedule(s: SyntheticSet) -> list[str]:
         return [f"indices must be rounds×n, got shape {tuple(idx.shape)}"]
     if idx.dtype.is_floating_point or idx.dtype == torch.bool:
         return [f"indices must be integers, got {idx.dtype}"]
-    if s.source_size is None or s.source_size < 1:
+    if s.source_size is None or not 1 <= s.source_size <= 1 << 40:
         return ["indices need a positive source_size"]
+    if idx.shape[0] < 1 or idx.shape[1] < 1 or idx.shape[1] > s.source_size:
+        return [f"indices must hold at least one round of 1..source_size ({s.source_size}) items, "
+                f"got shape {tuple(idx.shape)}"]
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= s.source_size):
         return [f"indices out of range [0, {s.source_size})"]
     if not s.source_fingerprint:

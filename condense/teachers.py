@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ._paths import cache_dir
+from ._log import note
+from ._paths import atomic_write, cache_dir
 from .models import create_model
 
 # INFER uses ResNet-18, MobileNetV2, EfficientNet-B0 and ShuffleNet. The quick pool keeps four
@@ -53,7 +53,7 @@ class TeacherRecipe:
             return cls(name="quick", epochs=2, min_steps=500)
         if name == "tiny":  # smoke tests only
             return cls(name="tiny", epochs=1, min_steps=40)
-        raise ValueError(f"unknown teacher recipe {name!r}; expected quick, paper or tiny")
+        raise ValueError(f"unknown teacher recipe {name!r}; expected one of {', '.join(RECIPES)}")
 
     def epochs_for(self, n: int) -> int:
         return max(self.epochs, math.ceil(self.min_steps / math.ceil(n / self.batch_size)))
@@ -69,6 +69,29 @@ class Teacher:
     key: str
     meta: dict = field(default_factory=dict)
     cpu_seconds: float | None = None  # process CPU time of training (None: trained before it was recorded)
+
+
+RECIPES = ("paper", "quick", "tiny")
+SOFT_DTYPES = ("float16", "float32")  # what soft labels may be stored as (HDF5 has no bfloat16)
+
+
+def check_pool_config(cfg, owner: str, **rules) -> None:
+    """Validate a condenser config that names a teacher pool (``teachers``, ``teacher_recipe``,
+    ``teacher_seed``) together with its own ``rules``; every teacher spec must name an image model."""
+    from .checks import Rule, check_config
+    from .models import list_models
+
+    check_config(cfg, owner, teachers=Rule(nonempty=True), teacher_recipe=Rule(choices=RECIPES),
+                 teacher_seed=Rule(lo=0, hi=2 ** 63 - 1), **rules)
+    known = list_models("images")
+    for spec in cfg.teachers:
+        try:
+            name, _ = parse_arch(spec)
+        except ValueError as e:
+            raise ValueError(f"{owner}.teachers: {e}") from None
+        if name not in known:
+            raise ValueError(f"{owner}.teachers: unknown model {name!r} in {spec!r}; image models are "
+                             f"{', '.join(known)}")
 
 
 def parse_arch(spec: str) -> tuple[str, dict]:
@@ -91,16 +114,46 @@ def teacher_key(train, arch: str, recipe: TeacherRecipe, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _paths(train, arch: str, key: str) -> tuple[Path, Path]:
-    folder = cache_dir("teachers")
+def _paths(train, arch: str, key: str, write: bool = False) -> tuple[Path, Path]:
+    folder = cache_dir("teachers", write=write)
     stem = f"{train.name}-{arch}-{key}"
     return folder / f"{stem}.pt", folder / f"{stem}.partial.pt"
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _load_checkpoint(path: Path, device, required: dict[str, type]) -> dict | None:
+    """A cached checkpoint, loaded as plain tensors and numbers (``weights_only=True``: nothing in
+    the file can run), or None when it is missing or unusable -- then it is rebuilt, with a note."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(blob, dict):
+            raise ValueError("not a checkpoint dictionary")
+        for k, tp in required.items():
+            v = blob.get(k)
+            if not isinstance(v, tp) or isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
+                raise ValueError(f"field {k!r} is missing or not {tp.__name__}")
+        return blob
+    except Exception as e:  # noqa: BLE001 - any unreadable cache entry is rebuilt, never trusted
+        note(f"teacher cache {path} is unusable ({type(e).__name__}: {_first_line(e)}); training it again")
+        return None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0][:160]
+
+
+def _restore(model, blob: dict, path: Path) -> bool:
+    try:
+        model.load_state_dict(blob["state_dict"])
+        return True
+    except (RuntimeError, KeyError, TypeError) as e:
+        note(f"teacher cache {path} does not fit the model ({_first_line(e)}); training it again")
+        return False
 
 
 @torch.no_grad()
@@ -124,28 +177,43 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
     key = teacher_key(train, arch, recipe, seed)
     final, partial = _paths(train, arch, key)
     name, kw = parse_arch(arch)
-    torch.manual_seed(seed)
-    model = create_model(name, train.shape, len(train.classes), **kw).to(device)
-    if final.exists():
-        blob = torch.load(final, map_location=device, weights_only=False)
-        model.load_state_dict(blob["state_dict"])
+
+    def fresh():
+        torch.manual_seed(seed)
+        m = create_model(name, train.shape, len(train.classes), **kw).to(device)
+        o = torch.optim.SGD(m.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        return m, o, torch.Generator().manual_seed(seed)
+
+    model, opt, g = fresh()
+    blob = _load_checkpoint(final, device, {"state_dict": dict, "val_acc": float, "train_seconds": float,
+                                            "meta": dict})
+    if blob is not None and 0 <= blob["val_acc"] <= 100 and blob["train_seconds"] >= 0 \
+            and _restore(model, blob, final):
         model.eval()
+        cpu = blob.get("cpu_seconds")
         return Teacher(model, arch, blob["val_acc"], blob["train_seconds"], True, key, blob["meta"],
-                       blob.get("cpu_seconds"))
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
-    g = torch.Generator().manual_seed(seed)
+                       cpu if isinstance(cpu, float) and math.isfinite(cpu) and cpu >= 0 else None)
+    final, partial = _paths(train, arch, key, write=True)  # the cache must take what we train
+    model, opt, g = fresh()
     start_epoch, seconds, cpu_seconds = 0, 0.0, 0.0
-    if partial.exists():  # resume after an interruption
-        blob = torch.load(partial, map_location=device, weights_only=False)
-        model.load_state_dict(blob["state_dict"])
-        opt.load_state_dict(blob["optimizer"])
-        g.set_state(blob["generator"])
-        torch.set_rng_state(blob["torch_rng"])
-        start_epoch, seconds, cpu_seconds = blob["epoch"], blob["train_seconds"], blob.get("cpu_seconds", 0.0)
+    epochs = recipe.epochs_for(len(train))
+    blob = _load_checkpoint(partial, device, {"state_dict": dict, "optimizer": dict, "epoch": int,
+                                              "generator": torch.Tensor, "torch_rng": torch.Tensor,
+                                              "train_seconds": float})
+    if blob is not None and 0 < blob["epoch"] <= epochs:
+        try:  # resume after an interruption
+            model.load_state_dict(blob["state_dict"])
+            opt.load_state_dict(blob["optimizer"])
+            g.set_state(blob["generator"])
+            torch.set_rng_state(blob["torch_rng"])
+            start_epoch, seconds = blob["epoch"], blob["train_seconds"]
+            cpu_seconds = float(blob.get("cpu_seconds", 0.0))
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            note(f"teacher cache {partial} does not resume ({_first_line(e)}); training it from the start")
+            model, opt, g = fresh()
     aug = CropFlip(flip=train.name not in ("digits", "mnist", "fashion-mnist", "svhn"))
     x_all, y_all = train.images.to(device), train.labels.to(device)
-    steps, epochs = math.ceil(len(train) / recipe.batch_size), recipe.epochs_for(len(train))
+    steps = math.ceil(len(train) / recipe.batch_size)
     bar = tqdm(total=epochs * steps, initial=start_epoch * steps, disable=not progress, leave=False,
                desc=f"teacher {arch}", unit="step")
     for epoch in range(start_epoch, epochs):

@@ -126,7 +126,7 @@ def test_read_only_root(data_root, tmp_path, fresh_cache):
                 p.chmod(0o755 if p.is_dir() else 0o644)
     assert len(g) == 150 and len(m) == 10000
     assert _snapshot(ro) == before, "loading wrote into the data root"
-    assert any(fresh_cache.rglob("*processed*")), "processed graph files belong in CONDENSE_CACHE"
+    assert list((fresh_cache / "tu").glob("MUTAG-*.npz")), "parsed graph arrays belong in CONDENSE_CACHE"
 
 
 def test_missing_dataset_error_names_everything(tmp_path, fresh_cache, monkeypatch):

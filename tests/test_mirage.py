@@ -160,7 +160,7 @@ def test_eclat_equals_brute_force(seed):
 # ----------------------------------------------------------------------------- the condenser
 
 
-def toy_dataset(num_classes=3, per_class=12, seed=0) -> GraphDataset:
+def toy_dataset(num_classes=3, per_class=12, seed=0, split="train") -> GraphDataset:
     """Class c: rings of length 5 + c with a class-specific pendant pattern, labels and edge labels."""
     rng = np.random.default_rng(seed)
     graphs = []
@@ -175,7 +175,7 @@ def toy_dataset(num_classes=3, per_class=12, seed=0) -> GraphDataset:
             ei, el = undirected(edges, [(c + k) % 2 for k in range(len(edges))])
             graphs.append(Data(x=torch.eye(3)[labels], edge_index=torch.from_numpy(ei),
                                edge_attr=torch.eye(2)[torch.from_numpy(el)], y=torch.tensor([c])))
-    return GraphDataset(graphs, name="TOY", split="train", classes=tuple(str(c) for c in range(num_classes)),
+    return GraphDataset(graphs, name="TOY", split=split, classes=tuple(str(c) for c in range(num_classes)),
                         fingerprint="c" * 32, source="hand-made", split_info={})
 
 
@@ -273,7 +273,8 @@ def test_evaluator_pools_roots_only_on_summaries(monkeypatch):
     from condense.models.gnn import GraphClassifier
 
     train = toy_dataset(num_classes=2, per_class=10)
-    held = toy_dataset(num_classes=2, per_class=4, seed=1)
+    held = toy_dataset(num_classes=2, per_class=4, seed=1, split="test")
+    held_val = toy_dataset(num_classes=2, per_class=4, seed=1, split="val")
     s = create_condenser("mirage", thresholds=(0.5,), hops=1).condense(train, 1, seed=0)
     calls = []
     real = GraphClassifier.forward
@@ -284,7 +285,7 @@ def test_evaluator_pools_roots_only_on_summaries(monkeypatch):
         return real(self, data, *a, pool_mask=pool_mask, **kw)
 
     monkeypatch.setattr(GraphClassifier, "forward", spy)
-    res = evaluate(s, held, arch="gcn", protocol="graph", seeds=[0], val=held, targets=(50.0,))
+    res = evaluate(s, held, arch="gcn", protocol="graph", seeds=[0], val=held_val, targets=(50.0,))
     train_calls = [c for c in calls if c[2]]
     eval_calls = [c for c in calls if not c[2]]
     assert train_calls and all(c[0] and c[3] for c in train_calls)      # summaries: roots only
@@ -294,7 +295,7 @@ def test_evaluator_pools_roots_only_on_summaries(monkeypatch):
     # a random subset carries no root mask: pooled over all nodes, each graph once per epoch
     calls.clear()
     r = create_condenser("random").condense(train, 3, seed=0)
-    res = evaluate(r, held, arch="gcn", protocol="graph", seeds=[0], val=held, targets=(50.0,))
+    res = evaluate(r, held, arch="gcn", protocol="graph", seeds=[0], val=held_val, targets=(50.0,))
     assert not any(c[0] for c in calls) and res.runs[0].extra["frequency_mode"] == "once"
 
 

@@ -71,15 +71,19 @@ def test_failed_cells_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
             raise RuntimeError("out of memory (simulated)")
 
     class Diverge(Condenser):
-        """Finite but huge pixels: the loss overflows to NaN/Inf during training."""
+        """Nine valid images (classes 0-8): the patched loss below overflows on this set only."""
 
         name = "diverge-test"
 
         def _condense(self, train, ipc, *, seed, device, progress):
-            n = ipc * len(train.classes)
-            return {"kind": "images", "images": torch.full((n, *train.shape), 3e38), "image_encoding": "standardized",
-                    "labels": torch.arange(len(train.classes)).repeat_interleave(ipc)}
+            return {"kind": "images", "images": torch.full((9, *train.shape), 200, dtype=torch.uint8),
+                    "image_encoding": "uint8", "labels": torch.arange(9)}
 
+    import condense.evaluate as ev
+
+    real_loss = ev._loss
+    monkeypatch.setattr(ev, "_loss", lambda model, task, *a: real_loss(model, task, *a) *
+                        (float("inf") if task.x.shape[0] == 9 else 1.0))
     monkeypatch.setitem(base._CONDENSERS, "boom-test", Boom)
     monkeypatch.setitem(base._CONDENSERS, "diverge-test", Diverge)
     out = tmp_path / "run"

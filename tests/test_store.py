@@ -25,8 +25,10 @@ def image_set(n_per_class=3, classes=4, encoding="uint8", soft=False, shape=(3, 
     n = n_per_class * classes
     if encoding == "uint8":
         images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
-    else:
-        images = torch.randn(n, *shape, generator=g).to(torch.float16 if encoding == "unit" else torch.float32)
+    elif encoding == "unit":
+        images = torch.rand(n, *shape, generator=g).to(torch.float16)
+    else:  # standardized: pixels in [0, 1] mapped by mean 0.5, std 0.25
+        images = ((torch.rand(n, *shape, generator=g) - 0.5) / 0.25).float()
     return SyntheticSet(
         kind="images", method="test", ipc=n_per_class, num_classes=classes,
         class_names=[f"c{i}" for i in range(classes)], source_dataset="toy", source_fingerprint="f" * 32,
@@ -203,7 +205,7 @@ BAD = {
     "unknown version": (lambda f: f.attrs.__setitem__("format_version", 99), "unknown format_version 99"),
     "wrong format": (lambda f: f.attrs.__setitem__("format", "pickle"), "format attribute"),
     "unknown kind": (lambda f: f.attrs.__setitem__("kind", "video"), "unknown kind"),
-    "label count mismatch": (lambda f: _replace(f, "labels", np.arange(5)), "labels has 5 entries but there are 12"),
+    "label count mismatch": (lambda f: _replace(f, "labels", np.arange(5)), "labels have shape (5,), expected (12,)"),
     "labels out of range": (lambda f: _replace(f, "labels", np.full(12, 7)), "out of range"),
     "wrong image rank": (lambda f: _replace(f, "images", np.zeros((12, 8, 8), np.uint8)), "N×C×H×W"),
     "NaN pixels": (lambda f: _replace(f, "images", np.full((12, 3, 8, 8), np.nan, np.float32)), None),

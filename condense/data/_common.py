@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from .._log import note
+from .._paths import CacheError, atomic_write
 
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0
@@ -16,6 +18,10 @@ SPLIT_SEED = 0
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is missing from every data root and cannot be downloaded."""
+
+
+class DatasetError(ValueError):
+    """A dataset file is damaged or not what its name says: the message names the file."""
 
 
 def check_split(split: str) -> str:
@@ -67,27 +73,39 @@ def stratified_holdout(labels: np.ndarray, size: int, seed: int = SPLIT_SEED) ->
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data=data)
 
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a cache file, or None when it is missing or unreadable (then it is rebuilt).
+
+    Never unpickles: ``allow_pickle=False`` refuses object arrays and plain pickles alike."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def try_cache(what: str, fn) -> bool:
+    """Run a cache write; when the cache cannot be written, say so once and go on without it."""
+    try:
+        fn()
+        return True
+    except OSError as e:
+        if what not in _WARNED:
+            _WARNED.add(what)
+            why = str(e) if isinstance(e, CacheError) else \
+                f"{e.strerror or str(e) or type(e).__name__}; set CONDENSE_CACHE to a writable folder"
+            note(f"{what} not cached: {why}")
+        return False
+
+
+_WARNED: set[str] = set()
 
 
 def stat_signature(paths: Iterable[Path]) -> str:

@@ -1,13 +1,16 @@
 """Graph-classification datasets from the TU collection, through ``torch_geometric``.
 
-Raw files are read from the data root (which may be read-only) and copied into
-``$CONDENSE_CACHE/tu/<NAME>/raw`` so torch_geometric can write its processed files beside them.
+Raw text files are read from the data root (which may be read-only) with torch_geometric's TU
+reader. The parsed arrays are cached as a plain ``.npz`` (no pickle: ``allow_pickle=False``) under
+``$CONDENSE_CACHE/tu``, keyed by the raw files and checked against their content hash on every
+load; an entry that fails to load or to match is rebuilt from the raw files. torch_geometric's own
+processed files are never read: its loader falls back to a full unpickle when a safe load fails.
 Splits are a fixed class-stratified 80/10/10 (test, then val, drawn with ``SPLIT_SEED``).
 Graphs without node features get a one-hot node degree, the usual convention (e.g. IMDB-BINARY).
 """
 from __future__ import annotations
 
-import shutil
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,8 @@ import torch
 from torch_geometric.data import Data, InMemoryDataset
 
 from .._paths import cache_dir, data_roots, download_allowed
-from ._common import SPLIT_SEED, check_split, content_hash, derived_fingerprint, not_found, stratified_holdout
+from ._common import (SPLIT_SEED, DatasetError, atomic_save_npz, check_split, content_hash, derived_fingerprint,
+                      load_npz, not_found, stat_signature, stratified_holdout, try_cache)
 
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.1
@@ -65,30 +69,96 @@ def _find_raw(name: str, roots: list[Path]) -> Path | None:
     return None
 
 
-def _mirror_raw(raw: Path, name: str) -> Path:
-    """Copy the raw text files into the writable cache; returns the TUDataset root there."""
-    root = cache_dir("tu")
-    dest = root / name / "raw"
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in raw.iterdir():
-        if f.is_file():
-            d = dest / f.name
-            if not d.exists() or d.stat().st_size != f.stat().st_size:
-                tmp = d.with_suffix(d.suffix + ".tmp")
-                shutil.copyfile(f, tmp)
-                tmp.replace(d)
-    return root
+TU_CACHE_VERSION = 2
+TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"
+
+
+def _download_tu(name: str) -> Path:
+    """Fetch ``NAME.zip`` from the TU collection into the cache; returns its raw folder."""
+    from torch_geometric.data import download_url, extract_zip
+
+    base = cache_dir("tu", "downloads")
+    raw = base / name / "raw"
+    if (raw / f"{name}_A.txt").is_file():
+        return raw
+    archive = download_url(f"{TU_URL}/{name}.zip", str(base))
+    extract_zip(archive, str(base))
+    Path(archive).unlink(missing_ok=True)
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in (base / name).glob(f"{name}_*.txt"):
+        f.replace(raw / f.name)
+    return raw
+
+
+def _parse_raw(raw: Path, name: str) -> dict[str, np.ndarray]:
+    """The raw TU text files as flat arrays with per-graph offsets (torch_geometric's reader)."""
+    from torch_geometric.io import read_tu_data
+
+    try:
+        data, slices, _ = read_tu_data(str(raw), name)
+    except Exception as e:  # noqa: BLE001 - any parse failure is a damaged dataset, named in one line
+        raise DatasetError(f"{raw}: the {name} TU files do not parse ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    out = {"edge_index": data.edge_index.numpy(), "y": data.y.numpy()}
+    for k in sorted(slices):
+        out[f"slice_{k}"] = slices[k].numpy()
+    if data.x is not None:
+        out["x"] = data.x.numpy()
+        out["num_nodes"] = np.diff(out["slice_x"])
+    else:
+        out["num_nodes"] = np.asarray(data._num_nodes, dtype=np.int64)
+    if data.edge_attr is not None:
+        out["edge_attr"] = data.edge_attr.numpy()
+    return out
+
+
+def _tu_fingerprint(name: str, a: dict[str, np.ndarray]) -> str:
+    parts = [a["edge_index"], a["y"]] + [a[k] for k in sorted(a) if k.startswith("slice_")]
+    parts += [a[k] for k in ("x", "edge_attr") if k in a]
+    return content_hash(name, *parts)
+
+
+@functools.lru_cache(maxsize=8)
+def _tu_arrays(name: str, raw: str, signature: str) -> tuple[dict[str, np.ndarray], str]:
+    """Parsed arrays and their fingerprint: from the checked cache, else parsed and cached."""
+    cache = cache_dir("tu", write=False) / f"{name}-{content_hash(f'v{TU_CACHE_VERSION}', name, signature)[:16]}.npz"
+    arrays = load_npz(cache)
+    if arrays is not None:
+        stored = str(arrays.pop("fingerprint", ""))
+        try:
+            if stored and _tu_fingerprint(name, arrays) == stored:
+                return arrays, stored
+        except KeyError:
+            pass
+    arrays = _parse_raw(Path(raw), name)
+    fp = _tu_fingerprint(name, arrays)
+    try_cache("parsed graph sets", lambda: (cache_dir("tu"), atomic_save_npz(cache, fingerprint=np.array(fp), **arrays)))
+    return arrays, fp
+
+
+def _graphs_from(a: dict[str, np.ndarray]) -> list[Data]:
+    ei, y = torch.from_numpy(a["edge_index"]), torch.from_numpy(a["y"])
+    x = torch.from_numpy(a["x"]) if "x" in a else None
+    ea = torch.from_numpy(a["edge_attr"]) if "edge_attr" in a else None
+    es, xs = a["slice_edge_index"], a.get("slice_x")
+    graphs = []
+    for i in range(len(y)):
+        kw = {"x": x[xs[i]:xs[i + 1]]} if x is not None else {"num_nodes": int(a["num_nodes"][i])}
+        kw["edge_index"] = ei[:, es[i]:es[i + 1]]
+        if ea is not None:
+            kw["edge_attr"] = ea[es[i]:es[i + 1]]
+        d = Data(**kw, y=y[i:i + 1])
+        graphs.append(d)
+    return graphs
 
 
 def _tu_full(name: str, root, download) -> tuple[list[Data], str, str, int]:
-    from torch_geometric.datasets import TUDataset
-
     roots = data_roots(root)
     raw = _find_raw(name, roots)
     if raw is not None:
-        tu_root, source = _mirror_raw(raw, name), "TU Dortmund raw text"
+        source = "TU Dortmund raw text"
     elif download_allowed(download):
-        tu_root, source = cache_dir("tu"), "TU Dortmund (downloaded by torch_geometric)"
+        raw, source = _download_tu(name), "TU Dortmund (downloaded)"
     else:
         looked = [f"{r}/TUDataset/{name}/raw" for r in roots] + [f"{r}/{name}/raw" for r in roots]
         note = ""
@@ -101,17 +171,10 @@ def _tu_full(name: str, root, download) -> tuple[list[Data], str, str, int]:
                         "<root>/TUDataset/<NAME>/raw/; set CONDENSE_DATA or pass root=, or allow "
                         "downloading with download=True / CONDENSE_DOWNLOAD=1 (image dataset names "
                         "are listed by `python -m condense datasets`)")
-    ds = TUDataset(str(tu_root), name, use_node_attr=True, use_edge_attr=True)
-    d = ds._data
-    parts = [d.edge_index.numpy(), d.y.numpy()] + [ds.slices[k].numpy() for k in sorted(ds.slices)]
-    if d.x is not None:
-        parts.append(d.x.numpy())
-    if d.edge_attr is not None:
-        parts.append(d.edge_attr.numpy())
-    fingerprint = content_hash(name, *parts)
-    graphs = [ds[i] for i in range(len(ds))]
-    num_classes = int(d.y.max()) + 1
-    if d.x is None or d.x.numel() == 0:
+    arrays, fingerprint = _tu_arrays(name, str(raw), stat_signature(sorted(raw.glob(f"{name}_*.txt"))))
+    graphs = _graphs_from(arrays)
+    num_classes = int(arrays["y"].max()) + 1
+    if "x" not in arrays or arrays["x"].size == 0:
         graphs = _one_hot_degree(graphs)
         source += ", one-hot degree node features"
     for g in graphs:

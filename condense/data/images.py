@@ -7,9 +7,12 @@ and cached as ``.npz`` under ``$CONDENSE_CACHE/arrays`` so later loads take a fr
 """
 from __future__ import annotations
 
+import gzip
 import json
+import math
 import os
-import pickle
+import struct
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +24,17 @@ import torch
 from .._paths import cache_dir, data_roots, download_allowed
 from ._common import (
     SPLIT_SEED,
+    DatasetError,
     atomic_save_npz,
     atomic_write_bytes,
     check_split,
     content_hash,
     derived_fingerprint,
+    load_npz,
     not_found,
     stat_signature,
     stratified_holdout,
+    try_cache,
 )
 
 CACHE_VERSION = 1
@@ -135,14 +141,22 @@ def _to_nchw(x: np.ndarray) -> np.ndarray:
 
 
 def _decode_one(path: str) -> np.ndarray:
+    """One image file as uint8 H×W×3; a damaged file raises :class:`DatasetError` naming it."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DatasetError(f"{path}: unreadable image ({why})") from None
 
 
-def _read_image_folder(split_dir: Path, classes: list[str] | None = None, grayscale: bool = False):
-    """Decode ``split_dir/<class>/*`` (class folders sorted) into uint8 N×C×H×W and labels."""
+def _read_image_folder(split_dir: Path, classes: list[str] | None = None, grayscale: bool = False,
+                       size: tuple[int, int] | None = None):
+    """Decode ``split_dir/<class>/*`` (class folders sorted) into uint8 N×C×H×W and labels.
+
+    Every image must be ``size`` (H, W) when given; the first one that is not is named."""
     classes = classes or sorted(d.name for d in split_dir.iterdir() if d.is_dir())
     files, labels = [], []
     for ci, cname in enumerate(classes):
@@ -152,8 +166,14 @@ def _read_image_folder(split_dir: Path, classes: list[str] | None = None, graysc
                 if n.lower().endswith(IMAGE_SUFFIXES):
                     files.append(os.path.join(root, n))
                     labels.append(ci)
+    if not files:
+        raise DatasetError(f"{split_dir}: no image files in its class folders")
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         arrays = list(pool.map(_decode_one, files, chunksize=256))
+    want = size or arrays[0].shape[:2]
+    for f, a in zip(files, arrays):
+        if a.shape[:2] != tuple(want):
+            raise DatasetError(f"{f}: image is {a.shape[1]}×{a.shape[0]} pixels, expected {want[1]}×{want[0]}")
     x = np.stack(arrays)
     if grayscale:
         x = x[..., :1]
@@ -172,8 +192,8 @@ def _folder_source(spec: ImageSpec, root: Path, folder: str, train: str = "train
 
     def read():
         gray = spec.shape[0] == 1
-        xtr, ytr, classes = _read_image_folder(tr, grayscale=gray)
-        xte, yte, _ = _read_image_folder(te, classes, grayscale=gray)
+        xtr, ytr, classes = _read_image_folder(tr, grayscale=gray, size=spec.shape[1:])
+        xte, yte, _ = _read_image_folder(te, classes, grayscale=gray, size=spec.shape[1:])
         return xtr, ytr, xte, yte, classes
 
     sig = stat_signature([tr, te, *class_dirs, *(te / d.name for d in class_dirs if (te / d.name).exists())])
@@ -187,20 +207,69 @@ def _has_jpeg(d: Path) -> bool:
     return False
 
 
+IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 1 << 32
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (the MNIST format: two zero bytes, a type byte, the number of dimensions, the
+    big-endian dimensions, then the data), plain or gzip-compressed. A bad magic, a size that the
+    header does not declare, or a damaged gzip stream raises :class:`DatasetError` naming the file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES or not 1 <= head[3] <= 4:
+                raise DatasetError(f"{path}: not an idx file (bad magic {head.hex() or 'empty'})")
+            raw_dims = f.read(4 * head[3])
+            if len(raw_dims) < 4 * head[3]:
+                raise DatasetError(f"{path}: truncated idx header")
+            dims = struct.unpack(f">{head[3]}I", raw_dims)
+            dtype = np.dtype(IDX_DTYPES[head[2]])
+            n = math.prod(dims) * dtype.itemsize
+            if n > MAX_IDX_BYTES:
+                raise DatasetError(f"{path}: idx header declares {dims}, {n:,} bytes, over the {MAX_IDX_BYTES:,} limit")
+            data = f.read(n + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(f"{path}: unreadable idx file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if len(data) != n:
+        raise DatasetError(f"{path}: idx header declares {'×'.join(map(str, dims))} ({n:,} bytes of data) but "
+                           f"the file holds {len(data) if len(data) <= n else 'more than'} "
+                           f"{'' if len(data) <= n else f'{n:,} '}bytes (truncated or not this format)")
+    return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _idx_file(raw: Path, stem: str) -> Path | None:
+    """``stem`` as distributed (gzip-compressed) or unpacked; the unpacked copy wins."""
+    for p in (raw / stem, raw / f"{stem}.gz"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _idx_pair(images: Path, labels: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    x, y = read_idx(images), read_idx(labels).astype(np.int64)
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        raise DatasetError(f"{images}: {x.shape} images do not pair with {labels}: {y.shape} labels")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DatasetError(f"{labels}: labels outside [0, {num_classes})")
+    return _to_nchw(x.astype(np.uint8)), y
+
+
 def _torchvision_idx(cls_name: str):
     def finder(spec: ImageSpec, root: Path) -> _Source | None:
         raw = root / cls_name / "raw"
-        files = [raw / f"{p}-{k}-ubyte" for p in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
-        if not all(f.is_file() for f in files):
+        stems = [f"{p}-{k}-ubyte" for p in ("train", "t10k") for k in ("images-idx3", "labels-idx1")]
+        files = [_idx_file(raw, s) for s in stems]
+        if not all(files):
             return _folder_source(spec, root, spec.name)
 
         def read():
             import torchvision.datasets as tvd
 
-            cls = getattr(tvd, cls_name)
-            tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
-            return (_to_nchw(tr.data.numpy()), tr.targets.numpy().astype(np.int64),
-                    _to_nchw(te.data.numpy()), te.targets.numpy().astype(np.int64), list(tr.classes))
+            xtr, ytr = _idx_pair(files[0], files[1], spec.classes)
+            xte, yte = _idx_pair(files[2], files[3], spec.classes)
+            return xtr, ytr, xte, yte, list(getattr(tvd, cls_name).classes)
 
         return _Source(f"torchvision {cls_name} idx", stat_signature(files), read, str(raw))
 
@@ -218,7 +287,11 @@ def _torchvision_cifar(cls_name: str, folder: str, files: tuple[str, ...]):
             import torchvision.datasets as tvd
 
             cls = getattr(tvd, cls_name)
-            tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+            try:  # torchvision checks every file's MD5 before it unpickles it: only the official files load
+                tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+            except RuntimeError as e:
+                raise DatasetError(f"{base}: {str(e).split('.')[0]} (torchvision's MD5 check of the official "
+                                   "files failed)") from None
             return (_to_nchw(tr.data), np.asarray(tr.targets, np.int64),
                     _to_nchw(te.data), np.asarray(te.targets, np.int64), list(tr.classes))
 
@@ -234,8 +307,11 @@ def _svhn_finder(spec: ImageSpec, root: Path) -> _Source | None:
             def read(base=base):
                 import torchvision.datasets as tvd
 
-                tr = tvd.SVHN(str(base), split="train", download=False)
-                te = tvd.SVHN(str(base), split="test", download=False)
+                try:  # torchvision checks each file's MD5 first
+                    tr = tvd.SVHN(str(base), split="train", download=False)
+                    te = tvd.SVHN(str(base), split="test", download=False)
+                except RuntimeError as e:
+                    raise DatasetError(f"{base}: {str(e).split('.')[0]} (torchvision's MD5 check failed)") from None
                 return (_to_nchw(tr.data), tr.labels.astype(np.int64), _to_nchw(te.data),
                         te.labels.astype(np.int64), [str(i) for i in range(10)])
 
@@ -368,16 +444,12 @@ def _official(spec: ImageSpec, root, download) -> tuple[dict, dict]:
     """The official train/test arrays and their metadata, decoded once then cached."""
     src = _locate(spec, root, download)
     key = content_hash(f"v{CACHE_VERSION}", spec.name, src.description, src.signature)
-    folder = cache_dir("arrays")
+    folder = cache_dir("arrays", write=False)
     arrays_path = folder / f"{spec.name}-{key[:16]}.npz"
     meta_path = folder / f"{spec.name}-{key[:16]}.json"
-    if arrays_path.is_file() and meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            with np.load(arrays_path) as z:
-                return {k: z[k] for k in z.files}, meta
-        except (OSError, ValueError, KeyError, pickle.UnpicklingError):
-            pass  # a damaged cache entry is rebuilt below
+    cached = _read_cache(arrays_path, meta_path)
+    if cached is not None:
+        return cached
     xtr, ytr, xte, yte, classes = src.read()
     for what, x in (("train", xtr), ("test", xte)):
         if x.shape[1:] != spec.shape:
@@ -393,9 +465,33 @@ def _official(spec: ImageSpec, root, download) -> tuple[dict, dict]:
         "fingerprint": {"train": content_hash(xtr, ytr), "test": content_hash(xte, yte)},
     }
     del xf
-    atomic_save_npz(arrays_path, xtr=xtr, ytr=ytr, xte=xte, yte=yte)
-    atomic_write_bytes(meta_path, json.dumps(meta).encode())
+
+    def store():
+        cache_dir("arrays")
+        atomic_save_npz(arrays_path, xtr=xtr, ytr=ytr, xte=xte, yte=yte)
+        atomic_write_bytes(meta_path, json.dumps(meta).encode())
+
+    try_cache("decoded arrays", store)
     return {"xtr": xtr, "ytr": ytr, "xte": xte, "yte": yte}, meta
+
+
+def _read_cache(arrays_path: Path, meta_path: Path) -> tuple[dict, dict] | None:
+    """A cached decode, if it is intact: the arrays must hash to the fingerprints recorded beside
+    them, so a damaged or edited cache entry is rebuilt, never trusted."""
+    if not (arrays_path.is_file() and meta_path.is_file()):
+        return None
+    arr = load_npz(arrays_path)
+    try:
+        meta = json.loads(meta_path.read_text())
+        fp = meta["fingerprint"]
+        ok = (arr is not None and set(arr) == {"xtr", "ytr", "xte", "yte"}
+              and content_hash(arr["xtr"], arr["ytr"]) == fp["train"]
+              and content_hash(arr["xte"], arr["yte"]) == fp["test"]
+              and all(isinstance(c, str) for c in meta["classes"]) and len(meta["mean"]) == len(meta["std"])
+              and all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in [*meta["mean"], *meta["std"]]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (arr, meta) if ok else None
 
 
 def load_image_dataset(name: str, split: str, root=None, download=None) -> ImageDataset:

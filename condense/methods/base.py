@@ -97,6 +97,13 @@ class Condenser:
             ipc = 0  # recorded as 0: the whole split, whatever the budget
         elif not isinstance(ipc, int) or isinstance(ipc, bool) or ipc < 1:
             raise ValueError(f"ipc must be a positive integer, got {ipc!r}")
+        else:
+            largest = int(train.class_counts().max())
+            if ipc > largest:
+                raise ValueError(f"ipc {ipc} exceeds the largest class of {train.name}/{train.split} "
+                                 f"({largest} items); the whole split is the `full` method")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
         device = torch.device(device)
         start, cpu_start = time.perf_counter(), time.process_time()
         parts: dict[str, Any] = self._condense(train, ipc, seed=seed, device=device, progress=progress)

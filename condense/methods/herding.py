@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import Rule, check_config
 from ..models import create_model
 from .base import Condenser, per_class_indices, register_condenser
 from .baselines import image_parts
@@ -22,6 +23,10 @@ class HerdingConfig:
     train_epochs: int = 0
     lr: float = 0.01
     batch_size: int = 256
+
+    def __post_init__(self):
+        check_config(self, "herding", arch=Rule(choices=("convnet", "convnet_bn")), width=Rule(lo=1, hi=4096), train_epochs=Rule(lo=0, hi=100_000),
+                     lr=Rule(lo=0, hi=10, lo_open=True), batch_size=Rule(lo=1, hi=1_000_000))
 
     @classmethod
     def preset(cls, name: str) -> "HerdingConfig":

@@ -26,8 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..teachers import (PAPER_POOL, QUICK_POOL, TeacherRecipe, ensemble_logits, pool_costs, pool_summary,
-                        teacher_pool)
+from ..checks import Rule
+from ..teachers import (PAPER_POOL, QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, ensemble_logits,
+                        pool_costs, pool_summary, teacher_pool)
 from .base import Condenser, generator, per_class_indices, register_condenser
 
 
@@ -44,6 +45,12 @@ class InferConfig:
     first_bn_multiplier: float = 10.0
     jitter: int | None = None         # roll range; None: side/8 (4 on 32×32, as the paper)
     soft_label_dtype: str = "float16"
+
+    def __post_init__(self):
+        check_pool_config(self, "infer", iterations=Rule(lo=1, hi=10_000_000), lr=Rule(lo=0, lo_open=True),
+                          beta1=Rule(lo=0, hi=1, hi_open=True), beta2=Rule(lo=0, hi=1, hi_open=True),
+                          r_bn=Rule(lo=0), first_bn_multiplier=Rule(lo=0), jitter=Rule(lo=0, hi=1024),
+                          soft_label_dtype=Rule(choices=SOFT_DTYPES))
 
     @classmethod
     def preset(cls, name: str) -> "InferConfig":

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..checks import Rule, check_config
 from ..store import pack_graphs
 from .base import Condenser, register_condenser
 
@@ -63,6 +64,12 @@ class MirageConfig:
     attr_bins: int = 3                         # quantile bins for continuous node / edge attributes
     drop_singletons: bool = True               # the paper drops single-tree sets
     drop_shared: bool = True                   # and sets frequent in another class
+
+    def __post_init__(self):
+        check_config(self, "mirage", hops=Rule(lo=1, hi=8), thresholds=Rule(lo=0, hi=1, lo_open=True, nonempty=True),
+                     budget_bytes=Rule(lo=1), min_support=Rule(lo=0, hi=1, lo_open=True),
+                     support_ratio=Rule(lo=0, hi=1, lo_open=True, hi_open=True), max_pattern_size=Rule(lo=1),
+                     max_itemsets=Rule(lo=1), attr_bins=Rule(lo=0, hi=64))
 
     @classmethod
     def preset(cls, name: str) -> "MirageConfig":

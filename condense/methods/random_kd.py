@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..teachers import (PAPER_POOL, QUICK_POOL, TeacherRecipe, ensemble_logits, pool_costs, pool_summary,
-                        teacher_pool)
+from ..checks import Rule
+from ..teachers import (PAPER_POOL, QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, ensemble_logits,
+                        pool_costs, pool_summary, teacher_pool)
 from .base import Condenser, register_condenser
 from .baselines import image_parts, random_per_class
 
@@ -20,6 +21,9 @@ class RandomKDConfig:
     teacher_recipe: str = "paper"
     teacher_seed: int = 0
     soft_label_dtype: str = "float16"
+
+    def __post_init__(self):
+        check_pool_config(self, "random-kd", soft_label_dtype=Rule(choices=SOFT_DTYPES))
 
     @classmethod
     def preset(cls, name: str) -> "RandomKDConfig":

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..checks import Rule, check_config
 from .base import Condenser, generator, per_class_indices, register_condenser
 
 
@@ -32,6 +33,10 @@ class RS2Config:
     replacement: bool = False       # False: RS2 w/o replacement (the paper's default)
     stratified: bool = True         # class-balanced rounds (used at IPC budgets)
     fraction: float | None = None   # selection-ratio setting: subset = fraction of the split
+
+    def __post_init__(self):
+        check_config(self, "rs2", rounds=Rule(lo=1, hi=10_000_000),
+                     fraction=Rule(lo=0, hi=1, lo_open=True))
 
     @classmethod
     def preset(cls, name: str) -> "RS2Config":
