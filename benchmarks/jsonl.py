@@ -110,6 +110,15 @@ def malformed(rec: dict) -> str | None:
     return None
 
 
+def read_numbered(path: Path):
+    """(line number, record or None) for every line of a results file."""
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, start=1):
+            yield i, _decode(raw)
+
+
 def read(path: Path) -> tuple[list[dict], int]:
     """Records of a results file, and the count of unreadable lines skipped."""
     records, bad = [], 0

@@ -22,6 +22,8 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from condense.identity import identity_key
+
 from . import jsonl
 
 DEFAULT_DATASETS = ("digits", "MUTAG")
@@ -57,6 +59,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.FIELD=VALUE",
                     help="override a condenser config field, e.g. --set herding.train_epochs=5")
+    ap.add_argument("--train-seeds", type=int, default=1, metavar="K",
+                    help="training seeds per set (a run is a set seed and a training seed; default 1)")
+    ap.add_argument("--budget", choices=("steps", "epochs"), default=None,
+                    help="steps (default): every row trains the steps of the plain IPC×C set; epochs: every set "
+                         "trains the protocol's epochs over its own items (a paper's own protocol, labelled)")
+    ap.add_argument("--scores", action="store_true",
+                    help="also run the cells the DD-Ranking scores (HLR, IOR, LRS, ARS) of each method still lack")
     return ap.parse_args(argv)
 
 
@@ -135,15 +144,67 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-# ----------------------------------------------------------------------------- the sweep
+# ----------------------------------------------------------------------------- seeds, cells, clocks
+
+TRAIN_SEED_BASE = 1 << 62
 
 
-@dataclasses.dataclass
+def train_seed(set_seed: int, k: int) -> int:
+    """The ``k``-th training seed of a set: drawn from its own stream, in ``[2^62, 2^63)`` while set
+    seeds stay below ``2^62``, so a training seed never coincides with a set seed."""
+    digest = hashlib.sha256(f"condense-train-seed:{set_seed}:{k}".encode()).digest()
+    return TRAIN_SEED_BASE | (int.from_bytes(digest[:8], "big") & (TRAIN_SEED_BASE - 1))
+
+
+@dataclasses.dataclass(frozen=True)
 class Cell:
+    """One training run: a set (dataset, method, set IPC, set seed) trained with one training seed
+    under one protocol, at the step budget of ``ipc`` (for ``full`` under the steps budget: the
+    table's IPC, while the set itself is the whole split)."""
+
     dataset: str
     method: str
     ipc: int
     seed: int
+    train_seed: int
+    protocol: object
+    set_ipc: int
+
+    @property
+    def label(self) -> str:
+        return (f"{self.dataset} {self.method} ipc={self.ipc} set seed={self.seed} "
+                f"train seed={self.train_seed} {self.protocol.name}")
+
+
+def clock_problems(rec: dict) -> list[str]:
+    """The clock invariants every record must hold (DESIGN §4): every time is finite and >= 0 or
+    absent (None: not measured, shown as "—"), and condense time includes teacher time on both
+    clocks. Nothing mixes clocks: each has its own fields."""
+    out = []
+    names = ("condense_seconds", "condense_cpu_seconds", "teacher_seconds", "teacher_cpu_seconds", "train_seconds",
+             "cpu_seconds", "eval_seconds", "eval_cpu_seconds")
+    for k in names:
+        v = rec.get(k)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            out.append(f"{k} is {v!r}")
+    for cond, teach in (("condense_seconds", "teacher_seconds"), ("condense_cpu_seconds", "teacher_cpu_seconds")):
+        c, t = rec.get(cond), rec.get(teach)
+        if c is not None and t is not None and t > c * (1 + 1e-9) + 1e-9:
+            out.append(f"{teach} ({t:g}) exceed {cond} ({c:g})")
+    return out
+
+
+def source_bytes(train) -> int:
+    """Bytes a method that reads the whole training split reads (RS2, ``full``): its arrays as stored."""
+    if getattr(train, "kind", "images") == "images":
+        return int(train.images.numel() * train.images.element_size() + train.labels.numel() * 8)
+    from condense.store import pack_graphs
+
+    packed = pack_graphs([train[i] for i in range(len(train))])
+    return int(sum(v.numel() * v.element_size() for v in packed.values()))
+
+
+# ----------------------------------------------------------------------------- the sweep
 
 
 class Sweep:
@@ -170,6 +231,7 @@ class Sweep:
             if removed:
                 say(f"note: trimmed a partial last line ({removed} bytes) left by an interrupted run")
         self.done: dict[str, str] = {}
+        self.existing: list[dict] = []
         self._offset = 0
         self.refresh(first=True)
 
@@ -189,7 +251,9 @@ class Sweep:
             if rec is None or not isinstance(rec.get("status"), str):
                 bad += 1
                 continue
-            self.done[rec["key"]] = rec["status"]
+            self.done[rec["key"]] = rec["status"] if self.done.get(rec["key"]) != "ok" else "ok"
+            if first:
+                self.existing.append({k: rec.get(k) for k in ("dataset", "arch", "protocol")})
         if bad and first:
             say(f"note: skipped {bad} unreadable line(s) in {self.results}")
 
@@ -228,34 +292,11 @@ class Sweep:
                 say(f"skip method {m} on {kind} datasets: it handles {', '.join(cls.kinds)}")
         return keep
 
-    # -- one cell
-
-    def condenser(self, method: str):
-        from condense.methods import create_condenser
-
-        return create_condenser(method, self.args.preset, **self.overrides.get(method, {}))
-
-    def condensed_set(self, cell: Cell, train, condenser):
-        import condense
-
-        cfg = dataclasses.asdict(condenser.config)
-        h = stable_hash({"method": cell.method, "config": cfg, "ipc": cell.ipc, "seed": cell.seed,
-                         "source": train.fingerprint, "version": self.versions["condense"]})
-        path = self.sets_dir / f"{cell.dataset}-{cell.method}-ipc{cell.ipc}-s{cell.seed}-{h[:10]}.h5"
-        if path.exists():
-            try:
-                return condense.load(path), path, True
-            except condense.FormatError as e:
-                say(f"note: cached set unusable, condensing again ({e})")
-        synset = condenser.condense(train, cell.ipc, seed=cell.seed, device=self.device, progress=self.progress)
-        condense.save(synset, path)
-        return synset, path, False
-
-    def protocol(self, kind: str, dataset: str):
+    def protocol(self, kind: str, dataset: str, name: str | None = None, **extra):
         from condense.configs import dataset_config
         from condense.protocols import get_protocol
 
-        name = self.args.protocol or dataset_config(dataset, kind).protocol
+        name = name or self.args.protocol or dataset_config(dataset, kind).protocol
         over = {}
         if self.args.epochs is not None:
             over["epochs"] = self.args.epochs
@@ -265,72 +306,226 @@ class Sweep:
             over["batch_size"] = self.args.batch_size
         if self.args.frequency_mode is not None and kind == "graphs":
             over["frequency_mode"] = self.args.frequency_mode
-        return get_protocol(name, self.args.preset, **over)
+        if getattr(self.args, "budget", None):
+            over["budget"] = self.args.budget
+        return get_protocol(name, self.args.preset, **{**over, **extra})
 
-    def record_key(self, cell: Cell, train, condenser, arch: str, protocol) -> str:
+    def cells(self, name: str, kind: str, protocol, methods: list[str], ipcs: list[int]) -> list[Cell]:
+        """Every training run of these methods: set seeds × training seeds; a deterministic condenser
+        is condensed once (the first set seed) and trained as many times as the others."""
+        from condense.methods import condenser_class
+
+        out = []
+        k = self.args.train_seeds
+        for method in methods:
+            cls = condenser_class(method)
+            if cls.uses_ipc:
+                budgets = [(i, i) for i in ipcs]
+            elif protocol.budget == "steps":
+                budgets = [(i, 0) for i in ipcs]      # the whole split at each table's step budget
+            else:
+                budgets = [(0, 0)]
+            for ipc, set_ipc in budgets:
+                for s in self.args.seeds:
+                    set_seed = self.args.seeds[0] if cls.deterministic else s
+                    for j in range(k):
+                        out.append(Cell(name, method, ipc, set_seed, train_seed(s, j), protocol, set_ipc))
+        return out
+
+    def score_protocols(self, kind: str, name: str, base) -> dict[str, object]:
+        """The protocols the DD-Ranking scores read (``--scores``): the hard-label one (dc), the
+        soft-label one (kd), and each with the augmentation switched (ARS)."""
+        hard = base if base.loss == "ce" and base.name == "dc" else self.protocol(kind, name, "dc")
+        soft = base if base.loss == "kd" else self.protocol(kind, name, "kd")
+        return {"hard": hard, "soft": soft, "hard-aug": aug_variant(hard), "soft-aug": aug_variant(soft)}
+
+    def plan(self) -> list[tuple[Cell, list[str]]]:
+        from condense.configs import dataset_config
+        from condense.data import DatasetNotFoundError, dataset_kind, load_dataset
+        from condense.methods import condenser_class
+        from condense.models import model_kind
+
+        plan = []
+        self.data = {}
+        for name in self.datasets():
+            kind = dataset_kind(name)
+            try:
+                train = load_dataset(name, "train", root=self.args.data_root)
+                test = load_dataset(name, "test", root=self.args.data_root)
+                val = load_dataset(name, "val", root=self.args.data_root) if kind == "graphs" else None
+            except DatasetNotFoundError as e:
+                say(f"skip {name}: {e}")
+                continue
+            self.data[name] = (train, test, val)
+            archs = self.args.archs or list(dataset_config(name, kind).archs)
+            bad = [a for a in archs if model_kind(a) != kind]
+            if bad:
+                say(f"skip archs {', '.join(bad)} on {name}: they are not {kind} models")
+                archs = [a for a in archs if a not in bad]
+            protocol = self.protocol(kind, name)
+            if protocol.kind != kind:
+                if self.args.datasets is not None:
+                    raise ValueError(f"protocol {protocol.name!r} trains on {protocol.kind}, and {name} holds {kind}")
+                say(f"skip {name}: protocol {protocol.name!r} does not apply to {kind}")
+                continue
+            methods = self.methods_for(kind, protocol)
+            cells = self.cells(name, kind, protocol, methods, self.args.ipc)
+            if self.args.scores and kind == "images":
+                cells += self.score_cells(name, kind, protocol, methods)
+            for c in dict.fromkeys(cells):
+                self.check_budget_mix(name, archs, c.protocol)
+                plan.append((c, archs))
+        return list(dict.fromkeys((c, tuple(a)) for c, a in plan))
+
+    def score_cells(self, name: str, kind: str, base, methods: list[str]) -> list[Cell]:
+        """Cells the DD-Ranking scores of ``methods`` still need: the method under hard labels and
+        the whole split at the same budget (HLR), the method and its random baseline under its own
+        label pipeline (IOR), and both with the augmentation switched (ARS)."""
+        from condense.methods import condenser_class
+
+        ps = self.score_protocols(kind, name, base)
+        out = []
+        for m in methods:
+            if m in BASELINES:
+                continue
+            soft = condenser_class(m).soft_labels
+            own, flip = (ps["soft"], ps["soft-aug"]) if soft else (ps["hard"], ps["hard-aug"])
+            baseline = "random-kd" if soft else "random"
+            out += self.cells(name, kind, ps["hard"], [m, "full"], self.args.ipc)
+            for p in (own, flip):
+                out += self.cells(name, kind, p, [m, baseline], self.args.ipc)
+        return out
+
+    def check_budget_mix(self, dataset: str, archs, protocol) -> None:
+        """One table, one budget: refuse to add records whose protocol differs from records already in
+        the folder only by the budget rule (they would read as one table with two budgets)."""
+        mine = protocol.to_dict()
+        for rec in self.existing:
+            p = rec.get("protocol") or {}
+            if rec.get("dataset") != dataset or rec.get("arch") not in archs or not isinstance(p, dict):
+                continue
+            theirs = {**p, "budget": p.get("budget", "epochs")}
+            theirs.pop("arch_kwargs", None)
+            ours = {k: v for k, v in mine.items() if k != "arch_kwargs"}
+            if theirs["budget"] != ours["budget"] and {k: v for k, v in theirs.items() if k != "budget"} == \
+                    {k: v for k, v in ours.items() if k != "budget"}:
+                raise ValueError(f"{self.results} holds {dataset} {protocol.name} records under budget="
+                                 f"{theirs['budget']}, and this sweep asks budget={ours['budget']} for the same "
+                                 "protocol: one table cannot mix budgets; use another --out")
+
+    # -- one set, its runs
+
+    def condenser(self, method: str, protocol):
+        from condense.methods import create_condenser
+
+        try:
+            return create_condenser(method, self.args.preset, **self.overrides.get(method, {})).for_protocol(protocol)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
+
+    def condensed_set(self, cell: Cell, train, condenser, code: dict):
+        """The set for ``cell``: cached under ``OUT/sets`` by its config and the condenser's code
+        identity, so a changed condenser is condensed again, never reused."""
+        import condense
+
+        cfg = dataclasses.asdict(condenser.config)
+        h = stable_hash({"method": cell.method, "config": cfg, "ipc": cell.set_ipc, "seed": cell.seed,
+                         "source": train.fingerprint, "code": code["condenser"]})
+        path = self.sets_dir / f"{cell.dataset}-{cell.method}-ipc{cell.set_ipc}-s{cell.seed}-{h[:10]}.h5"
+        if path.exists():
+            try:
+                s = condense.load(path)
+                if (s.extra.get("code") or {}).get("condenser") == code["condenser"]:
+                    return s, path, True
+                say(f"note: cached set {path} comes from other code; condensing again")
+            except condense.FormatError as e:
+                say(f"note: cached set unusable, condensing again ({e})")
+        synset = condenser.condense(train, cell.set_ipc, seed=cell.seed, device=self.device, progress=self.progress)
+        condense.save(synset, path)
+        return synset, path, False
+
+    def record_key(self, cell: Cell, train, condenser, arch: str, code: dict) -> str:
         key = {"dataset": cell.dataset, "source": train.fingerprint, "method": cell.method,
-               "config": dataclasses.asdict(condenser.config), "ipc": cell.ipc,
-               "seed": cell.seed, "arch": arch, "protocol": protocol.to_dict()}
+               "config": dataclasses.asdict(condenser.config), "ipc": cell.ipc, "set_ipc": cell.set_ipc,
+               "seed": cell.seed, "train_seed": cell.train_seed, "arch": arch,
+               "protocol": cell.protocol.to_dict(), "code": identity_key(code)}
         if self.args.stop_at_targets:
             key["stop_at_targets"] = True
         return stable_hash(key)
 
-    def base_record(self, cell: Cell, train, condenser, arch, protocol, key) -> dict:
-        return {"key": key, "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc,
-                "seed": cell.seed, "arch": arch, "protocol": protocol.to_dict(),
+    def base_record(self, cell: Cell, train, condenser, arch, key, code) -> dict:
+        return {"key": key, "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc, "set_ipc": cell.set_ipc,
+                "seed": cell.seed, "train_seed": cell.train_seed, "arch": arch, "protocol": cell.protocol.to_dict(),
                 "method_config": dataclasses.asdict(condenser.config), "source_split": train.split,
-                "source_fingerprint": train.fingerprint, "source": train.source,
+                "source_fingerprint": train.fingerprint, "source": train.source, "code": code,
+                "deterministic": type(condenser).deterministic, "stop_at_targets": bool(self.args.stop_at_targets),
                 "touches_full_data": condenser.touches_full_data, "versions": self.versions,
                 "machine": self.machine, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
-    def run_cell(self, cell: Cell, train, test, val, archs, protocol) -> None:
+    def run_set(self, items: list[tuple[Cell, tuple, object]]) -> None:
+        """Condense one set once (all ``items`` share it), then every training run of it not done yet."""
         from condense.evaluate import evaluate
+        from condense.identity import code_identity
 
-        try:
-            condenser = self.condenser(cell.method).for_protocol(protocol)
-        except ValueError as e:
-            raise SystemExit(f"error: {e}") from None
-        keys = {a: self.record_key(cell, train, condenser, a, protocol) for a in archs}
+        first, _, condenser = items[0]
+        train, test, val = self.data[first.dataset]
+        code = code_identity(first.method)
+        todo = []
         self.refresh()
-        todo = self.pending(keys)
+        for cell, archs, _ in items:
+            keys = {a: self.record_key(cell, train, condenser, a, code) for a in archs}
+            todo += [(cell, a, keys[a]) for a in self.pending(keys)]
         if not todo:
             return
         if not self.writable:
             raise ValueError(f"results folder {self.out} is not writable and {len(todo)} run(s) of "
-                             f"{cell.dataset} {cell.method} ipc={cell.ipc} seed={cell.seed} are not done; "
+                             f"{first.dataset} {first.method} ipc={first.set_ipc} seed={first.seed} are not done; "
                              "give --out a writable folder")
-        label = f"{cell.dataset} {cell.method} ipc={cell.ipc} seed={cell.seed}"
         try:
-            synset, path, cached = self.condensed_set(cell, train, condenser)
+            synset, path, cached = self.condensed_set(first, train, condenser, code)
         except Exception as e:  # noqa: BLE001 - a failed cell is recorded and the sweep goes on
-            for a in todo:
-                self.write({**self.base_record(cell, train, condenser, a, protocol, keys[a]), "status": "failed",
+            for cell, a, key in todo:
+                self.write({**self.base_record(cell, train, condenser, a, key, code), "status": "failed",
                             "stage": "condense", "error": f"{type(e).__name__}: {e}",
                             "traceback": traceback.format_exc(limit=8)})
-            say(f"FAILED condense {label}: {type(e).__name__}: {e}")
+            say(f"FAILED condense {first.label}: {type(e).__name__}: {e}")
             return
-        for a in todo:
-            rec = self.base_record(cell, train, condenser, a, protocol, keys[a])
-            rec.update({"set_path": str(path.relative_to(self.out)), "set_cached": cached,
-                        "storage_bytes": synset.storage_bytes, "condense_seconds": synset.condense_seconds,
-                        "teacher_seconds": synset.teacher_seconds, "deviations": list(synset.deviations),
-                        "set_extra": {k: v for k, v in synset.extra.items() if k != "source_indices"}})
+        x = synset.extra
+        set_fields = {"set_path": str(path.relative_to(self.out)), "set_cached": cached,
+                      "storage_bytes": synset.storage_bytes,
+                      "reads_bytes": source_bytes(train) if condenser.touches_full_data else synset.storage_bytes["total"],
+                      "condense_seconds": synset.condense_seconds, "condense_cpu_seconds": x.get("condense_cpu_seconds"),
+                      "teacher_seconds": synset.teacher_seconds,
+                      "teacher_cpu_seconds": x.get("teacher_cpu_seconds", None if synset.teacher_seconds else 0.0),
+                      "deviations": list(synset.deviations),
+                      "set_extra": {k: v for k, v in x.items() if k != "source_indices"}}
+        for cell, a, key in todo:
+            rec = {**self.base_record(cell, train, condenser, a, key, code), **set_fields}
             try:
-                res = evaluate(synset, test, arch=a, protocol=protocol, seeds=[cell.seed], device=self.device,
-                               val=val, source=train, progress=self.progress,
-                               stop_at_targets=self.args.stop_at_targets)
+                res = evaluate(synset, test, arch=a, protocol=cell.protocol, seeds=[cell.train_seed],
+                               device=self.device, val=val, source=train, progress=self.progress,
+                               stop_at_targets=self.args.stop_at_targets, budget_ipc=cell.ipc)
             except Exception as e:  # noqa: BLE001
                 rec.update(status="failed", stage="evaluate", error=f"{type(e).__name__}: {e}",
                            traceback=traceback.format_exc(limit=8))
                 self.write(rec)
-                say(f"FAILED evaluate {label} {a}: {type(e).__name__}: {e}")
+                say(f"FAILED evaluate {cell.label} {a}: {type(e).__name__}: {e}")
                 continue
-            run = res.runs[0]
+            run, tta = res.runs[0], res.tta_summary()
+            plan = run.extra.get("plan", {})
             rec.update(status="ok", acc=run.final_acc, curve=run.curve, train_seconds=run.train_seconds,
-                       eval_seconds=run.eval_seconds, steps=run.steps, run_extra=run.extra,
-                       targets=list(res.targets), tta={k: v["per_seed"][0] for k, v in res.tta_summary().items()},
-                       tta_cpu={k: v["cpu"][0] for k, v in res.tta_summary().items()},
-                       cpu_seconds=run.cpu_seconds, protocol=res.protocol)
+                       cpu_seconds=run.cpu_seconds, eval_seconds=run.eval_seconds,
+                       eval_cpu_seconds=run.eval_cpu_seconds, steps=run.steps,
+                       planned_steps=plan.get("steps"), samples=plan.get("samples"), plan=plan,
+                       run_extra={k: v for k, v in run.extra.items() if k != "plan"},
+                       targets=list(res.targets), protocol=res.protocol,
+                       **{f"tta{suffix}": {t: v[field][0] for t, v in tta.items()}
+                          for suffix, field in (("", "per_seed"), ("_no_teacher", "no_teacher"), ("_cpu", "cpu"),
+                                                ("_cpu_no_teacher", "cpu_no_teacher"))})
+            problems = clock_problems(rec)
+            if problems:
+                rec.update(status="failed", stage="clocks", error="clock invariant broken: " + "; ".join(problems))
+                say(f"FAILED clocks {cell.label} {a}: {'; '.join(problems)}")
             self.write(rec)
 
     def pending(self, keys: dict[str, str]) -> list[str]:
@@ -346,43 +541,17 @@ class Sweep:
     def run(self) -> int:
         from tqdm.auto import tqdm
 
-        from condense.configs import dataset_config
-        from condense.data import DatasetNotFoundError, dataset_kind, load_dataset
-        from condense.methods import condenser_class
-
-        plan = []
-        for name in self.datasets():
-            kind = dataset_kind(name)
-            try:
-                train = load_dataset(name, "train", root=self.args.data_root)
-                test = load_dataset(name, "test", root=self.args.data_root)
-                val = load_dataset(name, "val", root=self.args.data_root) if kind == "graphs" else None
-            except DatasetNotFoundError as e:
-                say(f"skip {name}: {e}")
-                continue
-            archs = self.args.archs or list(dataset_config(name, kind).archs)
-            from condense.models import model_kind
-
-            bad = [a for a in archs if model_kind(a) != kind]
-            if bad:
-                say(f"skip archs {', '.join(bad)} on {name}: they are not {kind} models")
-                archs = [a for a in archs if a not in bad]
-            protocol = self.protocol(kind, name)
-            if protocol.kind != kind:
-                if self.args.datasets is not None:
-                    raise ValueError(f"protocol {protocol.name!r} trains on {protocol.kind}, and {name} holds {kind}")
-                say(f"skip {name}: protocol {protocol.name!r} does not apply to {kind}")
-                continue
-            for method in self.methods_for(kind, protocol):
-                ipcs = self.args.ipc if condenser_class(method).uses_ipc else [0]
-                for ipc in ipcs:
-                    for seed in self.args.seeds:
-                        plan.append((Cell(name, method, ipc, seed), train, test, val, archs, protocol))
+        plan = self.plan()
         if not plan:
             say("nothing to run")
+        groups: dict[tuple, list] = {}
+        for cell, archs in plan:  # runs of one set together: it is condensed once
+            condenser = self.condenser(cell.method, cell.protocol)
+            key = (cell.dataset, cell.method, cell.set_ipc, cell.seed, stable_hash(dataclasses.asdict(condenser.config)))
+            groups.setdefault(key, []).append((cell, archs, condenser))
         start = time.time()
-        for cell, train, test, val, archs, protocol in tqdm(plan, desc="cells", disable=not self.progress, unit="cell"):
-            self.run_cell(cell, train, test, val, archs, protocol)
+        for items in tqdm(list(groups.values()), desc="sets", disable=not self.progress, unit="set"):
+            self.run_set(items)
         say(f"sweep finished in {time.time() - start:.1f} s; results in {self.results}")
         from .leaderboard import build
 
@@ -393,6 +562,17 @@ class Sweep:
             say(f"note: {self.out} is read-only: every cell was done, the leaderboard is printed, not written")
         print(md)
         return 0
+
+
+BASELINES = ("random", "random-kd", "full")
+
+
+def aug_variant(p):
+    """The protocol with its augmentation switched (ARS): on when off (DSA for ``dc``, crop + flip
+    otherwise), and off when on (mixup too, for ``kd``)."""
+    if p.augment is None:
+        return p.replace(augment="dsa" if p.name == "dc" else "crop-flip")
+    return p.replace(augment=None, mixup_alpha=0.0)
 
 
 def check_args(args) -> None:
@@ -409,8 +589,10 @@ def check_args(args) -> None:
         model_kind(a)
     if any(i < 1 for i in args.ipc):
         raise ValueError(f"--ipc takes positive integers, got {args.ipc}")
-    if any(s < 0 for s in args.seeds):
-        raise ValueError(f"--seeds takes integers >= 0, got {args.seeds}")
+    if any(not 0 <= s < TRAIN_SEED_BASE for s in args.seeds):
+        raise ValueError(f"--seeds takes set seeds in [0, 2^62), got {args.seeds}")
+    if not 1 <= args.train_seeds <= 1000:
+        raise ValueError(f"--train-seeds takes an integer in [1, 1000], got {args.train_seeds}")
     resolve_device(args.device)
     sweep = Sweep.__new__(Sweep)
     sweep.args = args

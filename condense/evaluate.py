@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from .budget import BatchStream, plan_steps, schedule_batches
 from .configs import dataset_config
 from .models import create_model, model_kind
 from .protocols import Protocol, get_protocol
@@ -44,6 +45,7 @@ class SeedRun:
     steps: int
     extra: dict = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    eval_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -57,6 +59,8 @@ class EvalResult:
     storage_bytes: dict = field(default_factory=dict)
     device: str = "cpu"
     condense_cpu_seconds: float | None = None  # the condenser's process CPU time, when it recorded it
+    teacher_cpu_seconds: float | None = None   # the teacher pool's CPU time, when every teacher recorded it
+    plan: dict = field(default_factory=dict)   # the step budget every seed trained (condense.budget)
 
     @property
     def seeds(self) -> list[int]:
@@ -75,16 +79,24 @@ class EvalResult:
         """Population std over seeds (``np.std``, as DC and most papers report)."""
         return statistics.pstdev(self.accs) if len(self.accs) > 1 else 0.0
 
-    def tta(self, target: float, include_condense: bool = True, clock: str = "train_seconds") -> list[float | None]:
-        """Seconds to ``target`` per seed; on ``clock="cpu_seconds"`` the condense time is CPU time too."""
-        condense = self.condense_seconds
-        if clock == "cpu_seconds" and self.condense_cpu_seconds is not None:
-            condense = self.condense_cpu_seconds
-        offset = condense if include_condense else 0.0
+    def tta(self, target: float, include_condense: bool = True, clock: str = "train_seconds",
+            include_teacher: bool = True) -> list[float | None]:
+        """Seconds to ``target`` per seed (None: not reached). On ``clock="cpu_seconds"`` the condense
+        part is CPU time too, and a set that did not record it gives None for every seed (unmeasured:
+        no column mixes clocks). ``include_teacher=False`` leaves the teacher pool's cost out."""
+        offset = 0.0
+        if include_condense:
+            cpu = clock == "cpu_seconds"
+            condense = self.condense_cpu_seconds if cpu else self.condense_seconds
+            teacher = self.teacher_cpu_seconds if cpu else self.teacher_seconds
+            if condense is None or (not include_teacher and teacher is None):
+                return [None for _ in self.runs]
+            offset = condense - (0.0 if include_teacher else teacher)
         return [time_to_accuracy(r.curve, target, offset, clock) for r in self.runs]
 
     def tta_summary(self) -> dict[str, dict]:
-        """Per target: seconds per seed, how many reached it, and the mean when all did."""
+        """Per target: seconds per seed, how many reached it, the mean when all did, and the same
+        without teacher time and on the CPU clock."""
         out = {}
         for t in self.targets:
             per = self.tta(t)
@@ -92,7 +104,9 @@ class EvalResult:
             out[f"{t:g}"] = {"per_seed": per, "reached": len(reached), "n": len(per),
                              "mean": statistics.fmean(reached) if reached and len(reached) == len(per) else None,
                              "train_only": self.tta(t, include_condense=False),
-                             "cpu": self.tta(t, clock="cpu_seconds")}
+                             "no_teacher": self.tta(t, include_teacher=False),
+                             "cpu": self.tta(t, clock="cpu_seconds"),
+                             "cpu_no_teacher": self.tta(t, clock="cpu_seconds", include_teacher=False)}
         return out
 
     def summary(self) -> dict:
@@ -239,36 +253,32 @@ class ImageTask:
     soft: torch.Tensor | None = None      # static soft labels (kd)
     rounds: torch.Tensor | None = None    # rounds × n indices into x (subset-schedule)
 
-    MAX_WHOLE_BATCH = 10_000
-
     @property
-    def pass_size(self) -> int:
+    def set_size(self) -> int:
+        """Items one pass of this set covers: its instances, or one schedule round."""
         return int(self.rounds.shape[1] if self.rounds is not None else self.x.shape[0])
 
-    def batch_for(self, batch: int | None) -> int:
-        """The batch size in use: ``None`` means the whole round (or set) in one step."""
-        n = self.pass_size
-        if batch is None:
-            if n > self.MAX_WHOLE_BATCH:
-                raise ValueError(f"this protocol trains one step per pass on all {n} items; "
-                                 "give it a batch size (--batch-size) for a set this large")
-            return n
-        return min(batch, n)
+    def stream_for(self, g: torch.Generator):
+        """``epoch -> stream`` of index batches: one stream over the set's instances, or, for a
+        schedule, a fresh shuffle of round ``epoch`` (RS2: each round is one pass)."""
+        if self.rounds is None:
+            whole = BatchStream(self.set_size, g, self.x.device)
+            return lambda epoch: whole
 
-    def steps_per_pass(self, batch: int | None) -> int:
-        return math.ceil(self.pass_size / self.batch_for(batch))
-
-    def batches(self, epoch: int, batch: int | None, g: torch.Generator):
-        """Index batches of one pass, shuffled with ``g``; a schedule uses its round's subset."""
-        if self.rounds is not None:
+        def round_stream(epoch: int):
             if epoch >= self.rounds.shape[0]:
                 raise ValueError(f"the schedule has {self.rounds.shape[0]} rounds but the protocol trains "
                                  f"{epoch + 1} or more epochs")
-            pool = self.rounds[epoch]
-            order = pool[torch.randperm(pool.shape[0], generator=g).to(pool.device)]
-        else:
-            order = torch.randperm(self.x.shape[0], generator=g).to(self.x.device)
-        return order.split(self.batch_for(batch))
+            return _RoundStream(self.rounds[epoch], g)
+        return round_stream
+
+
+class _RoundStream:
+    def __init__(self, pool: torch.Tensor, g: torch.Generator):
+        self.pool, self.inner = pool, BatchStream(pool.numel(), g)
+
+    def take(self, k: int) -> torch.Tensor:
+        return self.pool[self.inner.take(k).to(self.pool.device)]
 
 
 def _loss(model, task: ImageTask, idx, p: Protocol, aug, g: torch.Generator) -> torch.Tensor:
@@ -300,47 +310,50 @@ def kd_loss(model, x: torch.Tensor, soft: torch.Tensor, p: Protocol, g: torch.Ge
 
 def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.device,
                  test: tuple[torch.Tensor, torch.Tensor], dataset: str, progress: bool = False,
-                 stop_at: float | None = None) -> SeedRun:
-    """Train ``model`` by protocol ``p``; test accuracy at checkpoints, training time only.
+                 stop_at: float | None = None, reference_size: int | None = None) -> SeedRun:
+    """Train ``model`` by protocol ``p`` for the steps of its budget (:mod:`condense.budget`);
+    test accuracy at checkpoints, training time only.
 
-    ``stop_at``: stop at the first checkpoint whose accuracy reaches it (a reference run that only
-    has to establish time-to-accuracy); the run is then marked ``stopped_early``."""
+    ``reference_size`` is the plain set's ``ipc × C`` that fixes the step budget (None: the set's
+    own size). ``stop_at``: stop at the first checkpoint whose accuracy reaches it (a reference run
+    that only has to establish time-to-accuracy); the run is then marked ``stopped_early``."""
     from tqdm.auto import tqdm
 
     g = torch.Generator().manual_seed(seed)
     aug = make_augment(p, dataset)
-    per_pass = task.steps_per_pass(p.batch_size)
-    total = p.passes * per_pass
+    plan = plan_steps(p.budget, p.passes, p.batch_size, task.set_size,
+                      None if task.rounds is not None else reference_size)
+    total = plan.total_steps
     marks = set(checkpoint_steps(total, p.checkpoints))
     opt = make_optimizer(model.parameters(), p)
-    clock, eval_seconds, step = _Clock(device), 0.0, 0
+    clock, eval_clock, step, epoch_seen = _Clock(device), _Clock(device), 0, -1
     curve: list[dict] = []
+    extra = {"plan": plan.to_dict(p.checkpoints)}
     model.train()
     bar = tqdm(total=total, desc=f"train seed {seed}", disable=not progress, leave=False, unit="step")
-    for epoch in range(p.passes):
-        if p.resets_optimizer(epoch):
-            opt = make_optimizer(model.parameters(), p, lr=p.lr_at(epoch))
-        for idx in task.batches(epoch, p.batch_size, g):
-            with clock:
-                _set_lr(opt, p.lr_at(epoch, step, total))
-                optimizer_step(opt, _loss(model, task, idx, p, aug, g), f"step {step} (epoch {epoch}, seed {seed})")
-            step += 1
-            bar.update(1)
-            if step in marks:
-                t0 = time.perf_counter()
+    for epoch, idx in schedule_batches(plan, task.stream_for(g)):
+        if epoch != epoch_seen:
+            epoch_seen = epoch
+            if p.resets_optimizer(epoch):
+                opt = make_optimizer(model.parameters(), p, lr=p.lr_at(epoch))
+        with clock:
+            _set_lr(opt, p.lr_at(epoch, step, total))
+            optimizer_step(opt, _loss(model, task, idx, p, aug, g), f"step {step} (epoch {epoch}, seed {seed})")
+        step += 1
+        bar.update(1)
+        if step in marks:
+            with eval_clock:
                 acc = accuracy(model, *test, p.eval_batch_size)
-                eval_seconds += time.perf_counter() - t0
-                curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total,
-                              "cpu_seconds": clock.cpu, "acc": acc})
-                bar.set_postfix(acc=f"{acc:.1f}")
-                if stop_at is not None and acc >= stop_at:
-                    bar.close()
-                    return SeedRun(seed=seed, final_acc=acc, curve=curve, train_seconds=clock.total,
-                                   eval_seconds=eval_seconds, steps=step, cpu_seconds=clock.cpu,
-                                   extra={"stopped_early": True, "planned_steps": total})
+            curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total,
+                          "cpu_seconds": clock.cpu, "acc": acc})
+            bar.set_postfix(acc=f"{acc:.1f}")
+            if stop_at is not None and acc >= stop_at:
+                extra.update(stopped_early=True, planned_steps=total)
+                break
     bar.close()
     return SeedRun(seed=seed, final_acc=curve[-1]["acc"], curve=curve, train_seconds=clock.total,
-                   eval_seconds=eval_seconds, steps=step, cpu_seconds=clock.cpu)
+                   eval_seconds=eval_clock.total, steps=step, cpu_seconds=clock.cpu, extra=extra,
+                   eval_cpu_seconds=eval_clock.cpu)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -358,7 +371,7 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
              seeds: Sequence[int] = (0, 1, 2), device: str | torch.device = "cpu", *,
              preset: str = "quick", targets: Sequence[float] | None = None, source=None, val=None,
              arch_kwargs: dict | None = None, progress: bool = False,
-             stop_at_targets: bool = False, root=None) -> EvalResult:
+             stop_at_targets: bool = False, root=None, budget_ipc: int | None = None) -> EvalResult:
     """Train ``arch`` on ``synset`` once per seed and test on ``test``.
 
     ``synset`` is a :class:`SyntheticSet` or a path to one. ``source`` is the training split a
@@ -367,10 +380,14 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     ``$CONDENSE_DATA``) when omitted. ``stop_at_targets`` ends an image
     run once the highest target is reached: its accuracy is then not a final accuracy, and the run
     says so (``stopped_early``); use it only for reference runs that establish time-to-accuracy.
+
+    ``budget_ipc`` fixes the step budget (DESIGN §3): every set trains what the protocol gives on
+    ``budget_ipc × C`` plain items. It defaults to the set's own IPC; the whole split (``full``, IPC
+    0) trains its own passes unless a budget IPC is given.
     """
     s = _as_synset(synset)
-    if not seeds:
-        raise ValueError("evaluate needs at least one explicit seed")
+    if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2 ** 63 for x in seeds):
+        raise ValueError(f"evaluate needs explicit training seeds, integers in [0, 2^63), got {list(seeds)!r}")
     p = get_protocol(protocol, preset)
     kind = "graphs" if s.kind == "graphs" else "images"
     check_applies(s, test, p, arch)
@@ -380,6 +397,10 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     kw = {**dict(p.arch_kwargs), **(arch_kwargs or {})}
     if arch not in ("convnet", "convnet_bn") and kind == "images":
         kw = dict(arch_kwargs or {})  # DC's ConvNet settings do not apply to other families
+    ipc = budget_ipc if budget_ipc is not None else s.ipc
+    if not isinstance(ipc, int) or ipc < 0:
+        raise ValueError(f"budget_ipc must be an integer >= 0, got {ipc!r}")
+    reference = ipc * s.num_classes if ipc else None
     runs = []
     if kind == "graphs":
         from .graph_eval import train_graphs
@@ -395,20 +416,24 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
             torch.manual_seed(seed)
             model = create_model(arch, test.num_node_features, s.num_classes,
                                  edge_dim=test.num_edge_features or None, **kw).to(device)
-            runs.append(train_graphs(model, s, p, seed, device, test, val, progress=progress))
+            runs.append(train_graphs(model, s, p, seed, device, test, val, progress=progress,
+                                     reference_size=reference))
     else:
         task, test_xy = _image_task(s, test, device, source, p, root)
         for seed in seeds:
             torch.manual_seed(seed)
             model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
             runs.append(train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress,
-                                     stop_at=max(targets) if stop_at_targets and targets else None))
+                                     stop_at=max(targets) if stop_at_targets and targets else None,
+                                     reference_size=reference))
     pd = p.to_dict()
     pd["arch_kwargs"] = kw
     return EvalResult(arch=arch, protocol=pd, runs=runs, targets=targets,
                       condense_seconds=s.condense_seconds, teacher_seconds=s.teacher_seconds,
                       storage_bytes=s.storage_bytes, device=str(device),
-                      condense_cpu_seconds=s.extra.get("condense_cpu_seconds"))
+                      condense_cpu_seconds=s.extra.get("condense_cpu_seconds"),
+                      teacher_cpu_seconds=s.extra.get("teacher_cpu_seconds", 0.0 if not s.teacher_seconds else None),
+                      plan=runs[0].extra.get("plan", {}))
 
 
 def check_applies(s: SyntheticSet, test, p: Protocol, arch: str) -> None:

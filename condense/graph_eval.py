@@ -14,12 +14,10 @@ runs) takes every graph once per epoch in a seeded shuffle. Sets without frequen
 """
 from __future__ import annotations
 
-import math
-import time
-
 import torch
 import torch.nn.functional as F
 
+from .budget import BatchStream, WeightedStream, plan_steps, schedule_batches
 from .evaluate import SeedRun, _Clock, _set_lr, checkpoint_steps, make_optimizer, optimizer_step
 from .protocols import FREQUENCY_MODES, Protocol
 
@@ -69,79 +67,55 @@ def frequency_mode(s, p: Protocol) -> str:
     return mode if "frequency" in s.graphs else "once"
 
 
-class ProportionalBatches:
-    """Each epoch: ``len(graphs)`` i.i.d. draws with probability proportional to ``weights``, in
-    batches of ``batch_size`` (the paper's frequency-proportional sampling of tree-sets)."""
-
-    def __init__(self, graphs, weights: torch.Tensor, batch_size: int, generator: torch.Generator):
-        if not bool((weights >= 0).all()) or float(weights.sum()) <= 0:
-            raise ValueError("frequency-proportional sampling needs non-negative frequencies with a positive sum")
-        self.graphs, self.weights, self.batch_size, self.g = graphs, weights.double(), batch_size, generator
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.graphs) / self.batch_size)
-
-    def __iter__(self):
-        from torch_geometric.data import Batch
-
-        draws = torch.multinomial(self.weights, len(self.graphs), replacement=True, generator=self.g)
-        for chunk in draws.split(self.batch_size):
-            yield Batch.from_data_list([self.graphs[int(i)] for i in chunk])
-
-
-def _loader(graphs, s, p: Protocol, g: torch.Generator):
-    from torch_geometric.loader import DataLoader
-
+def _stream(graphs, s, p: Protocol, g: torch.Generator):
+    """Where batches come from: frequency-proportional i.i.d. draws (the paper's sampling of
+    tree-sets), or successive seeded shuffles (every graph once per pass)."""
     if frequency_mode(s, p) == "proportional":
-        weights = torch.cat([d.frequency.view(-1) for d in graphs]).float()
-        return ProportionalBatches(graphs, weights, p.batch_size, g)
-    return DataLoader(graphs, batch_size=p.batch_size, shuffle=True, generator=g)
+        return WeightedStream(torch.cat([d.frequency.view(-1) for d in graphs]).float(), g)
+    return BatchStream(len(graphs), g)
 
 
-def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: bool = False) -> SeedRun:
+def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: bool = False,
+                 reference_size: int | None = None) -> SeedRun:
+    """Train a GNN for the steps of the protocol's budget (:mod:`condense.budget`; the reference is
+    ``reference_size`` plain graphs); the checkpoint is selected on ``val``, never on ``test``."""
+    from torch_geometric.data import Batch
     from tqdm.auto import tqdm
 
     graphs = s.dataset()
     use_roots = "root_mask" in s.graphs
     g = torch.Generator().manual_seed(seed)
-    loader = _loader(graphs, s, p, g)
+    stream = _stream(graphs, s, p, g)
+    plan = plan_steps(p.budget, p.passes, p.batch_size, len(graphs), reference_size)
     test_b, val_b = _full_batch(test, device), _full_batch(val, device)
-    total = p.epochs * len(loader)
+    total = plan.total_steps
     marks = set(checkpoint_steps(total, p.checkpoints))
     opt = make_optimizer(model.parameters(), p)
-    clock, eval_seconds, step = _Clock(device), 0.0, 0
-
-    def checkpoint(epoch):
-        t0 = time.perf_counter()
-        te, va = graph_scores(model, test_b), graph_scores(model, val_b)
-        point = {"step": step, "epoch": epoch, "train_seconds": clock.total, "cpu_seconds": clock.cpu,
-                 "acc": te["acc"],
-                 "auc": te["auc"], "val_acc": va["acc"], "val_auc": va["auc"]}
-        return point, time.perf_counter() - t0
-
+    clock, eval_clock, step = _Clock(device), _Clock(device), 0
     curve: list[dict] = []
     model.train()
     bar = tqdm(total=total, desc=f"train seed {seed}", disable=not progress, leave=False, unit="step")
-    for epoch in range(p.epochs):
-        for batch in loader:
-            batch = batch.to(device)
-            with clock:
-                _set_lr(opt, p.lr_at(epoch, step, total))
-                mask = batch.root_mask if use_roots else None
-                loss = F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
-                optimizer_step(opt, loss, f"step {step} (seed {seed})")
-            step += 1
-            bar.update(1)
-            if step in marks:
-                point, dt = checkpoint(epoch)
-                curve.append(point)
-                eval_seconds += dt
+    for epoch, idx in schedule_batches(plan, lambda epoch: stream):
+        batch = Batch.from_data_list([graphs[int(i)] for i in idx]).to(device)
+        with clock:
+            _set_lr(opt, p.lr_at(epoch, step, total))
+            mask = batch.root_mask if use_roots else None
+            loss = F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
+            optimizer_step(opt, loss, f"step {step} (seed {seed})")
+        step += 1
+        bar.update(1)
+        if step in marks:
+            with eval_clock:
+                te, va = graph_scores(model, test_b), graph_scores(model, val_b)
+            curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total, "cpu_seconds": clock.cpu,
+                          "acc": te["acc"], "auc": te["auc"], "val_acc": va["acc"], "val_auc": va["auc"]})
     bar.close()
     best = max(range(len(curve)), key=lambda i: (curve[i]["val_acc"], i))
     chosen = curve[best]
     return SeedRun(seed=seed, final_acc=chosen["acc"], curve=curve, train_seconds=clock.total,
-                   eval_seconds=eval_seconds, steps=step, cpu_seconds=clock.cpu,
+                   eval_seconds=eval_clock.total, eval_cpu_seconds=eval_clock.cpu, steps=step,
+                   cpu_seconds=clock.cpu,
                    extra={"selected_step": chosen["step"], "roc_auc": chosen["auc"],
                           "val_acc": chosen["val_acc"], "last_acc": curve[-1]["acc"],
                           "pooling": "roots" if use_roots else "all nodes",
-                          "frequency_mode": frequency_mode(s, p)})
+                          "frequency_mode": frequency_mode(s, p), "plan": plan.to_dict(p.checkpoints)})

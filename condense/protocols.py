@@ -19,6 +19,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .budget import BUDGETS
 from .checks import Rule, check_config
 
 
@@ -53,6 +54,7 @@ class Protocol:
     eval_batch_size: int = 1024
     arch_kwargs: tuple = ()            # fixed architecture settings, e.g. (("width", 128),)
     frequency_mode: str | None = None  # graph sets with pattern frequencies (Mirage): proportional | once
+    budget: str = "steps"              # steps: every row trains the plain IPC×C set's steps; epochs: its own passes
 
     def __post_init__(self):
         check_config(
@@ -63,7 +65,7 @@ class Protocol:
             schedule=Rule(choices=SCHEDULES), eta_min=Rule(lo=0), augment=Rule(choices=AUGMENTS),
             loss=Rule(choices=LOSSES), temperature=Rule(lo=0, lo_open=True, hi=1000), mixup_alpha=Rule(lo=0, hi=100),
             checkpoints=Rule(lo=1, hi=100_000), eval_batch_size=Rule(lo=1, hi=1_000_000),
-            frequency_mode=Rule(choices=FREQUENCY_MODES))
+            frequency_mode=Rule(choices=FREQUENCY_MODES), budget=Rule(choices=BUDGETS))
         if self.eta_min > self.lr:
             raise ValueError(f"protocol {self.name}.eta_min must be <= lr ({self.lr:g}), got {self.eta_min:g}")
 
@@ -99,6 +101,11 @@ class Protocol:
         if d["frequency_mode"] is None:  # a graph-only field: other protocols' records stay as they were
             del d["frequency_mode"]
         return d
+
+    def label(self) -> str:
+        """A short name for tables: ``dc v1 quick``, marked when the old epoch budget is in use."""
+        base = f"{self.name} v{self.version} {self.preset}"
+        return base + (" · epoch budget (a paper's own protocol)" if self.budget == "epochs" else "")
 
     def replace(self, **kw) -> "Protocol":
         return dataclasses.replace(self, **kw)

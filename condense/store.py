@@ -742,9 +742,16 @@ def _check_meta(s: SyntheticSet) -> list[str]:
             return [f"{name} must be a finite number >= 0, got {getattr(s, name)!r}"]
     if not isinstance(s.extra, dict) or not isinstance(s.method_config, dict):
         return ["extra and method_config must be JSON objects"]
-    cpu = s.extra.get("condense_cpu_seconds")
-    if cpu is not None and not _nonneg_finite(cpu):
-        return [f"extra.condense_cpu_seconds must be a finite number >= 0, got {cpu!r}"]
+    if s.teacher_seconds > s.condense_seconds * (1 + 1e-9) + 1e-9:
+        return [f"teacher_seconds ({s.teacher_seconds:g}) exceed condense_seconds ({s.condense_seconds:g}), which "
+                "include them"]
+    cpu, tcpu = s.extra.get("condense_cpu_seconds"), s.extra.get("teacher_cpu_seconds")
+    for name, v in (("condense_cpu_seconds", cpu), ("teacher_cpu_seconds", tcpu)):
+        if v is not None and not _nonneg_finite(v):
+            return [f"extra.{name} must be a finite number >= 0 (or null: not measured), got {v!r}"]
+    if cpu is not None and tcpu is not None and tcpu > cpu * (1 + 1e-9) + 1e-9:
+        return [f"extra.teacher_cpu_seconds ({tcpu:g}) exceed extra.condense_cpu_seconds ({cpu:g}), which "
+                "include them"]
     if not all(isinstance(d, str) for d in s.deviations):
         return ["deviations must be a list of strings"]
     if s.source_split not in TRAINING_SPLITS:

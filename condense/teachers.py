@@ -69,6 +69,8 @@ class Teacher:
     key: str
     meta: dict = field(default_factory=dict)
     cpu_seconds: float | None = None  # process CPU time of training (None: trained before it was recorded)
+    fresh_seconds: float = 0.0        # of train_seconds, the part spent in this call (a resumed teacher
+    fresh_cpu_seconds: float = 0.0    # brings back earlier seconds that no clock of this call measured)
 
 
 RECIPES = ("paper", "quick", "tiny")
@@ -196,6 +198,7 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
     final, partial = _paths(train, arch, key, write=True)  # the cache must take what we train
     model, opt, g = fresh()
     start_epoch, seconds, cpu_seconds = 0, 0.0, 0.0
+    fresh, fresh_cpu = 0.0, 0.0
     epochs = recipe.epochs_for(len(train))
     blob = _load_checkpoint(partial, device, {"state_dict": dict, "optimizer": dict, "epoch": int,
                                               "generator": torch.Tensor, "torch_rng": torch.Tensor,
@@ -230,8 +233,8 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
             loss.backward()
             opt.step()
             bar.update(1)
-        seconds += time.perf_counter() - t0
-        cpu_seconds += time.process_time() - c0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        seconds, cpu_seconds, fresh, fresh_cpu = seconds + dt, cpu_seconds + dc, fresh + dt, fresh_cpu + dc
         _atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                             "generator": g.get_state(), "torch_rng": torch.get_rng_state(),
                             "train_seconds": seconds, "cpu_seconds": cpu_seconds}, partial)
@@ -247,7 +250,7 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
                         "cpu_seconds": cpu_seconds, "meta": meta}, final)
     partial.unlink(missing_ok=True)
     model.eval()
-    return Teacher(model, arch, val_acc, seconds, False, key, meta, cpu_seconds)
+    return Teacher(model, arch, val_acc, seconds, False, key, meta, cpu_seconds, fresh, fresh_cpu)
 
 
 def teacher_pool(train, archs, recipe: TeacherRecipe, *, seed: int = 0, device="cpu", progress: bool = False):
@@ -263,17 +266,19 @@ def teacher_pool(train, archs, recipe: TeacherRecipe, *, seed: int = 0, device="
     return pool
 
 
-def pool_costs(pool: list[Teacher]) -> dict[str, float]:
+def pool_costs(pool: list[Teacher]) -> dict[str, float | None]:
     """The seconds a condenser reports for its teachers (DESIGN §4: producing them is part of its cost).
 
-    ``teacher_seconds`` counts every teacher; the ``fresh`` sums count those trained in this call,
-    whose time the condenser's own clocks already include. Teachers cached before CPU time was
-    recorded count their wall seconds on the CPU clock."""
-    cpu = [t.cpu_seconds if t.cpu_seconds is not None else t.train_seconds for t in pool]
+    ``teacher_seconds`` (wall) and ``teacher_cpu_seconds`` count every teacher at its recorded cost,
+    the same for every method that uses the pool; ``teacher_cpu_seconds`` is None when a teacher was
+    trained before CPU time was recorded (no column mixes clocks). The ``fresh`` sums are the part
+    spent in this call, which the condenser's own clocks already measured: a teacher resumed from a
+    partial checkpoint counts only the epochs trained now."""
+    cpu = [t.cpu_seconds for t in pool]
     return {"teacher_seconds": sum(t.train_seconds for t in pool),
-            "teacher_wall_seconds": sum(t.train_seconds for t in pool if not t.cached),
-            "teacher_cpu_seconds": sum(cpu),
-            "teacher_fresh_cpu_seconds": sum(c for c, t in zip(cpu, pool) if not t.cached)}
+            "teacher_cpu_seconds": None if any(c is None for c in cpu) else sum(cpu),
+            "teacher_fresh_seconds": sum(t.fresh_seconds for t in pool),
+            "teacher_fresh_cpu_seconds": sum(t.fresh_cpu_seconds for t in pool)}
 
 
 def pool_summary(pool: list[Teacher]) -> dict:

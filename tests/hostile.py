@@ -49,7 +49,7 @@ class Invocation:
     env: dict = field(default_factory=dict)
     readonly: bool = False                  # drop CAP_DAC_OVERRIDE (root) so read-only modes hold
     parallel: int = 1                       # run this many copies at once (all must succeed)
-    timeout: float = 120.0
+    timeout: float = 300.0
     max_rss_mb: float | None = None         # peak resident memory bound for the child
     skip: str | None = None                 # a reason to skip (missing data, no setpriv, ...)
 
@@ -555,7 +555,7 @@ def _(d: Path) -> Invocation:
 @case("extra-as-list")
 def _(d: Path) -> Invocation:
     p = edit(digits_set(d), set_attr("extra", "[1, 2]"))
-    return Invocation(_cli("evaluate", p, "--seeds", "0"), timeout=60)
+    return Invocation(_cli("evaluate", p, "--seeds", "0"))
 
 
 @case("nan-producing-std")

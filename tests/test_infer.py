@@ -135,7 +135,12 @@ def test_end_to_end_on_digits(digits, cache):
     kd = evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("kd", "quick", epochs=10, checkpoints=2))
     dc = evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", "quick", epochs=10, checkpoints=2))
     assert kd.protocol["name"] == "kd" and dc.protocol["name"] == "dc"
-    assert dc.mean > 30  # 350 instances, hard labels, 11 passes
+    # the step budget of the plain 100-image set (11 passes of one step), not of INFER's 350 instances
+    assert dc.runs[0].steps == 11 and kd.runs[0].steps == 20  # kd: 10 passes of [64, 36]
+    assert dc.plan["samples"] == 1100 and kd.plan["reference_size"] == 100 and kd.plan["set_size"] == 350
+    ep = evaluate(s, digits["test"], seeds=[0],
+                  protocol=get_protocol("dc", "quick", epochs=10, checkpoints=2, budget="epochs"))
+    assert ep.runs[0].steps == 22 and ep.mean > 30  # the old epoch rule: 11 passes over 350 instances
     random = create_condenser("random").condense(digits["train"], 10, seed=0)
     with pytest.raises(ValueError, match="random-kd"):
         evaluate(random, digits["test"], seeds=[0], protocol="kd")

@@ -300,24 +300,24 @@ def test_evaluator_pools_roots_only_on_summaries(monkeypatch):
 
 
 def test_frequency_modes():
-    from condense.graph_eval import ProportionalBatches, _loader
+    from condense.graph_eval import _stream
     from condense.protocols import get_protocol
 
     graphs = [Data(x=torch.ones(1, 1), edge_index=torch.zeros(2, 0, dtype=torch.long), y=torch.tensor([i]),
-                   idx=torch.tensor([i])) for i in range(3)]
-    pb = ProportionalBatches(graphs, torch.tensor([1.0, 0.0, 3.0]), 2, torch.Generator().manual_seed(0))
-    assert len(pb) == 2
-    seen = torch.cat([b.idx for _ in range(400) for b in pb])
-    counts = torch.bincount(seen, minlength=3)
-    assert counts.sum() == 1200 and counts[1] == 0 and 2.6 < counts[2] / counts[0] < 3.4
-    again = ProportionalBatches(graphs, torch.tensor([1.0, 0.0, 3.0]), 2, torch.Generator().manual_seed(0))
-    assert torch.equal(torch.cat([b.idx for b in again]), seen[:3])  # seeded: the same draws
+                   frequency=torch.tensor([f])) for i, f in enumerate((1.0, 0.0, 3.0))]
 
     class FakeSet:
         graphs = {"frequency": torch.tensor([1, 0, 3])}
 
-    once = _loader(graphs, FakeSet(), get_protocol("graph", frequency_mode="once"), torch.Generator().manual_seed(0))
-    assert sorted(torch.cat([b.idx for b in once]).tolist()) == [0, 1, 2]
+    prop = _stream(graphs, FakeSet(), get_protocol("graph"), torch.Generator().manual_seed(0))
+    seen = torch.cat([prop.take(2) for _ in range(600)])
+    counts = torch.bincount(seen, minlength=3)
+    assert counts.sum() == 1200 and counts[1] == 0 and 2.6 < counts[2] / counts[0] < 3.4
+    again = _stream(graphs, FakeSet(), get_protocol("graph"), torch.Generator().manual_seed(0))
+    assert torch.equal(torch.cat([again.take(2), again.take(1)]), seen[:3])  # seeded: the same draws
+
+    once = _stream(graphs, FakeSet(), get_protocol("graph", frequency_mode="once"), torch.Generator().manual_seed(0))
+    assert sorted(once.take(3).tolist()) == [0, 1, 2]  # every graph once per pass
     assert get_protocol("graph").frequency_mode == "proportional"
     assert "frequency_mode" not in get_protocol("dc").to_dict()
 
@@ -378,8 +378,8 @@ def test_leaderboard_sets_mirage_beside_random_of_comparable_bytes(tmp_path):
         jsonl.append(run / "results.jsonl", rec)
     md = build([run], tmp_path / "lb", with_plots=False)
     assert "random at ≈ bytes" in md
-    assert "| 10 | mirage | 70.00 ± 5.00 (2) | 80.0 ± 1.0 |" in md
+    assert "| 10 | mirage | 70.00 ± 5.00 | 2 | ±63.53 | 80.0 ± 1.0 |" in md
     assert "80.00 ± 0.00 (IPC 10, 1.05× bytes) |" in md
-    assert "| 1 | random | 65.00 ± 5.00 (2) | 75.0 ± 5.0 |" in md and md.count("| — |") >= 2
+    assert "| 1 | random | 65.00 ± 5.00 | 2 | ±63.53 | 75.0 ± 5.0 |" in md and md.count("| — |") >= 2
     csv = (tmp_path / "lb" / "leaderboard.csv").read_text().splitlines()
     assert "roc_auc_std,bytes_matched_random" in csv[0] and "IPC 10" in csv[-1] + csv[-2] + csv[-3]

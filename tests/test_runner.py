@@ -122,26 +122,24 @@ def test_leaderboard_aggregation_by_hand(tmp_path):
         jsonl.append(a / "results.jsonl", rec)
     for rec in [_record("toy", "random", 10, 2, 60.0, 11.0),  # a third seed from another run
                 _record("toy", "full", 0, 1, 92.0, 5.0, full=True, bytes_=10 ** 6),
-                {**_record("toy", "random", 10, 1, 0.0, None), "status": "failed", "error": "boom"}]:
+                {**_record("toy", "random", 10, 3, 0.0, None), "status": "failed", "error": "boom"},
+                {**_record("toy", "random", 10, 2, 0.0, None), "status": "failed", "error": "retried"}]:
         jsonl.append(b / "results.jsonl", rec)
-    # the failed record in b has the same key as a's seed 1: the later folder wins
     ok, failed = load_records([a, b])
-    assert len(failed) == 1 and len(ok) == 4
-    rows = {r["method"]: r for r in next(iter(aggregate(ok).values()))}
-    assert rows["random"]["n"] == 2 and rows["random"]["mean"] == pytest.approx(55.0)
-    assert rows["random"]["std"] == pytest.approx(5.0)
-    assert rows["random"]["tta"]["60"] == {"mean": None, "reached": 1, "n": 2, "unmeasured": 0}
-    assert rows["full"]["mean"] == pytest.approx(91.0) and rows["full"]["tta"]["60"]["mean"] == pytest.approx(4.0)
+    assert len(ok) == 5 and [f["error"] for f in failed] == ["boom"]  # a cell that later succeeded is not failed
+    rows = {r["method"]: r for r in next(iter(aggregate(ok).values()))["rows"]}
+    assert rows["random"]["n"] == 3 and rows["random"]["mean"] == pytest.approx(60.0)
+    assert rows["random"]["std"] == pytest.approx((200 / 3) ** 0.5)
+    assert rows["random"]["ci95"] == pytest.approx(4.302653 * 10 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2) · s / √n
+    assert rows["random"]["tta"]["60"] == {"mean": None, "reached": 2, "n": 3, "unmeasured": 0}
+    # TTA is read off each record's curve: condense 1 s + 5 s of training at the first crossing
+    assert rows["full"]["mean"] == pytest.approx(91.0) and rows["full"]["tta"]["60"]["mean"] == pytest.approx(6.0)
     md = build([a, b], tmp_path / "lb")
-    assert "| 10 | random | 55.00 ± 5.00 (2) | n.r. (1/2) |" in md
-    assert "| all | full † | 91.00 ± 1.00 (2) | 4.0 |" in md
-    assert "toy random ipc=10 seed=1 convnet: boom" in md
+    assert "| 10 | random | 60.00 ± 8.16 | 3 | ±24.84 | — | n.r. (2/3) |" in md
+    assert "| all | full † | 91.00 ± 1.00 | 2 | ±12.71 | — | 6.0 |" in md
+    assert "toy random ipc=10 seed=3 convnet: boom" in md
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
         assert (tmp_path / "lb" / name).stat().st_size > 0
-    html = (tmp_path / "lb" / "leaderboard.html").read_text()
-    assert "data:image/png;base64," in html
-    csv_rows = (tmp_path / "lb" / "leaderboard.csv").read_text().splitlines()
-    assert len(csv_rows) == 3 and csv_rows[0].startswith("dataset,arch,protocol,method,ipc")
 
 
 def test_jsonl_repair_trims_only_a_partial_tail(tmp_path):
@@ -191,14 +189,12 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
            "curve": [{"train_seconds": 5.0, "cpu_seconds": 4.5, "acc": 61.0}]}
     (wall,) = aggregate([rec, old]).values()
     (cpu,) = aggregate([rec, old], clock="cpu").values()
-    by = {a["method"]: a for a in wall}
+    by = {a["method"]: a for a in wall["rows"]}
     assert by["infer"]["tta"]["60"]["mean"] == 105.0 and by["infer"]["condense_seconds"] == 100.0
-    by = {a["method"]: a for a in cpu}
+    by = {a["method"]: a for a in cpu["rows"]}
     assert by["infer"]["tta"]["60"]["mean"] == 24.0 and by["infer"]["condense_seconds"] == 20.0
-    assert by["random"]["tta"]["60"]["mean"] == 5.5
     assert by["infer"]["curves"] == [(20.0, [(2.0, 40.0), (4.0, 65.0)])]
-    # a record made before CPU seconds were recorded is unmeasured on that clock, not "not reached"
-    (cpu,) = aggregate([{**old, "curve": [{"train_seconds": 5.0, "acc": 61.0}]}], clock="cpu").values()
-    assert fmt_tta(cpu[0]["tta"]["60"]) == "—"
+    # no column mixes clocks: a record without CPU condense time is unmeasured there, never its wall time
+    assert by["random"]["condense_seconds"] is None and fmt_tta(by["random"]["tta"]["60"]) == "—"
     (wall,) = aggregate([{**old, "curve": [{"train_seconds": 5.0, "acc": 61.0}]}]).values()
-    assert fmt_tta(wall[0]["tta"]["60"]) == "6.0"
+    assert fmt_tta(wall["rows"][0]["tta"]["60"]) == "6.0"

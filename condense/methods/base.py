@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ..identity import code_identity
 from ..store import SyntheticSet
 
 _CONDENSERS: dict[str, type["Condenser"]] = {}
@@ -69,6 +70,7 @@ class Condenser:
     uses_ipc: ClassVar[bool] = True          # False: the set ignores the budget (``full``)
     soft_labels: ClassVar[bool] = False      # stores soft labels (what the ``kd`` protocol trains on)
     default_run: ClassVar[bool] = True       # part of a sweep when --methods is not given
+    deterministic: ClassVar[bool] = False    # the same set whatever the seed: condensed once, trained K times
     deviations: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config=None, **overrides):
@@ -108,11 +110,13 @@ class Condenser:
         start, cpu_start = time.perf_counter(), time.process_time()
         parts: dict[str, Any] = self._condense(train, ipc, seed=seed, device=device, progress=progress)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        # Teachers count at their recorded cost (DESIGN §4), cached or not: what this call spent on them
+        # (already on its clocks) is replaced by their whole recorded cost, on each clock separately.
         teacher_seconds = float(parts.pop("teacher_seconds", 0.0))
-        # Cached teachers cost nothing now, but producing them is part of the method's cost (DESIGN §4).
-        seconds += teacher_seconds - float(parts.pop("teacher_wall_seconds", teacher_seconds))
-        cpu_seconds += (float(parts.pop("teacher_cpu_seconds", 0.0))
-                        - float(parts.pop("teacher_fresh_cpu_seconds", 0.0)))
+        teacher_cpu = parts.pop("teacher_cpu_seconds", 0.0)
+        seconds += teacher_seconds - float(parts.pop("teacher_fresh_seconds", 0.0))
+        fresh_cpu = float(parts.pop("teacher_fresh_cpu_seconds", 0.0))
+        cpu_total = None if teacher_cpu is None else cpu_seconds - fresh_cpu + float(teacher_cpu)
         extra = parts.pop("extra", {})
         deviations = tuple(self.deviations) + tuple(parts.pop("deviations", ()))
         common = dict(
@@ -120,7 +124,9 @@ class Condenser:
             source_dataset=train.name, source_split=train.split, source_fingerprint=train.fingerprint,
             seed=seed, method_config=dataclasses.asdict(self.config), condense_seconds=seconds,
             teacher_seconds=teacher_seconds, device=str(device), deviations=deviations,
-            extra={"touches_full_data": self.touches_full_data, "condense_cpu_seconds": cpu_seconds, **extra},
+            extra={"touches_full_data": self.touches_full_data, "condense_cpu_seconds": cpu_total,
+                   "teacher_cpu_seconds": None if teacher_cpu is None else float(teacher_cpu),
+                   "code": code_identity(self.name, parts=("version", "condenser", "git")), **extra},
         )
         if kind == "images":
             common.update(mean=tuple(train.mean), std=tuple(train.std))

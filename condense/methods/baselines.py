@@ -44,6 +44,7 @@ class FullData(Condenser):
     kinds = ("images", "graphs")
     touches_full_data = True
     uses_ipc = False
+    deterministic = True
 
     def _condense(self, train, ipc, *, seed, device, progress):
         idx = torch.arange(len(train))

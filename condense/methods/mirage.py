@@ -476,6 +476,7 @@ class Mirage(Condenser):
     Config = MirageConfig
     kinds = ("graphs",)
     uses_ipc = True
+    deterministic = True  # mining is exact: the seed changes nothing
     deviations = (
         "canonical tree codes by vectorised 1-WL refinement with edge labels (equivalent to the official "
         "recursive unrolling); exact bitset Eclat instead of pyfpgrowth (the same frequent itemsets)",

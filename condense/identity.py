@@ -1,0 +1,121 @@
+"""Code identity: which code produced a set or a result (DESIGN §3).
+
+A result is only comparable with results of the same code. Every cached set and every record carries
+the package version, a hash of the sources that produced it and the git revision where one exists:
+
+- ``condenser``: the SHA-256 of the condenser's module and every module of the package it imports,
+  followed statically through ``import`` statements (those inside functions included);
+- ``evaluator``: the same for ``condense.evaluate``, which reaches the protocols, models, augmentation,
+  graph training, data loaders and the file format.
+
+Plumbing that cannot change a number (notes, paths, argument checks, the command line) is left out,
+so editing an error message does not invalidate every result. The git revision is provenance only:
+committing does not change a source hash, so it never forces a rerun by itself.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import subprocess
+from pathlib import Path
+
+from ._version import __version__
+
+PACKAGE = "condense"
+ROOT = Path(__file__).resolve().parent
+PLUMBING = {"condense._log", "condense._paths", "condense.checks", "condense._version", "condense.__main__",
+            "condense.identity"}
+
+
+def _module_file(name: str) -> Path | None:
+    rel = name.split(".")[1:]
+    base = ROOT.joinpath(*rel)
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Package modules that ``name`` imports, anywhere in its source."""
+    tree = ast.parse(path.read_text())
+    pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")
+                base = base[:len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.split(".")[0] != PACKAGE:
+                continue
+            out.add(mod)
+            out |= {f"{mod}.{a.name}" for a in node.names if _module_file(f"{mod}.{a.name}")}
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def closure(name: str) -> tuple[str, ...]:
+    """``name`` and every package module it reaches through imports, plumbing left out."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        mod = todo.pop()
+        if mod in seen or mod in PLUMBING:
+            continue
+        path = _module_file(mod)
+        if path is None:
+            continue
+        seen.add(mod)
+        todo.extend(_imports(mod, path))
+    return tuple(sorted(seen))
+
+
+def source_hash(modules) -> str:
+    h = hashlib.sha256()
+    for mod in sorted(modules):
+        h.update(mod.encode() + b"\0" + _module_file(mod).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def git_revision() -> str | None:
+    """The checkout's commit, with ``+dirty`` when the package sources differ from it; None outside git."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(ROOT)], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _condenser_module(method: str) -> str:
+    from .methods import condenser_class
+
+    return condenser_class(method).__module__
+
+
+def code_identity(method: str | None = None, parts=("version", "condenser", "evaluator", "git")) -> dict:
+    """The identity of the code a result of ``method`` comes from (the fields in ``parts``)."""
+    out = {"version": __version__, "git": git_revision()}
+    if method is not None:
+        out["condenser"] = source_hash(closure(_condenser_module(method)))
+    out["evaluator"] = source_hash(closure("condense.evaluate"))
+    return {k: out[k] for k in parts if k in out}
+
+
+def identity_key(code: dict | None) -> str:
+    """What makes two records' code the same: the source hashes (never the git revision)."""
+    if not code:
+        return "no identity"
+    return "/".join(str(code.get(k)) for k in ("condenser", "evaluator"))
