@@ -348,12 +348,20 @@ def add_speedups(tables: dict) -> None:
                 a["speedup_note"] = (f"{a['method']} (IPC {a['ipc'] or 'all'}) checks every "
                                      f"{_steps(a['checkpoint_every'])} steps, full every "
                                      f"{_steps(ref['checkpoint_every'])}: no speedup on different grids")
-                t["notes"].append(a["speedup_note"])
+                t.setdefault("off_grid", []).append((f"{a['method']} (IPC {a['ipc'] or 'all'})",
+                                                     a["checkpoint_every"], ref["checkpoint_every"]))
                 continue
             for k, v in a["tta"].items():
                 r = ref["tta"].get(k)
                 if r and r["mean"] is not None and v["mean"]:
                     a["speedup"][k] = r["mean"] / v["mean"]
+    for t in tables.values():
+        by_grid = defaultdict(list)
+        for label, every, ref_every in t.pop("off_grid", []):
+            by_grid[(every, ref_every)].append(label)
+        for (every, ref_every), labels in by_grid.items():
+            t["notes"].append(f"No TTA speedup for {', '.join(labels)}: test checkpoints every {_steps(every)} steps, "
+                              f"`full`'s every {_steps(ref_every)} (speedups only on the same grid)")
 
 
 def _steps(x) -> str:

@@ -140,6 +140,37 @@ def writable(folder: Path) -> bool:
         return False
 
 
+class FolderLock:
+    """One writer per results folder: an exclusive ``flock`` on ``OUT/.sweep.lock``, held for the
+    whole sweep. The kernel releases it when the holder exits, however it exits, so a lock left by a
+    killed sweep is never stale. A second sweep into the folder stops at once, naming the holder."""
+
+    def __init__(self, folder: Path):
+        self.path, self.fd = folder / ".sweep.lock", None
+
+    def acquire(self) -> None:
+        import fcntl
+        import socket
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ValueError(f"{self.path.parent} is in use by another sweep ({holder}); wait for it to finish "
+                             "or give --out another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -226,7 +257,9 @@ class Sweep:
         self.machine = machine(self.device)
         torch.set_num_threads(max(1, torch.get_num_threads()))
         self.writable = writable(self.out)
+        self.lock = FolderLock(self.out)
         if self.writable:
+            self.lock.acquire()
             removed = jsonl.repair(self.results)
             if removed:
                 say(f"note: trimmed a partial last line ({removed} bytes) left by an interrupted run")
@@ -342,7 +375,6 @@ class Sweep:
     def plan(self) -> list[tuple[Cell, list[str]]]:
         from condense.configs import dataset_config
         from condense.data import DatasetNotFoundError, dataset_kind, load_dataset
-        from condense.methods import condenser_class
         from condense.models import model_kind
 
         plan = []
@@ -620,8 +652,10 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
+    sweep = None
     try:
-        return Sweep(args).run()
+        sweep = Sweep(args)
+        return sweep.run()
     except KeyboardInterrupt:
         say("interrupted: finished cells are saved; run the same command to resume")
         return 130
@@ -630,6 +664,9 @@ def main(argv=None) -> int:
 
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
+    finally:
+        if sweep is not None:
+            sweep.lock.release()
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ class Invocation:
     check: Callable[[], str | None] | None = None  # after the run: None, or what is wrong
     env: dict = field(default_factory=dict)
     readonly: bool = False                  # drop CAP_DAC_OVERRIDE (root) so read-only modes hold
-    parallel: int = 1                       # run this many copies at once (all must succeed)
+    parallel: int = 1                       # run this many copies at once (all must succeed, or be refused)
+    refusal: str | None = None              # a parallel copy may instead fail with this one-line error
     timeout: float = 300.0
     max_rss_mb: float | None = None         # peak resident memory bound for the child
     skip: str | None = None                 # a reason to skip (missing data, no setpriv, ...)
@@ -525,7 +526,7 @@ def _(d: Path) -> Invocation:
         if cells != {(m, i) for m in ("random", "herding") for i in (1, 2)}:
             return f"cells lost: have {sorted(cells)}"
         return None
-    return Invocation(argv, "ok", parallel=2, check=check)
+    return Invocation(argv, "ok", parallel=2, check=check, refusal="in use by another sweep")
 
 
 # 7. tracebacks where a one-line error is promised
@@ -769,7 +770,6 @@ def _(d: Path) -> Invocation:
 
 def _api(name: str, args: list[str]) -> int:
     """One API call as a child process: a ValueError (FormatError included) is a clean error."""
-    import condense
     from condense.data import load_dataset
     from condense.evaluate import evaluate
 
@@ -925,7 +925,11 @@ def _classify(inv: Invocation, runs, rss) -> tuple[str, str]:
         if all(_one_line_error(r[2]) for r in runs if r[0] != 0):
             return "clean error", tail
         return "traceback", f"not a one-line error: {tail}"
-    if any(r[0] != 0 for r in runs):
+    refused = [r for r in runs if r[0] != 0]
+    if inv.refusal and len(refused) < len(runs) and all(
+            _one_line_error(r[2]) and inv.refusal in r[2] for r in refused):
+        refused = []  # a second writer stopped at once, in one line: what the folder lock promises
+    if refused:
         return "silent wrong", f"refused valid input (exit {[r[0] for r in runs]}): {tail}"
     if problem:
         return "silent wrong", problem

@@ -244,7 +244,7 @@ def test_speedup_only_between_matching_checkpoint_grids():
     rows = {a["method"]: a for a in t["rows"]}
     assert rows["rs2"]["speedup"]["60"] == pytest.approx(21.0 / 6.0)
     assert rows["random"]["speedup"] == {} and "every 30.1 steps" in rows["random"]["speedup_note"]
-    assert any("no speedup on different grids" in n for n in t["notes"])
+    assert any("No TTA speedup for random (IPC 10)" in n and "every 30.1 steps" in n for n in t["notes"])
 
 
 def test_rs2_rows_show_the_source_they_read(tmp_path):
@@ -327,3 +327,15 @@ def test_old_results_files_still_read_labelled(tmp_path):
     tables = aggregate(ok)
     assert tables and all(a["legacy"] for t in tables.values() for a in t["rows"])
     assert all("epoch budget" in t["heading"] for t in tables.values())
+
+
+def test_one_writer_per_results_folder(tmp_path):
+    """A second sweep into a folder in use stops at once, naming the holder; the lock dies with its holder."""
+    first = runner.FolderLock(tmp_path)
+    first.acquire()
+    with pytest.raises(ValueError, match=r"in use by another sweep \(pid \d+ on .* since "):
+        runner.FolderLock(tmp_path).acquire()
+    first.release()
+    again = runner.FolderLock(tmp_path)
+    again.acquire()
+    again.release()
