@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import functools
 import html
 import io
 import json
@@ -278,9 +279,20 @@ def _label_rows(rows: list[dict], all_versions: bool) -> None:
             varying = [k for k in keys if len({_canon(a["config"].get(k)) for a in same}) > 1]
             for a in same:
                 a["method_label"] += " [" + ", ".join(f"{k}={a['config'].get(k)}" for k in varying) + "]"
-    if all_versions:
-        for a in rows:
+    for a in rows:  # rows not from today's code say so (all of them with --all-versions)
+        if all_versions or a["identity"] != current_identity(a["method"]):
             a["method_label"] += f" ⟨{a['identity'] if a['identity'] == 'no identity' else 'code ' + a['identity']}⟩"
+
+
+@functools.lru_cache(maxsize=None)
+def current_identity(method: str) -> str | None:
+    """The code identity a record of ``method`` would carry if it were made now (None: unknown method)."""
+    from condense.identity import code_identity
+
+    try:
+        return identity_key(code_identity(method))
+    except ValueError:
+        return None
 
 
 def _headings(tables: dict) -> None:

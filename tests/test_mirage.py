@@ -378,8 +378,8 @@ def test_leaderboard_sets_mirage_beside_random_of_comparable_bytes(tmp_path):
         jsonl.append(run / "results.jsonl", rec)
     md = build([run], tmp_path / "lb", with_plots=False)
     assert "random at ≈ bytes" in md
-    assert "| 10 | mirage | 70.00 ± 5.00 | 2 | ±63.53 | 80.0 ± 1.0 |" in md
+    assert "| 10 | mirage ⟨no identity⟩ | 70.00 ± 5.00 | 2 | ±63.53 | 80.0 ± 1.0 |" in md
     assert "80.00 ± 0.00 (IPC 10, 1.05× bytes) |" in md
-    assert "| 1 | random | 65.00 ± 5.00 | 2 | ±63.53 | 75.0 ± 5.0 |" in md and md.count("| — |") >= 2
+    assert "| 1 | random ⟨no identity⟩ | 65.00 ± 5.00 | 2 | ±63.53 | 75.0 ± 5.0 |" in md and md.count("| — |") >= 2
     csv = (tmp_path / "lb" / "leaderboard.csv").read_text().splitlines()
     assert "roc_auc_std,bytes_matched_random" in csv[0] and "IPC 10" in csv[-1] + csv[-2] + csv[-3]

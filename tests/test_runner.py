@@ -135,8 +135,9 @@ def test_leaderboard_aggregation_by_hand(tmp_path):
     # TTA is read off each record's curve: condense 1 s + 5 s of training at the first crossing
     assert rows["full"]["mean"] == pytest.approx(91.0) and rows["full"]["tta"]["60"]["mean"] == pytest.approx(6.0)
     md = build([a, b], tmp_path / "lb")
-    assert "| 10 | random | 60.00 ± 8.16 | 3 | ±24.84 | — | n.r. (2/3) |" in md
-    assert "| all | full † | 91.00 ± 1.00 | 2 | ±12.71 | — | 6.0 |" in md
+    # records without a code identity (made by older code) say so in their rows
+    assert "| 10 | random ⟨no identity⟩ | 60.00 ± 8.16 | 3 | ±24.84 | — | n.r. (2/3) |" in md
+    assert "| all | full ⟨no identity⟩ † | 91.00 ± 1.00 | 2 | ±12.71 | — | 6.0 |" in md
     assert "toy random ipc=10 seed=3 convnet: boom" in md
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
         assert (tmp_path / "lb" / name).stat().st_size > 0
