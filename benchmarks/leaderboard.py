@@ -99,7 +99,8 @@ def _canon(obj) -> str:
 
 def table_key(r: dict) -> tuple:
     return (r["dataset"], r["arch"], _canon(r["protocol"]), bool(r.get("stop_at_targets") or
-                                                              (r.get("run_extra") or {}).get("stopped_early")))
+                                                              (r.get("run_extra") or {}).get("stopped_early")),
+            bool(r.get("compile")))
 
 
 def cell_key(r: dict) -> tuple:
@@ -194,7 +195,7 @@ def _tta_cell(rs: list[dict], t: float, clock: str, teacher: bool) -> dict:
 
 
 def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = False) -> dict:
-    """Tables keyed by (dataset, arch, protocol in full, stopped-at-targets); rows by method, IPC,
+    """Tables keyed by (dataset, arch, protocol in full, stopped-at-targets, compiled); rows by method, IPC,
     resolved config (and code identity with ``all_versions``). Nothing that differs averages together."""
     records = [r if "identity" in r else normalise(r) for r in records]
     check_duplicates(records)
@@ -311,6 +312,8 @@ def _headings(tables: dict) -> None:
             extra = [f"{f}={t['protocol_dict'].get(f)}" for f in varying]
             if k[3]:
                 extra.append("stopped at the top target")
+            if k[4]:
+                extra.append("compiled training (torch.compile)")
             t["heading"] = " · ".join([protocol_label(t["protocol_dict"]), *extra])
 
 
@@ -505,7 +508,7 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
     if clock == "cpu":
         lines += ["Time-to-accuracy, condense, teacher and train seconds on the process CPU-time clock (single-"
                   "threaded runs); a record that did not measure a part on this clock shows \"—\".", ""]
-    for (dataset, arch, _, _), t in tables.items():
+    for (dataset, arch, *_), t in tables.items():
         rows = t["rows"]
         src = rows[0]["source"]
         lines += [f"## {dataset_label(dataset, src)} · {arch} · {t['heading']}", ""]

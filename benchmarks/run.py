@@ -1,7 +1,7 @@
 """The benchmark sweep: condense each (dataset, method, ipc, seed) cell once, evaluate it on each
 architecture, append every result to ``OUT/results.jsonl``, and print the leaderboard.
 
-    python -m benchmarks.run --ipc 10                       # digits (+ MUTAG when available)
+    python -m benchmarks.run --ipc 10                       # digits and MUTAG (both embedded)
     python -m benchmarks.run --datasets cifar10 --methods random --ipc 1 10 50 --seeds 0 1 2
 
 A killed sweep resumes: the same command skips every finished cell (ok or failed) and never
@@ -34,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ipc", type=int, nargs="+", default=[10], help="images (graphs) per class; several allowed")
     ap.add_argument("--datasets", nargs="+", default=None,
-                    help="default: digits, plus MUTAG when its files are available")
+                    help="default: digits and MUTAG (both ship with the package)")
     ap.add_argument("--methods", nargs="+", default=None, help="default: every condenser that applies")
     ap.add_argument("--archs", nargs="+", default=None, help="default: the dataset config's architectures")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="end each training run once it reaches the highest TTA target (reference runs "
                          "for time-to-accuracy; their accuracy is then marked as not final)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--compile", action="store_true",
+                    help="train image students through torch.compile (pays on long CPU and GPU runs; compile "
+                         "time counts as training time; such rows form their own tables)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.FIELD=VALUE",
                     help="override a condenser config field, e.g. --set herding.train_epochs=5")
     ap.add_argument("--train-seeds", type=int, default=1, metavar="K",
@@ -483,6 +486,8 @@ class Sweep:
                "protocol": cell.protocol.to_dict(), "code": identity_key(code)}
         if self.args.stop_at_targets:
             key["stop_at_targets"] = True
+        if self.args.compile:
+            key["compile"] = True
         return stable_hash(key)
 
     def base_record(self, cell: Cell, train, condenser, arch, key, code) -> dict:
@@ -491,6 +496,7 @@ class Sweep:
                 "method_config": dataclasses.asdict(condenser.config), "source_split": train.split,
                 "source_fingerprint": train.fingerprint, "source": train.source, "code": code,
                 "deterministic": type(condenser).deterministic, "stop_at_targets": bool(self.args.stop_at_targets),
+                **({"compile": True} if self.args.compile else {}),
                 "touches_full_data": condenser.touches_full_data, "versions": self.versions,
                 "machine": self.machine, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
@@ -536,7 +542,8 @@ class Sweep:
             try:
                 res = evaluate(synset, test, arch=a, protocol=cell.protocol, seeds=[cell.train_seed],
                                device=self.device, val=val, source=train, progress=self.progress,
-                               stop_at_targets=self.args.stop_at_targets, budget_ipc=cell.ipc)
+                               stop_at_targets=self.args.stop_at_targets, budget_ipc=cell.ipc,
+                               compile=self.args.compile)
             except Exception as e:  # noqa: BLE001
                 rec.update(status="failed", stage="evaluate", error=f"{type(e).__name__}: {e}",
                            traceback=traceback.format_exc(limit=8))

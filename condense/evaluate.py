@@ -11,25 +11,21 @@ checkpoint whose test accuracy >= target``; ``None`` ("not reached") when no che
 """
 from __future__ import annotations
 
-import math
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .budget import BatchStream, plan_steps, schedule_batches
 from .configs import dataset_config
+from .curves import CurvePolicy, Curve, accuracy, counts_for_crossing
+from .engine import Clock, Forward, Schedule, TrainingDiverged, checkpoint_steps, fit
 from .models import create_model, model_kind
 from .protocols import Protocol, get_protocol
 from .store import SyntheticSet, load
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 # ----------------------------------------------------------------------------- results
@@ -130,17 +126,11 @@ def time_to_accuracy(curve: Sequence[dict], target: float, offset: float = 0.0,
     """``offset`` + train seconds at the first checkpoint with ``acc >= target``; None if never.
 
     ``clock="cpu_seconds"`` reads the process CPU time instead of the wall clock (None when a curve
-    does not carry it)."""
+    does not carry it). Only points evaluated on the full test set count (:mod:`condense.curves`)."""
     for point in curve:
-        if point["acc"] >= target:
+        if point["acc"] >= target and counts_for_crossing(point):
             return None if clock not in point else offset + point[clock]
     return None
-
-
-def checkpoint_steps(total_steps: int, count: int) -> list[int]:
-    """``count`` evenly spaced steps ending at ``total_steps`` (every 2 % of training for 50)."""
-    count = max(1, min(count, total_steps))
-    return sorted({math.ceil(total_steps * i / count) for i in range(1, count + 1)})
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -168,42 +158,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return d
 
 
-class _Clock:
-    """Seconds of training only: wall clock (synchronising CUDA before reading) and this process's
-    CPU time. On a shared CPU machine the CPU time of a single-threaded run is the figure that other
-    jobs do not inflate; on a GPU the wall clock is the one that counts."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.total = 0.0
-        self.cpu = 0.0
-        self._t = self._c = 0.0
-
-    def __enter__(self):
-        if self.cuda:
-            torch.cuda.synchronize()
-        self._t, self._c = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            torch.cuda.synchronize()
-        self.total += time.perf_counter() - self._t
-        self.cpu += time.process_time() - self._c
-
-
-def make_optimizer(params, p: Protocol, lr: float | None = None) -> torch.optim.Optimizer:
-    lr = p.lr if lr is None else lr
-    if p.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=p.momentum, weight_decay=p.weight_decay,
-                               nesterov=p.nesterov)
-    if p.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=p.weight_decay)
-    if p.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=p.weight_decay)
-    raise ValueError(f"unknown optimizer {p.optimizer!r}")
-
-
 def make_augment(p: Protocol, dataset: str):
     if p.augment is None:
         return None
@@ -214,31 +168,6 @@ def make_augment(p: Protocol, dataset: str):
     if p.augment == "crop-flip":
         return CropFlip(flip=dataset not in ("digits", "mnist", "fashion-mnist", "svhn"))
     raise ValueError(f"unknown augmentation {p.augment!r}")
-
-
-@torch.no_grad()
-def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    was = model.training
-    model.eval()
-    correct = 0
-    for i in range(0, x.shape[0], batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    model.train(was)
-    return 100.0 * correct / max(1, x.shape[0])
-
-
-def optimizer_step(opt, loss: torch.Tensor, where: str) -> None:
-    """One update. A NaN or infinite loss stops the run (the sweep records the cell as failed)."""
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(f"loss became {float(loss.detach())} at {where}")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-def _set_lr(opt, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr
 
 
 # ----------------------------------------------------------------------------- image training
@@ -310,49 +239,49 @@ def kd_loss(model, x: torch.Tensor, soft: torch.Tensor, p: Protocol, g: torch.Ge
 
 def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.device,
                  test: tuple[torch.Tensor, torch.Tensor], dataset: str, progress: bool = False,
-                 stop_at: float | None = None, reference_size: int | None = None) -> SeedRun:
-    """Train ``model`` by protocol ``p`` for the steps of its budget (:mod:`condense.budget`);
-    test accuracy at checkpoints, training time only.
+                 stop_at: float | None = None, reference_size: int | None = None,
+                 targets: Sequence[float] = (), curve_policy: CurvePolicy | None = None,
+                 compile: bool = False) -> SeedRun:
+    """Train ``model`` by protocol ``p`` for the steps of its budget (:mod:`condense.budget`) on the
+    engine (:mod:`condense.engine`); test accuracy at checkpoints (:mod:`condense.curves`: screened
+    for ``targets`` unless the policy says ``full``), training time only.
 
     ``reference_size`` is the plain set's ``ipc × C`` that fixes the step budget (None: the set's
-    own size). ``stop_at``: stop at the first checkpoint whose accuracy reaches it (a reference run
-    that only has to establish time-to-accuracy); the run is then marked ``stopped_early``."""
-    from tqdm.auto import tqdm
-
+    own size). ``stop_at``: stop at the first checkpoint whose full-test accuracy reaches it (a
+    reference run that only has to establish time-to-accuracy); the run is then marked
+    ``stopped_early``. ``compile``: the training forward pass through ``torch.compile`` (falling
+    back to eager where it is unavailable; the run records which)."""
     g = torch.Generator().manual_seed(seed)
     aug = make_augment(p, dataset)
+    net = Forward(model, compile)
     plan = plan_steps(p.budget, p.passes, p.batch_size, task.set_size,
                       None if task.rounds is not None else reference_size)
     total = plan.total_steps
-    marks = set(checkpoint_steps(total, p.checkpoints))
-    opt = make_optimizer(model.parameters(), p)
-    clock, eval_clock, step, epoch_seen = _Clock(device), _Clock(device), 0, -1
-    curve: list[dict] = []
+    marks = checkpoint_steps(total, p.checkpoints)
+    clock, eval_clock = Clock(device), Clock(device)
+    goals = tuple(targets) + ((stop_at,) if stop_at is not None else ())
+    curve = Curve(test, goals, curve_policy or CurvePolicy(), p.eval_batch_size)
     extra = {"plan": plan.to_dict(p.checkpoints)}
-    model.train()
-    bar = tqdm(total=total, desc=f"train seed {seed}", disable=not progress, leave=False, unit="step")
-    for epoch, idx in schedule_batches(plan, task.stream_for(g)):
-        if epoch != epoch_seen:
-            epoch_seen = epoch
-            if p.resets_optimizer(epoch):
-                opt = make_optimizer(model.parameters(), p, lr=p.lr_at(epoch))
-        with clock:
-            _set_lr(opt, p.lr_at(epoch, step, total))
-            optimizer_step(opt, _loss(model, task, idx, p, aug, g), f"step {step} (epoch {epoch}, seed {seed})")
-        step += 1
-        bar.update(1)
-        if step in marks:
-            with eval_clock:
-                acc = accuracy(model, *test, p.eval_batch_size)
-            curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total,
-                          "cpu_seconds": clock.cpu, "acc": acc})
-            bar.set_postfix(acc=f"{acc:.1f}")
-            if stop_at is not None and acc >= stop_at:
-                extra.update(stopped_early=True, planned_steps=total)
-                break
-    bar.close()
-    return SeedRun(seed=seed, final_acc=curve[-1]["acc"], curve=curve, train_seconds=clock.total,
-                   eval_seconds=eval_clock.total, steps=step, cpu_seconds=clock.cpu, extra=extra,
+
+    def checkpoint(step: int, epoch: int) -> bool:
+        with eval_clock:
+            point = curve.record(model, last=step == marks[-1])
+        curve.points.append({"step": step, "epoch": epoch, "train_seconds": clock.total,
+                             "cpu_seconds": clock.cpu, **point})
+        if stop_at is not None and point["on"] == "full" and point["acc"] >= stop_at and step < total:
+            extra.update(stopped_early=True, planned_steps=total)
+            return True
+        return False
+
+    steps = fit(model, schedule_batches(plan, task.stream_for(g)), lambda idx: _loss(net, task, idx, p, aug, g),
+                Schedule.from_protocol(p, plan.passes, plan.steps_per_pass), clock=clock, checkpoints=marks,
+                on_checkpoint=checkpoint, progress=progress, desc=f"train seed {seed}", where=f"seed {seed}",
+                precision=p.precision)
+    extra["curve"] = curve.describe()
+    extra["compile"] = net.status
+    points = curve.points
+    return SeedRun(seed=seed, final_acc=points[-1]["acc"], curve=points, train_seconds=clock.total,
+                   eval_seconds=eval_clock.total, steps=steps, cpu_seconds=clock.cpu, extra=extra,
                    eval_cpu_seconds=eval_clock.cpu)
 
 
@@ -371,7 +300,8 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
              seeds: Sequence[int] = (0, 1, 2), device: str | torch.device = "cpu", *,
              preset: str = "quick", targets: Sequence[float] | None = None, source=None, val=None,
              arch_kwargs: dict | None = None, progress: bool = False,
-             stop_at_targets: bool = False, root=None, budget_ipc: int | None = None) -> EvalResult:
+             stop_at_targets: bool = False, root=None, budget_ipc: int | None = None,
+             curve: str | CurvePolicy = "screened", compile: bool = False) -> EvalResult:
     """Train ``arch`` on ``synset`` once per seed and test on ``test``.
 
     ``synset`` is a :class:`SyntheticSet` or a path to one. ``source`` is the training split a
@@ -384,8 +314,15 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     ``budget_ipc`` fixes the step budget (DESIGN §3): every set trains what the protocol gives on
     ``budget_ipc × C`` plain items. It defaults to the set's own IPC; the whole split (``full``, IPC
     0) trains its own passes unless a budget IPC is given.
+
+    ``curve``: how image checkpoints are evaluated (:mod:`condense.curves`): ``screened`` (default;
+    the same time-to-accuracy for a fraction of the cost) or ``full`` (every checkpoint on the whole
+    test set). Each run records the method in its ``extra``. ``compile`` compiles image students'
+    training forward pass with ``torch.compile`` (it pays on long runs; compilation time counts as
+    training time; where it is unavailable the run trains eagerly and says so in ``extra``).
     """
     s = _as_synset(synset)
+    policy = curve if isinstance(curve, CurvePolicy) else CurvePolicy(method=curve)
     if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2 ** 63 for x in seeds):
         raise ValueError(f"evaluate needs explicit training seeds, integers in [0, 2^63), got {list(seeds)!r}")
     p = get_protocol(protocol, preset)
@@ -416,8 +353,8 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
             torch.manual_seed(seed)
             model = create_model(arch, test.num_node_features, s.num_classes,
                                  edge_dim=test.num_edge_features or None, **kw).to(device)
-            runs.append(train_graphs(model, s, p, seed, device, test, val, progress=progress,
-                                     reference_size=reference))
+            runs.append(SeedRun(**train_graphs(model, s, p, seed, device, test, val, progress=progress,
+                                               reference_size=reference)))
     else:
         task, test_xy = _image_task(s, test, device, source, p, root)
         for seed in seeds:
@@ -425,7 +362,8 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
             model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
             runs.append(train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress,
                                      stop_at=max(targets) if stop_at_targets and targets else None,
-                                     reference_size=reference))
+                                     reference_size=reference, targets=targets, curve_policy=policy,
+                                     compile=compile))
     pd = p.to_dict()
     pd["arch_kwargs"] = kw
     return EvalResult(arch=arch, protocol=pd, runs=runs, targets=targets,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .budget import BatchStream, WeightedStream, plan_steps, schedule_batches
-from .evaluate import SeedRun, _Clock, _set_lr, checkpoint_steps, make_optimizer, optimizer_step
+from .engine import Clock, Schedule, checkpoint_steps, fit
 from .protocols import FREQUENCY_MODES, Protocol
 
 
@@ -76,11 +76,12 @@ def _stream(graphs, s, p: Protocol, g: torch.Generator):
 
 
 def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: bool = False,
-                 reference_size: int | None = None) -> SeedRun:
+                 reference_size: int | None = None) -> dict:
     """Train a GNN for the steps of the protocol's budget (:mod:`condense.budget`; the reference is
-    ``reference_size`` plain graphs); the checkpoint is selected on ``val``, never on ``test``."""
+    ``reference_size`` plain graphs) on the engine (:mod:`condense.engine`); the checkpoint is
+    selected on ``val``, never on ``test``. Returns the fields of a seed run (collating a batch is
+    part of a step, so it is on the training clock)."""
     from torch_geometric.data import Batch
-    from tqdm.auto import tqdm
 
     graphs = s.dataset()
     use_roots = "root_mask" in s.graphs
@@ -88,34 +89,31 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
     stream = _stream(graphs, s, p, g)
     plan = plan_steps(p.budget, p.passes, p.batch_size, len(graphs), reference_size)
     test_b, val_b = _full_batch(test, device), _full_batch(val, device)
-    total = plan.total_steps
-    marks = set(checkpoint_steps(total, p.checkpoints))
-    opt = make_optimizer(model.parameters(), p)
-    clock, eval_clock, step = _Clock(device), _Clock(device), 0
+    clock, eval_clock = Clock(device), Clock(device)
     curve: list[dict] = []
-    model.train()
-    bar = tqdm(total=total, desc=f"train seed {seed}", disable=not progress, leave=False, unit="step")
-    for epoch, idx in schedule_batches(plan, lambda epoch: stream):
+
+    def loss_fn(idx):
         batch = Batch.from_data_list([graphs[int(i)] for i in idx]).to(device)
-        with clock:
-            _set_lr(opt, p.lr_at(epoch, step, total))
-            mask = batch.root_mask if use_roots else None
-            loss = F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
-            optimizer_step(opt, loss, f"step {step} (seed {seed})")
-        step += 1
-        bar.update(1)
-        if step in marks:
-            with eval_clock:
-                te, va = graph_scores(model, test_b), graph_scores(model, val_b)
-            curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total, "cpu_seconds": clock.cpu,
-                          "acc": te["acc"], "auc": te["auc"], "val_acc": va["acc"], "val_auc": va["auc"]})
-    bar.close()
+        mask = batch.root_mask if use_roots else None
+        return F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
+
+    def checkpoint(step: int, epoch: int) -> None:
+        with eval_clock:
+            te, va = graph_scores(model, test_b), graph_scores(model, val_b)
+        curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total, "cpu_seconds": clock.cpu,
+                      "acc": te["acc"], "auc": te["auc"], "val_acc": va["acc"], "val_auc": va["auc"], "on": "full"})
+
+    steps = fit(model, schedule_batches(plan, lambda epoch: stream), loss_fn,
+                Schedule.from_protocol(p, plan.passes, plan.steps_per_pass), clock=clock,
+                checkpoints=checkpoint_steps(plan.total_steps, p.checkpoints), on_checkpoint=checkpoint,
+                progress=progress, desc=f"train seed {seed}", where=f"seed {seed}", precision=p.precision)
     best = max(range(len(curve)), key=lambda i: (curve[i]["val_acc"], i))
     chosen = curve[best]
-    return SeedRun(seed=seed, final_acc=chosen["acc"], curve=curve, train_seconds=clock.total,
-                   eval_seconds=eval_clock.total, eval_cpu_seconds=eval_clock.cpu, steps=step,
-                   cpu_seconds=clock.cpu,
-                   extra={"selected_step": chosen["step"], "roc_auc": chosen["auc"],
-                          "val_acc": chosen["val_acc"], "last_acc": curve[-1]["acc"],
-                          "pooling": "roots" if use_roots else "all nodes",
-                          "frequency_mode": frequency_mode(s, p), "plan": plan.to_dict(p.checkpoints)})
+    return dict(seed=seed, final_acc=chosen["acc"], curve=curve, train_seconds=clock.total,
+                eval_seconds=eval_clock.total, eval_cpu_seconds=eval_clock.cpu, steps=steps,
+                cpu_seconds=clock.cpu,
+                extra={"selected_step": chosen["step"], "roc_auc": chosen["auc"],
+                       "val_acc": chosen["val_acc"], "last_acc": curve[-1]["acc"],
+                       "pooling": "roots" if use_roots else "all nodes",
+                       "frequency_mode": frequency_mode(s, p), "plan": plan.to_dict(p.checkpoints),
+                       "curve": {"method": "full", "full_points": len(curve), "test_size": len(test)}})

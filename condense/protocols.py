@@ -29,6 +29,7 @@ SCHEDULES = ("dc-step", "cosine-epoch", "cosine-step", "constant")
 AUGMENTS = ("dsa", "crop-flip")
 LOSSES = ("ce", "kd")
 FREQUENCY_MODES = ("proportional", "once")
+PRECISIONS = ("fp32", "bf16")
 GRAPH_PROTOCOLS = {"graph"}
 
 
@@ -55,6 +56,7 @@ class Protocol:
     arch_kwargs: tuple = ()            # fixed architecture settings, e.g. (("width", 128),)
     frequency_mode: str | None = None  # graph sets with pattern frequencies (Mirage): proportional | once
     budget: str = "steps"              # steps: every row trains the plain IPC×C set's steps; epochs: its own passes
+    precision: str = "fp32"            # fp32, or bf16: forward and loss under bfloat16 autocast (a separate group)
 
     def __post_init__(self):
         check_config(
@@ -65,7 +67,8 @@ class Protocol:
             schedule=Rule(choices=SCHEDULES), eta_min=Rule(lo=0), augment=Rule(choices=AUGMENTS),
             loss=Rule(choices=LOSSES), temperature=Rule(lo=0, lo_open=True, hi=1000), mixup_alpha=Rule(lo=0, hi=100),
             checkpoints=Rule(lo=1, hi=100_000), eval_batch_size=Rule(lo=1, hi=1_000_000),
-            frequency_mode=Rule(choices=FREQUENCY_MODES), budget=Rule(choices=BUDGETS))
+            frequency_mode=Rule(choices=FREQUENCY_MODES), budget=Rule(choices=BUDGETS),
+            precision=Rule(choices=PRECISIONS))
         if self.eta_min > self.lr:
             raise ValueError(f"protocol {self.name}.eta_min must be <= lr ({self.lr:g}), got {self.eta_min:g}")
 
@@ -100,11 +103,13 @@ class Protocol:
         d["arch_kwargs"] = dict(self.arch_kwargs)
         if d["frequency_mode"] is None:  # a graph-only field: other protocols' records stay as they were
             del d["frequency_mode"]
+        if d["precision"] == "fp32":  # the default: records from before the field keep their key
+            del d["precision"]
         return d
 
     def label(self) -> str:
         """A short name for tables: ``dc v1 quick``, marked when the old epoch budget is in use."""
-        base = f"{self.name} v{self.version} {self.preset}"
+        base = f"{self.name} v{self.version} {self.preset}" + (" · bf16" if self.precision == "bf16" else "")
         return base + (" · epoch budget (a paper's own protocol)" if self.budget == "epochs" else "")
 
     def replace(self, **kw) -> "Protocol":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import torch.nn.functional as F
 
 from ._log import note
 from ._paths import atomic_write, cache_dir
+from .budget import BatchStream, plan_steps, schedule_batches
+from .engine import Clock, Schedule, fit
 from .models import create_model
 
 # INFER uses ResNet-18, MobileNetV2, EfficientNet-B0 and ShuffleNet. The quick pool keeps four
@@ -171,8 +172,6 @@ def accuracy_on(model, data, device, batch_size: int = 1024) -> float:
 def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, device="cpu", val=None,
                   progress: bool = False) -> Teacher:
     """The cached teacher for (split, arch, recipe, seed), training (or resuming) it if needed."""
-    from tqdm.auto import tqdm
-
     from .augment import CropFlip
 
     device = torch.device(device)
@@ -180,13 +179,17 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
     final, partial = _paths(train, arch, key)
     name, kw = parse_arch(arch)
 
+    epochs = recipe.epochs_for(len(train))
+    steps = math.ceil(len(train) / recipe.batch_size)
+    schedule = Schedule(optimizer="sgd", lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                        kind="cosine-epoch", epochs=epochs, passes=epochs, steps_per_pass=steps)
+
     def fresh():
         torch.manual_seed(seed)
         m = create_model(name, train.shape, len(train.classes), **kw).to(device)
-        o = torch.optim.SGD(m.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-        return m, o, torch.Generator().manual_seed(seed)
+        return m, torch.Generator().manual_seed(seed)
 
-    model, opt, g = fresh()
+    model, g = fresh()
     blob = _load_checkpoint(final, device, {"state_dict": dict, "val_acc": float, "train_seconds": float,
                                             "meta": dict})
     if blob is not None and 0 <= blob["val_acc"] <= 100 and blob["train_seconds"] >= 0 \
@@ -196,49 +199,41 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
         return Teacher(model, arch, blob["val_acc"], blob["train_seconds"], True, key, blob["meta"],
                        cpu if isinstance(cpu, float) and math.isfinite(cpu) and cpu >= 0 else None)
     final, partial = _paths(train, arch, key, write=True)  # the cache must take what we train
-    model, opt, g = fresh()
-    start_epoch, seconds, cpu_seconds = 0, 0.0, 0.0
-    fresh, fresh_cpu = 0.0, 0.0
-    epochs = recipe.epochs_for(len(train))
+    model, g = fresh()
+    start_epoch, before, before_cpu, opt_state = 0, 0.0, 0.0, None
     blob = _load_checkpoint(partial, device, {"state_dict": dict, "optimizer": dict, "epoch": int,
                                               "generator": torch.Tensor, "torch_rng": torch.Tensor,
                                               "train_seconds": float})
     if blob is not None and 0 < blob["epoch"] <= epochs:
         try:  # resume after an interruption
             model.load_state_dict(blob["state_dict"])
-            opt.load_state_dict(blob["optimizer"])
+            schedule.build(model.parameters(), 0, blob["optimizer"])  # refuses a state that does not fit
             g.set_state(blob["generator"])
             torch.set_rng_state(blob["torch_rng"])
-            start_epoch, seconds = blob["epoch"], blob["train_seconds"]
-            cpu_seconds = float(blob.get("cpu_seconds", 0.0))
+            start_epoch, before, opt_state = blob["epoch"], blob["train_seconds"], blob["optimizer"]
+            before_cpu = float(blob.get("cpu_seconds", 0.0))
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
             note(f"teacher cache {partial} does not resume ({_first_line(e)}); training it from the start")
-            model, opt, g = fresh()
+            (model, g), start_epoch, before, before_cpu, opt_state = fresh(), 0, 0.0, 0.0, None
     aug = CropFlip(flip=train.name not in ("digits", "mnist", "fashion-mnist", "svhn"))
     x_all, y_all = train.images.to(device), train.labels.to(device)
-    steps = math.ceil(len(train) / recipe.batch_size)
-    bar = tqdm(total=epochs * steps, initial=start_epoch * steps, disable=not progress, leave=False,
-               desc=f"teacher {arch}", unit="step")
-    for epoch in range(start_epoch, epochs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        lr = 0.5 * recipe.lr * (1 + math.cos(math.pi * epoch / epochs))  # cosine, per epoch
-        for group in opt.param_groups:
-            group["lr"] = lr
-        model.train()
-        for idx in torch.randperm(len(train), generator=g).split(recipe.batch_size):
-            idx = idx.to(device)
-            x = aug(train.normalize(x_all[idx]))
-            loss = F.cross_entropy(model(x), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.update(1)
-        dt, dc = time.perf_counter() - t0, time.process_time() - c0
-        seconds, cpu_seconds, fresh, fresh_cpu = seconds + dt, cpu_seconds + dc, fresh + dt, fresh_cpu + dc
+    clock = Clock(device)
+
+    def loss_fn(idx):
+        idx = idx.to(device)
+        return F.cross_entropy(model(aug(train.normalize(x_all[idx]))), y_all[idx])
+
+    def save(step: int, epoch: int, opt) -> None:  # after every epoch: an interrupted teacher resumes here
         _atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                             "generator": g.get_state(), "torch_rng": torch.get_rng_state(),
-                            "train_seconds": seconds, "cpu_seconds": cpu_seconds}, partial)
-    bar.close()
+                            "train_seconds": before + clock.total, "cpu_seconds": before_cpu + clock.cpu}, partial)
+
+    plan = plan_steps("epochs", epochs - start_epoch, recipe.batch_size, len(train), None)
+    stream = BatchStream(len(train), g)  # one seeded shuffle per epoch, drawn when the epoch starts
+    batches = ((start_epoch + e, idx) for e, idx in schedule_batches(plan, lambda e: stream))
+    fit(model, batches, loss_fn, schedule, clock=clock, on_pass_end=save, start=start_epoch * steps,
+        opt_state=opt_state, progress=progress, desc=f"teacher {arch}", where=f"teacher {arch}")
+    seconds, cpu_seconds = before + clock.total, before_cpu + clock.cpu
     if val is None:
         from .data import load_dataset
 
@@ -250,7 +245,7 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
                         "cpu_seconds": cpu_seconds, "meta": meta}, final)
     partial.unlink(missing_ok=True)
     model.eval()
-    return Teacher(model, arch, val_acc, seconds, False, key, meta, cpu_seconds, fresh, fresh_cpu)
+    return Teacher(model, arch, val_acc, seconds, False, key, meta, cpu_seconds, clock.total, clock.cpu)
 
 
 def teacher_pool(train, archs, recipe: TeacherRecipe, *, seed: int = 0, device="cpu", progress: bool = False):

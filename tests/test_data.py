@@ -99,6 +99,24 @@ def test_tu_graph_sets(data_root, name, total, counts):
     assert splits[0][0].x.dtype == torch.float32
 
 
+def test_mutag_is_embedded_and_identical_to_the_prepared_copy(tmp_path, fresh_cache):
+    """With no data root at all MUTAG still loads (the main job's graph default), from the package;
+    where a prepared copy exists, both give the same graphs and the same fingerprint."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    splits = {s: load_dataset("MUTAG", s, root=empty) for s in ("train", "val", "test")}
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [150, 19, 19]
+    assert "embedded" in splits["train"].source
+    assert sum(splits[s].class_counts() for s in splits).tolist() == [63, 125]
+    from condense.data import availability
+
+    assert availability("MUTAG", empty)["available"]
+    prepared = os.environ.get("CONDENSE_DATA")
+    if prepared and (Path(prepared) / "TUDataset" / "MUTAG").is_dir():
+        real = load_dataset("MUTAG", "test", root=prepared)
+        assert real.fingerprint == splits["test"].fingerprint and "embedded" not in real.source
+
+
 def _snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
@@ -138,8 +156,8 @@ def test_missing_dataset_error_names_everything(tmp_path, fresh_cache, monkeypat
     msg = str(e.value)
     assert "'cifar10'" in msg and str(empty) in msg and "CONDENSE_DATA" in msg and "download" in msg
     assert "\n" not in msg
-    with pytest.raises(DatasetNotFoundError, match="'MUTAG'.*TUDataset/MUTAG/raw"):
-        load_dataset("MUTAG", "train", root=empty)
+    with pytest.raises(DatasetNotFoundError, match="'PROTEINS'.*TUDataset/PROTEINS/raw"):
+        load_dataset("PROTEINS", "train", root=empty)
     with pytest.raises(DatasetNotFoundError, match="not an image dataset"):
         load_dataset("cifar11", "train", root=empty)
 

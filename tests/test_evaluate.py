@@ -58,16 +58,16 @@ def test_dc_lr_drops_at_half_plus_one():
 
 def test_dc_schedule_in_a_real_run(digits, monkeypatch):
     """Record the lr of every optimizer step: E=6 means passes 0..6, lr x0.1 from pass 5 (after 6//2+1=4)."""
-    import condense.evaluate as ev
+    import condense.engine as engine
 
     seen = []
-    real = ev._set_lr
+    real = engine.update
 
-    def spy(opt, lr):
-        real(opt, lr)
-        seen.append(lr)
+    def spy(opt, sched, loss):
+        seen.append(opt.param_groups[0]["lr"])
+        real(opt, sched, loss)
 
-    monkeypatch.setattr(ev, "_set_lr", spy)
+    monkeypatch.setattr(engine, "update", spy)
     s = create_condenser("random").condense(digits["train"], 3, seed=0)  # 30 images: one step per pass
     evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", "quick", epochs=6))
     assert seen == [0.01] * 5 + [pytest.approx(0.001)] * 2

@@ -66,11 +66,12 @@ def test_fraction_mode(digits):
 
 
 def test_cosine_steps_once_per_iteration(digits, monkeypatch):
-    import condense.evaluate as ev
+    import condense.engine as engine
 
     lrs = []
-    real = ev._set_lr
-    monkeypatch.setattr(ev, "_set_lr", lambda opt, lr: (lrs.append(lr), real(opt, lr)))
+    real = engine.update
+    monkeypatch.setattr(engine, "update", lambda opt, sched, loss: (lrs.append(opt.param_groups[0]["lr"]),
+                                                                    real(opt, sched, loss)))
     proto = get_protocol("rs2", "quick", epochs=12, checkpoints=3)
     s = create_condenser("rs2").for_protocol(proto).condense(digits["train"], 2, seed=0)
     evaluate(s, digits["test"], seeds=[0], protocol=proto, source=digits["train"])

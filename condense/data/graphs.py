@@ -61,12 +61,23 @@ class GraphDataset(InMemoryDataset):
         return torch.bincount(self.labels, minlength=self.num_classes)
 
 
+EMBEDDED = Path(__file__).resolve().parent / "embedded"
+EMBEDDED_TU = ("MUTAG",)  # shipped with the package (see embedded/MUTAG/README.md)
+
+
 def _find_raw(name: str, roots: list[Path]) -> Path | None:
+    """The raw folder of ``name`` under the first root that has it, else the embedded copy."""
     for r in roots:
         for cand in (r / "TUDataset" / name / "raw", r / name / "raw"):
             if (cand / f"{name}_A.txt").is_file():
                 return cand
+    if name in EMBEDDED_TU:
+        return EMBEDDED / name / "raw"
     return None
+
+
+def _raw_source(raw: Path) -> str:
+    return "TU Dortmund raw text (embedded in the package)" if raw.is_relative_to(EMBEDDED) else "TU Dortmund raw text"
 
 
 TU_CACHE_VERSION = 2
@@ -156,7 +167,7 @@ def _tu_full(name: str, root, download) -> tuple[list[Data], str, str, int]:
     roots = data_roots(root)
     raw = _find_raw(name, roots)
     if raw is not None:
-        source = "TU Dortmund raw text"
+        source = _raw_source(raw)
     elif download_allowed(download):
         raw, source = _download_tu(name), "TU Dortmund (downloaded)"
     else:
@@ -224,4 +235,4 @@ def graph_availability(name: str, root=None) -> dict:
     raw = _find_raw(name, data_roots(root))
     if raw is None:
         return {"available": False, "source": None, "where": None}
-    return {"available": True, "source": "TU Dortmund raw text", "where": str(raw)}
+    return {"available": True, "source": _raw_source(raw), "where": str(raw)}

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..budget import BatchStream, plan_steps, schedule_batches
 from ..checks import Rule, check_config
+from ..engine import Clock, Schedule, fit
 from ..models import create_model
 from .base import Condenser, per_class_indices, register_condenser
 from .baselines import image_parts
@@ -62,16 +64,19 @@ def embed_all(model, train, device, batch_size: int = 512) -> torch.Tensor:
 
 
 def _brief_train(model, train, cfg: HerdingConfig, device, g: torch.Generator):
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4)
-    model.train()
+    """A few epochs of SGD (momentum 0.9, weight decay 5e-4, constant rate) on the engine."""
     n = len(train)
-    for _ in range(cfg.train_epochs):
-        for b in torch.randperm(n, generator=g).split(cfg.batch_size):
-            x = train.normalize(train.images[b].to(device))
-            loss = torch.nn.functional.cross_entropy(model(x), train.labels[b].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    plan = plan_steps("epochs", cfg.train_epochs, cfg.batch_size, n, None)
+    stream = BatchStream(n, g)
+
+    def loss_fn(b):
+        x = train.normalize(train.images[b].to(device))
+        return torch.nn.functional.cross_entropy(model(x), train.labels[b].to(device))
+
+    schedule = Schedule(optimizer="sgd", lr=cfg.lr, momentum=0.9, weight_decay=5e-4, kind="constant",
+                        epochs=cfg.train_epochs, passes=cfg.train_epochs, steps_per_pass=plan.steps_per_pass)
+    fit(model, schedule_batches(plan, lambda e: stream), loss_fn, schedule, clock=Clock(device),
+        desc="herding features", where="herding's feature network")
 
 
 @register_condenser

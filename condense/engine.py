@@ -1,0 +1,247 @@
+"""The one training loop of the suite: students (images and graphs), teachers and herding's network.
+
+Everything that trains a model goes through :func:`fit`:
+
+- the optimizer and its learning-rate schedule come from a :class:`Schedule` (built from a protocol
+  or a teacher recipe): a ``torch.optim`` optimizer (``foreach`` kernels) and a ``LambdaLR`` stepped
+  once per optimizer step, whose multiplier is DC's step drop, a per-pass or per-step cosine, or a
+  constant;
+- DC recreates its optimizer when the learning rate drops (the momentum buffer restarts): the
+  schedule says at which step, and :func:`fit` rebuilds the optimizer there;
+- divergence is checked without a host sync per step: the losses are summed on the device and the
+  sum is read at every checkpoint and at the end of every pass, where a NaN or infinite loss stops
+  the run with :class:`TrainingDiverged`;
+- training time is measured on both clocks (wall, CUDA-synchronised, and process CPU) around the
+  steps only; checkpoint hooks run outside it;
+- one progress bar per run.
+
+Adding a loss is a ``loss_fn``; adding a schedule is one branch of :meth:`Schedule.multiplier`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import torch
+
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("dc-step", "cosine-epoch", "cosine-step", "constant")
+
+
+def checkpoint_steps(total_steps: int, count: int) -> list[int]:
+    """``count`` evenly spaced steps ending at ``total_steps`` (every 2 % of training for 50)."""
+    count = max(1, min(count, total_steps))
+    return sorted({math.ceil(total_steps * i / count) for i in range(1, count + 1)})
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class Clock:
+    """Seconds inside ``with clock:`` blocks, on the wall clock (synchronising CUDA before reading)
+    and on this process's CPU clock. On a shared CPU machine the CPU time of a single-threaded run is
+    the figure that other jobs do not inflate; on a GPU the wall clock is the one that counts."""
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.cuda = torch.device(device).type == "cuda"
+        self.total = 0.0
+        self.cpu = 0.0
+        self._t = self._c = 0.0
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self._t, self._c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.total += time.perf_counter() - self._t
+        self.cpu += time.process_time() - self._c
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimizer and learning rate over a run of ``passes`` passes of ``steps_per_pass`` steps.
+
+    ``epochs`` is the schedule's epoch count where it differs from ``passes`` (DC trains epochs
+    0..E, i.e. E+1 passes, and drops the rate after epoch E//2+1)."""
+
+    optimizer: str
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    kind: str = "constant"
+    eta_min: float = 0.0
+    epochs: int = 1
+    passes: int = 1
+    steps_per_pass: int = 1
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+        if self.kind not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.kind!r}; expected one of {', '.join(SCHEDULES)}")
+
+    @classmethod
+    def from_protocol(cls, p, passes: int, steps_per_pass: int) -> "Schedule":
+        return cls(optimizer=p.optimizer, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
+                   nesterov=p.nesterov, kind=p.schedule, eta_min=p.eta_min, epochs=p.epochs, passes=passes,
+                   steps_per_pass=steps_per_pass)
+
+    @property
+    def total_steps(self) -> int:
+        return self.passes * self.steps_per_pass
+
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_pass
+
+    def _drop_epoch(self) -> int:
+        """DC: the rate is ×0.1 from epoch E//2+2 on (after epoch E//2+1), with a fresh optimizer."""
+        return self.epochs // 2 + 2
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based)."""
+        return self.lr * self.multiplier(step)
+
+    def multiplier(self, step: int) -> float:
+        epoch = self.epoch_of(step)
+        if self.kind == "dc-step":
+            return 1.0 if epoch < self._drop_epoch() else 0.1
+        if self.kind == "constant":
+            return 1.0
+        floor = self.eta_min / self.lr
+        if self.kind == "cosine-epoch":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / self.total_steps))  # cosine-step
+
+    def resets_at(self, step: int) -> bool:
+        """DC recreates its optimizer at the first step of the drop epoch (the momentum restarts)."""
+        return self.kind == "dc-step" and step == self._drop_epoch() * self.steps_per_pass and step > 0
+
+    def build(self, params, start: int = 0, state: dict | None = None):
+        """(optimizer, LambdaLR) positioned at step ``start``; ``state`` restores an optimizer's
+        state dict (a resumed run) before the schedule takes over its learning rate."""
+        params = list(params)
+        if self.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                                  nesterov=self.nesterov, foreach=True)
+        elif self.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+        else:
+            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+        if state is not None:
+            opt.load_state_dict(state)
+            for group in opt.param_groups:
+                group["lr"] = self.lr
+                group.pop("initial_lr", None)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: self.multiplier(start + k))
+        return opt, sched
+
+
+class Forward:
+    """A model's training forward pass, compiled with ``torch.compile`` when asked and possible.
+
+    Compilation happens at the first call of each new input shape; when it fails there (no C
+    compiler, an unsupported operator, a platform without Inductor) the model runs eagerly from then
+    on, and ``status`` says why. A compiled forward computes the same function; its kernels round
+    differently, so a compiled run is recorded as such."""
+
+    def __init__(self, model: torch.nn.Module, compile: bool = False):
+        self.model, self.fn, self.status = model, None, "off"
+        if compile:
+            try:
+                self.fn, self.status = torch.compile(model), "on"
+            except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
+                self.status = f"fell back to eager: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
+    def __call__(self, *args, **kwargs):
+        if self.fn is not None:
+            try:
+                return self.fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - compilation errors surface at a call
+                self.fn = None
+                self.status = f"fell back to eager: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                from ._log import note
+
+                note(f"torch.compile is not available here ({self.status[20:]}); training eagerly")
+        return self.model(*args, **kwargs)
+
+
+def update(opt, sched, loss: torch.Tensor) -> None:
+    """One optimizer step and one schedule step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+
+
+class _Divergence:
+    """The running sum of detached losses on the device; read only where the caller asks."""
+
+    def __init__(self):
+        self.total = None
+        self.since = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        d = loss.detach().float()
+        self.total = d if self.total is None else self.total + d
+
+    def check(self, step: int, where: str) -> None:
+        if self.total is not None and not bool(torch.isfinite(self.total)):
+            raise TrainingDiverged(f"loss became {float(self.total)} between step {self.since} and step {step} "
+                                   f"({where})")
+        self.total, self.since = None, step
+
+
+def fit(model: torch.nn.Module, batches: Iterable[tuple[int, Any]], loss_fn: Callable[[Any], torch.Tensor],
+        schedule: Schedule, *, clock: Clock, checkpoints: Iterable[int] = (),
+        on_checkpoint: Callable[[int, int], bool | None] | None = None,
+        on_pass_end: Callable[[int, int, torch.optim.Optimizer], None] | None = None, start: int = 0, opt_state: dict | None = None,
+        progress: bool = False, desc: str = "train", where: str = "", precision: str = "fp32") -> int:
+    """Train ``model`` on ``batches`` ((pass, batch) pairs) by ``loss_fn``; returns the steps taken.
+
+    ``on_checkpoint(step, pass)`` runs after each step in ``checkpoints`` (outside the clock) and may
+    return True to stop early; ``on_pass_end(step, pass, optimizer)`` runs after the last step of every
+    pass (a teacher saves its state there). ``start`` and ``opt_state`` resume a run at that step.
+    ``precision="bf16"`` runs ``loss_fn`` (forward and loss) under bfloat16 autocast; the backward
+    pass and the optimizer stay in fp32 (parameters are never cast)."""
+    from tqdm.auto import tqdm
+
+    marks = set(checkpoints)
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+    device_type = "cuda" if clock.cuda else "cpu"
+    opt, sched = schedule.build(model.parameters(), start, opt_state)
+    watch = _Divergence()
+    watch.since = start
+    step = start
+    model.train()
+    bar = tqdm(total=schedule.total_steps, initial=start, desc=desc, disable=not progress, leave=False, unit="step")
+    try:
+        for epoch, batch in batches:
+            if schedule.resets_at(step):
+                opt, sched = schedule.build(model.parameters(), step)
+            with clock:
+                with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    loss = loss_fn(batch)
+                update(opt, sched, loss)
+            watch.add(loss)
+            step += 1
+            bar.update(1)
+            if on_pass_end is not None and step % schedule.steps_per_pass == 0:
+                watch.check(step, where)
+                on_pass_end(step, epoch, opt)  # before the next pass draws anything
+            if step in marks:
+                watch.check(step, where)
+                if on_checkpoint is not None and on_checkpoint(step, epoch):
+                    return step
+        watch.check(step, where)
+        return step
+    finally:
+        bar.close()

@@ -1,0 +1,163 @@
+"""The one training engine and the screened test curves."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from condense.budget import plan_steps
+from condense.curves import CurvePolicy, stratified_subset
+from condense.engine import Clock, Schedule, TrainingDiverged, fit
+from condense.evaluate import evaluate, time_to_accuracy
+from condense.methods import create_condenser
+from condense.protocols import get_protocol
+
+
+@pytest.mark.parametrize("name,overrides", [("dc", {"epochs": 9}), ("kd", {"epochs": 7}), ("rs2", {"epochs": 11}),
+                                            ("graph", {"epochs": 3}), ("rs2-ratio", {"epochs": 4})])
+def test_schedule_is_the_protocols_learning_rate_at_every_step(name, overrides):
+    """The LambdaLR the engine steps gives, at every step, the rate the protocol defines (a wrong
+    epoch/step mapping, an off-by-one in DC's drop or a cosine over the wrong length fails)."""
+    p = get_protocol(name, "quick", **overrides)
+    plan = plan_steps(p.budget, p.passes, 3, 7, None)  # 3 steps per pass of sizes 3, 3, 1
+    sched = Schedule.from_protocol(p, plan.passes, plan.steps_per_pass)
+    model = torch.nn.Linear(2, 2)
+    opt, lam = sched.build(model.parameters())
+    seen = []
+    for step in range(plan.total_steps):
+        if sched.resets_at(step):
+            opt, lam = sched.build(model.parameters(), step)
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        lam.step()
+    want = [p.lr_at(step // 3, step, plan.total_steps) for step in range(plan.total_steps)]
+    assert seen == pytest.approx(want, rel=1e-12, abs=1e-15)
+    resets = [s for s in range(plan.total_steps) if sched.resets_at(s)]
+    assert resets == ([3 * (p.epochs // 2 + 2)] if name == "dc" else [])
+
+
+def test_divergence_is_caught_at_the_next_checkpoint_without_a_sync_per_step():
+    model = torch.nn.Linear(2, 1)
+    x = torch.ones(4, 2)
+
+    def loss_fn(step):
+        out = model(x).pow(2).mean()
+        return out * float("nan") if step == 3 else out
+
+    sched = Schedule(optimizer="sgd", lr=0.1, passes=1, steps_per_pass=10)
+    batches = ((0, i) for i in range(10))
+    with pytest.raises(TrainingDiverged, match=r"between step 0 and step 5"):
+        fit(model, batches, loss_fn, sched, clock=Clock(), checkpoints=[5, 10])
+    # a finite run passes through untouched and reports its steps
+    model = torch.nn.Linear(2, 1)
+    assert fit(model, ((0, i) for i in range(10)), lambda i: model(x).pow(2).mean(), sched, clock=Clock(),
+               checkpoints=[5, 10]) == 10
+
+
+def test_a_resumed_teacher_equals_an_uninterrupted_one(tmp_path, monkeypatch, digits):
+    """Killing a teacher after two epochs and resuming it gives the same weights as never stopping
+    (the engine resumes the optimizer, the schedule position, and the shuffling stream)."""
+    import condense.teachers as teachers
+
+    recipe = teachers.TeacherRecipe(name="tiny-4", epochs=4, batch_size=128)
+    monkeypatch.setenv("CONDENSE_CACHE", str(tmp_path / "straight"))
+    straight = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
+    monkeypatch.setenv("CONDENSE_CACHE", str(tmp_path / "resumed"))
+    real, calls = teachers._atomic_torch_save, []
+
+    def killed(obj, path):
+        real(obj, path)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(teachers, "_atomic_torch_save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
+    monkeypatch.setattr(teachers, "_atomic_torch_save", real)
+    resumed = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.val_acc == straight.val_acc
+
+
+def test_stratified_subset_is_fixed_and_proportional():
+    y = torch.tensor([0] * 600 + [1] * 300 + [2] * 100)
+    idx = stratified_subset(y, 100)
+    assert torch.equal(idx, stratified_subset(y, 100)) and idx.unique().numel() == 100
+    assert torch.bincount(y[idx]).tolist() == [60, 30, 10]
+    assert torch.bincount(y[stratified_subset(y, 7)], minlength=3).tolist() == [4, 2, 1]
+
+
+def test_screened_curve_gives_the_exhaustive_time_to_accuracy(digits):
+    """The same run evaluated both ways: screening on a 100-image subset changes neither the
+    training (the same weights at every checkpoint), nor the final accuracy, nor any TTA; only
+    confirmed points count as crossings, and fewer full passes are made."""
+    s = create_condenser("random").condense(digits["train"], 5, seed=0)
+    proto = get_protocol("dc", "quick", epochs=60, checkpoints=30)
+    targets = (50.0, 70.0, 80.0, 85.0, 99.5)
+    kw = dict(seeds=[0, 1], protocol=proto, targets=targets)
+    full = evaluate(s, digits["test"], curve="full", **kw)
+    screened = evaluate(s, digits["test"], curve=CurvePolicy(subset=100, z=3.0), **kw)
+    assert screened.accs == full.accs
+    crossed = 0
+    for t in targets:
+        for a, b in zip(full.runs, screened.runs):  # the crossing step (seconds differ between two runs)
+            assert time_to_accuracy(b.curve, t, clock="step") == time_to_accuracy(a.curve, t, clock="step"), t
+            crossed += time_to_accuracy(a.curve, t, clock="step") is not None
+    assert 0 < crossed < 2 * len(targets)  # some targets reached, some not: both paths are exercised
+    for a, b in zip(full.runs, screened.runs):
+        by_step = {p["step"]: p["acc"] for p in a.curve}
+        confirmed = [p for p in b.curve if p["on"] == "full"]
+        assert all(by_step[p["step"]] == p["acc"] for p in confirmed)
+        assert b.curve[-1]["on"] == "full" and b.extra["curve"]["method"] == "screened"
+        assert b.extra["curve"]["full_points"] == len(confirmed) < len(a.curve)
+        assert a.extra["curve"] == {"method": "full", "full_points": 30, "test_size": 360}
+
+
+def test_a_subset_point_is_never_a_crossing():
+    curve = [{"acc": 91.0, "on": "subset", "train_seconds": 1.0},
+             {"acc": 90.5, "on": "full", "train_seconds": 2.0}]
+    assert time_to_accuracy(curve, 90.0) == 2.0
+    assert time_to_accuracy([{"acc": 91.0, "train_seconds": 1.0}], 90.0) == 1.0  # old records: all full
+
+
+def test_compile_falls_back_cleanly(digits, monkeypatch):
+    """Where torch.compile fails (here: at the first call, as a missing C compiler does), the run
+    trains eagerly, gives exactly the eager result, and records why."""
+    def broken(model, **kw):
+        def fn(*a, **k):
+            raise RuntimeError("Compiler: cc not found")
+        return fn
+
+    s = create_condenser("random").condense(digits["train"], 2, seed=0)
+    proto = get_protocol("dc", "quick", epochs=6, checkpoints=2)
+    eager = evaluate(s, digits["test"], seeds=[0], protocol=proto)
+    monkeypatch.setattr(torch, "compile", broken)
+    fell = evaluate(s, digits["test"], seeds=[0], protocol=proto, compile=True)
+    assert fell.accs == eager.accs and eager.runs[0].extra["compile"] == "off"
+    assert fell.runs[0].extra["compile"] == "fell back to eager: RuntimeError: Compiler: cc not found"
+
+    def refuses(model, **kw):  # unavailable at construction (a platform without Inductor)
+        raise RuntimeError("not supported on this platform")
+
+    monkeypatch.setattr(torch, "compile", refuses)
+    again = evaluate(s, digits["test"], seeds=[0], protocol=proto, compile=True)
+    assert again.accs == eager.accs and again.runs[0].extra["compile"].startswith("fell back to eager")
+
+
+def test_compiled_rows_form_their_own_table(tmp_path, monkeypatch):
+    """A sweep with --compile and one without, into one folder: two tables, the compiled one says so,
+    and the leaderboard (which unpacks table keys) still builds."""
+    from benchmarks import leaderboard
+    from benchmarks import run as runner
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # fast: 'compiled' = the model itself
+    argv = ["--datasets", "digits", "--methods", "random", "--ipc", "1", "--seeds", "0", "--epochs", "2",
+            "--checkpoints", "1", "--no-progress", "--out", str(tmp_path)]
+    assert runner.main(argv) == 0 and runner.main([*argv, "--compile"]) == 0
+    recs, failed = leaderboard.load_records([tmp_path])
+    assert not failed
+    assert [bool(r.get("compile")) for r in recs] == [False, True]
+    assert recs[1]["run_extra"]["compile"] == "on" and recs[0]["run_extra"]["compile"] == "off"
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert md.count("## digits · convnet · dc v1") == 2 and "compiled training (torch.compile)" in md
