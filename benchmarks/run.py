@@ -600,6 +600,8 @@ class Sweep:
         if not self.writable:
             say(f"note: {self.out} is read-only: every cell was done, the leaderboard is printed, not written")
         print(md)
+        if self.writable:
+            say(f"leaderboard: {self.out / 'leaderboard.md'} (tables), {self.out / 'leaderboard.html'} (with plots)")
         return 0
 
 
