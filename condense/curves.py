@@ -128,22 +128,23 @@ class Curve:
     def record(self, model, last: bool) -> dict:
         """Evaluate one checkpoint; returns ``{"acc", "on"}`` plus ``screen_acc`` and ``screened`` (images)
         when it was screened."""
-        if not self.screening or not self.open:
-            acc = self.full(model) if (last or not self.screening) else None
-            if acc is None:  # every target reached: the rest of the curve is screened for the plot only
-                acc = accuracy(model, self.sx[:self.policy.subset], self.sy[:self.policy.subset],
-                               self.batch_size, self.policy.screen_dtype)
-                self.screened_images += self.policy.subset
-                return {"acc": acc, "on": "subset", "screen_acc": acc, "screened": self.policy.subset}
-            self._close(acc)
-            return {"acc": acc, "on": "full"}
+        if not self.screening or (last and not self.open):
+            return {"acc": self._full_and_close(model), "on": "full"}
+        if not self.open:  # every target reached: the rest of the curve is screened for the plot only
+            k = self.policy.subset
+            acc = accuracy(model, self.sx[:k], self.sy[:k], self.batch_size, self.policy.screen_dtype)
+            self.screened_images += k
+            return {"acc": acc, "on": "subset", "screen_acc": acc, "screened": k}
         screen, k, below = self.screen(model)
         self.screened_images += k
         if last or not below:
-            acc = self.full(model)
-            self._close(acc)
-            return {"acc": acc, "on": "full", "screen_acc": screen, "screened": k}
+            return {"acc": self._full_and_close(model), "on": "full", "screen_acc": screen, "screened": k}
         return {"acc": screen, "on": "subset", "screen_acc": screen, "screened": k}
+
+    def _full_and_close(self, model) -> float:
+        acc = self.full(model)
+        self._close(acc)
+        return acc
 
     def _close(self, acc: float) -> None:
         self.open = [t for t in self.open if acc < t]

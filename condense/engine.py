@@ -36,6 +36,31 @@ def checkpoint_steps(total_steps: int, count: int) -> list[int]:
     return sorted({math.ceil(total_steps * i / count) for i in range(1, count + 1)})
 
 
+def dc_drop_epoch(epochs: int) -> int:
+    """DC: the rate is ×0.1 from epoch E//2+2 on (after epoch E//2+1), with a fresh optimizer."""
+    return epochs // 2 + 2
+
+
+def lr_multiplier(kind: str, epoch: int, step: int, total_steps: int, epochs: int, floor: float = 0.0) -> float:
+    """The learning rate ÷ the base rate at (epoch, global step): DC's step drop, a cosine per epoch
+    or per step down to ``floor`` (= eta_min / lr), or a constant. The one definition of every
+    schedule; :class:`Schedule` and ``Protocol.lr_at`` read it."""
+    if kind == "dc-step":
+        return 1.0 if epoch < dc_drop_epoch(epochs) else 0.1
+    if kind == "constant":
+        return 1.0
+    if kind == "cosine-epoch":
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+    if kind == "cosine-step":
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    raise ValueError(f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULES)}")
+
+
+def _fallback(e: BaseException) -> str:
+    first = str(e).splitlines()[0][:160] if str(e) else ""
+    return f"{type(e).__name__}: {first}"
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
@@ -101,28 +126,17 @@ class Schedule:
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_pass
 
-    def _drop_epoch(self) -> int:
-        """DC: the rate is ×0.1 from epoch E//2+2 on (after epoch E//2+1), with a fresh optimizer."""
-        return self.epochs // 2 + 2
-
     def lr_at(self, step: int) -> float:
         """The learning rate of optimizer step ``step`` (0-based)."""
         return self.lr * self.multiplier(step)
 
     def multiplier(self, step: int) -> float:
-        epoch = self.epoch_of(step)
-        if self.kind == "dc-step":
-            return 1.0 if epoch < self._drop_epoch() else 0.1
-        if self.kind == "constant":
-            return 1.0
-        floor = self.eta_min / self.lr
-        if self.kind == "cosine-epoch":
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / self.total_steps))  # cosine-step
+        return lr_multiplier(self.kind, self.epoch_of(step), step, self.total_steps, self.epochs,
+                             self.eta_min / self.lr)
 
     def resets_at(self, step: int) -> bool:
         """DC recreates its optimizer at the first step of the drop epoch (the momentum restarts)."""
-        return self.kind == "dc-step" and step == self._drop_epoch() * self.steps_per_pass and step > 0
+        return self.kind == "dc-step" and step == dc_drop_epoch(self.epochs) * self.steps_per_pass and step > 0
 
     def build(self, params, start: int = 0, state: dict | None = None):
         """(optimizer, LambdaLR) positioned at step ``start``; ``state`` restores an optimizer's
@@ -158,18 +172,17 @@ class Forward:
             try:
                 self.fn, self.status = torch.compile(model), "on"
             except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
-                self.status = f"fell back to eager: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                self.status = f"fell back to eager: {_fallback(e)}"
 
     def __call__(self, *args, **kwargs):
         if self.fn is not None:
             try:
                 return self.fn(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - compilation errors surface at a call
-                self.fn = None
-                self.status = f"fell back to eager: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+                self.fn, self.status = None, f"fell back to eager: {_fallback(e)}"
                 from ._log import note
 
-                note(f"torch.compile is not available here ({self.status[20:]}); training eagerly")
+                note(f"torch.compile is not available here ({_fallback(e)}); training eagerly")
         return self.model(*args, **kwargs)
 
 

@@ -16,16 +16,14 @@ INFER validates them; the graph track uses ``graph``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from .budget import BUDGETS
 from .checks import Rule, check_config
+from .engine import OPTIMIZERS, SCHEDULES, dc_drop_epoch, lr_multiplier
 
 
 PRESETS = ("quick", "paper")
-OPTIMIZERS = ("sgd", "adamw", "adam")
-SCHEDULES = ("dc-step", "cosine-epoch", "cosine-step", "constant")
 AUGMENTS = ("dsa", "crop-flip")
 LOSSES = ("ce", "kd")
 FREQUENCY_MODES = ("proportional", "once")
@@ -83,20 +81,13 @@ class Protocol:
         return self.epochs + 1 if self.schedule == "dc-step" else self.epochs
 
     def lr_at(self, epoch: int, step: int = 0, total_steps: int = 1) -> float:
-        """Learning rate for (epoch, global step); ``dc-step`` drops ×0.1 after epoch E//2+1."""
-        if self.schedule == "dc-step":
-            return self.lr if epoch <= self.epochs // 2 + 1 else self.lr * 0.1
-        if self.schedule == "cosine-epoch":
-            return self.eta_min + (self.lr - self.eta_min) * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
-        if self.schedule == "cosine-step":
-            return self.eta_min + (self.lr - self.eta_min) * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-        if self.schedule == "constant":
-            return self.lr
-        raise ValueError(f"unknown schedule {self.schedule!r}")
+        """Learning rate for (epoch, global step) (:func:`condense.engine.lr_multiplier`); ``dc-step``
+        drops ×0.1 after epoch E//2+1."""
+        return self.lr * lr_multiplier(self.schedule, epoch, step, total_steps, self.epochs, self.eta_min / self.lr)
 
     def resets_optimizer(self, epoch: int) -> bool:
         """DC recreates its SGD optimizer when the lr drops (the momentum buffer restarts)."""
-        return self.schedule == "dc-step" and epoch == self.epochs // 2 + 2
+        return self.schedule == "dc-step" and epoch == dc_drop_epoch(self.epochs)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -48,3 +48,20 @@ def digits():
     from condense.data import load_dataset
 
     return {s: load_dataset("digits", s) for s in ("train", "val", "test")}
+
+
+def kill_teachers_after(monkeypatch, saves: int = 2):
+    """Teacher training raises KeyboardInterrupt right after its ``saves``-th checkpoint write (a run
+    killed there); returns a function that puts the real writer back."""
+    import condense.teachers as teachers
+
+    real, calls = teachers._atomic_torch_save, []
+
+    def killed(obj, path):
+        real(obj, path)
+        calls.append(path)
+        if len(calls) == saves:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(teachers, "_atomic_torch_save", killed)
+    return lambda: monkeypatch.setattr(teachers, "_atomic_torch_save", real)

@@ -11,6 +11,8 @@ from condense.evaluate import evaluate, time_to_accuracy
 from condense.methods import create_condenser
 from condense.protocols import get_protocol
 
+from .conftest import kill_teachers_after
+
 
 @pytest.mark.parametrize("name,overrides", [("dc", {"epochs": 9}), ("kd", {"epochs": 7}), ("rs2", {"epochs": 11}),
                                             ("graph", {"epochs": 3}), ("rs2-ratio", {"epochs": 4})])
@@ -62,18 +64,10 @@ def test_a_resumed_teacher_equals_an_uninterrupted_one(tmp_path, monkeypatch, di
     monkeypatch.setenv("CONDENSE_CACHE", str(tmp_path / "straight"))
     straight = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
     monkeypatch.setenv("CONDENSE_CACHE", str(tmp_path / "resumed"))
-    real, calls = teachers._atomic_torch_save, []
-
-    def killed(obj, path):
-        real(obj, path)
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(teachers, "_atomic_torch_save", killed)
+    restore = kill_teachers_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
-    monkeypatch.setattr(teachers, "_atomic_torch_save", real)
+    restore()
     resumed = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -18,6 +18,8 @@ from condense.evaluate import evaluate
 from condense.methods import create_condenser
 from condense.protocols import get_protocol
 
+from .conftest import kill_teachers_after
+
 # ----------------------------------------------------------------------------- the step budget
 
 
@@ -192,19 +194,11 @@ def test_a_resumed_teacher_counts_on_both_clocks(tmp_path, monkeypatch, digits):
     import condense.teachers as teachers
 
     monkeypatch.setenv("CONDENSE_CACHE", str(tmp_path / "cache"))
-    real, calls = teachers._atomic_torch_save, []
-
-    def interrupted(obj, path):
-        real(obj, path)
-        calls.append(path)
-        if len(calls) == 2:  # two epochs in: killed
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(teachers, "_atomic_torch_save", interrupted)
+    restore = kill_teachers_after(monkeypatch, 2)  # two epochs in: killed
     recipe = teachers.TeacherRecipe(name="tiny-4", epochs=4, batch_size=128)
     with pytest.raises(KeyboardInterrupt):
         teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
-    monkeypatch.setattr(teachers, "_atomic_torch_save", real)
+    restore()
     t = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
     assert not t.cached and t.fresh_seconds < t.train_seconds and t.fresh_cpu_seconds < t.cpu_seconds
     costs = teachers.pool_costs([t])
@@ -212,22 +206,12 @@ def test_a_resumed_teacher_counts_on_both_clocks(tmp_path, monkeypatch, digits):
 
 
 def test_resumed_teacher_set_keeps_condense_above_teacher(tmp_path, monkeypatch, digits):
-    import condense.teachers as teachers
-
     monkeypatch.setenv("CONDENSE_CACHE", str(tmp_path / "cache"))
-    real, calls = teachers._atomic_torch_save, []
-
-    def interrupted(obj, path):
-        real(obj, path)
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(teachers, "_atomic_torch_save", interrupted)
+    restore = kill_teachers_after(monkeypatch, 2)
     cond = create_condenser("random-kd", "quick", teacher_recipe="tiny", teachers=("convnet_bn-w32",))
     with pytest.raises(KeyboardInterrupt):
         cond.condense(digits["train"], 2, seed=0)
-    monkeypatch.setattr(teachers, "_atomic_torch_save", real)
+    restore()
     s = cond.condense(digits["train"], 2, seed=0)
     assert s.condense_seconds >= s.teacher_seconds > 0
     assert s.extra["condense_cpu_seconds"] >= s.extra["teacher_cpu_seconds"] > 0
