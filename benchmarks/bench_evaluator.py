@@ -14,22 +14,42 @@ Cases: CIFAR-10 at IPC 1, 10 and 50 and MNIST at IPC 10 (real data under ``CONDE
 whose dataset is missing is skipped with the reason), or any ``--cases dataset:ipc``.
 
     python -m benchmarks.bench_evaluator [--cases cifar10:10 mnist:10] [--epochs 300] [--curve screened]
+
+``--gpu-suite`` measures seconds per model with K seeds trained together (one stacked network,
+:func:`condense.evaluate.train_images_together`) against the reference loop with the same
+augmentation, at IPC 10 on CIFAR-10, 1000 epochs with DSA (``dc`` paper), K = 1, 10 and 100, and
+writes one JSON line per case. Every path of it runs on a CPU at tiny sizes (``--device cpu --cases
+digits:1 --epochs 2 --ks 1 3 --width 8``), which the tests do.
+
+    python -m benchmarks.bench_evaluator --device cuda --gpu-suite --json results/bench-evaluator/gpu.jsonl
 """
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks import jsonl
+
 DEFAULT_CASES = ("cifar10:1", "cifar10:10", "cifar10:50", "mnist:10")
 
 
-def reference_loop(model, x, y, test_x, test_y, epochs: int, seed: int, batch_size: int = 256) -> dict:
-    """DC's evaluation loop, written plainly: the baseline every speedup is measured against."""
+GPU_SUITE_KS = (1, 10, 100)
+GOAL_SECONDS_PER_MODEL = 0.25
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def reference_loop(model, x, y, test_x, test_y, epochs: int, seed: int, batch_size: int = 256, aug=None) -> dict:
+    """DC's evaluation loop, written plainly: the baseline every speedup is measured against
+    (``aug``: applied to every batch, as DC applies DSA)."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     steps, t0 = 0, time.perf_counter()
@@ -38,16 +58,20 @@ def reference_loop(model, x, y, test_x, test_y, epochs: int, seed: int, batch_si
         if epoch == epochs // 2 + 2:
             opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
         for idx in torch.randperm(x.shape[0], generator=g).split(batch_size):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            idx = idx.to(x.device)
+            xb = x[idx] if aug is None else aug(x[idx])
+            loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             steps += 1
+    _sync(x.device)
     train = time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
         correct = sum(int((model(test_x[i:i + 256]).argmax(1) == test_y[i:i + 256]).sum())
                       for i in range(0, test_x.shape[0], 256))
+    _sync(x.device)
     return {"train_seconds": train, "total_seconds": time.perf_counter() - t0, "steps": steps,
             "acc": 100.0 * correct / test_x.shape[0]}
 
@@ -85,22 +109,107 @@ def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, 
             "cpu": platform.processor() or platform.machine()}
 
 
+def gpu_suite_case(dataset: str, ipc: int, epochs: int, ks, device, *, width: int | None = None,
+                   reference_models: int = 1, curve: str = "screened", precision: str = "fp32",
+                   compile: bool = False, checkpoints: int = 50, root=None):
+    """Seconds per model with K seeds together, for each K, against the reference loop (one model at a
+    time, the same augmentation and the same number of steps); yields one row per K."""
+    from condense.data import load_dataset
+    from condense.evaluate import evaluate, make_augment
+    from condense.methods import create_condenser
+    from condense.models import create_model
+    from condense.protocols import get_protocol
+
+    train, test = load_dataset(dataset, "train", root=root), load_dataset(dataset, "test", root=root)
+    s = create_condenser("random").condense(train, ipc, seed=0)
+    proto = get_protocol("dc", "paper", epochs=epochs, checkpoints=checkpoints, precision=precision)
+    kw = {**dict(proto.arch_kwargs), **({"width": width} if width else {})}
+    x, y = s.instances()
+    x, y = x.to(device), y.to(device)
+    tx, ty = test.tensors(device)
+    ref = []
+    for seed in range(reference_models):
+        torch.manual_seed(seed)
+        model = create_model("convnet", tuple(test.shape), s.num_classes, **kw).to(device)
+        ref.append(reference_loop(model, x, y, tx, ty, epochs, seed, aug=make_augment(proto, dataset)))
+    ref_per_model = sum(r["total_seconds"] for r in ref) / len(ref)
+    for k in ks:
+        _sync(device)
+        t0 = time.perf_counter()
+        r = evaluate(s, test, seeds=list(range(k)), protocol=proto, device=device, curve=curve, compile=compile,
+                     together=k, arch_kwargs={"width": width} if width else None)
+        _sync(device)
+        total = time.perf_counter() - t0
+        run = r.runs[0]
+        yield {"mode": "gpu-suite", "case": f"{dataset}:{ipc}", "k": k, "epochs": epochs, "augment": proto.augment,
+               "precision": precision, "compile": run.extra.get("compile"), "together": run.extra.get("together", 1),
+               "steps": run.steps, "width": kw.get("width"),
+               "suite_seconds_per_model": total / k, "suite_train_seconds_per_model": run.train_seconds,
+               "suite_curve_seconds_per_model": sum(x.eval_seconds for x in r.runs) / k,
+               "reference_seconds_per_model": ref_per_model,
+               "reference_train_seconds_per_model": sum(x["train_seconds"] for x in ref) / len(ref),
+               "ratio": ref_per_model / (total / k), "goal_seconds_per_model": GOAL_SECONDS_PER_MODEL,
+               "acc_mean": r.mean, "acc_std": r.std, "reference_acc": [x["acc"] for x in ref],
+               "curve": run.extra.get("curve"), "device": str(device), "torch": torch.__version__,
+               "gpu": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else None,
+               "threads": torch.get_num_threads()}
+
+
+def run_gpu_suite(args, device) -> int:
+    from condense.data import DatasetNotFoundError
+
+    cases = args.cases if args.cases != list(DEFAULT_CASES) else ["cifar10:10"]
+    epochs = args.epochs if args.epochs_given else 1000
+    print(f"gpu suite: device={device} epochs={epochs} ks={args.ks} precision={args.precision} "
+          f"compile={args.compile} (goal: {GOAL_SECONDS_PER_MODEL} s per model)")
+    print(f"{'case':<12} {'K':>4} {'steps':>6} {'ref s/model':>11} {'suite s/model':>13} {'train s/model':>13} "
+          f"{'ratio':>6} {'acc':>13}")
+    for case in cases:
+        dataset, _, ipc = case.partition(":")
+        try:
+            rows = gpu_suite_case(dataset, int(ipc or 10), epochs, args.ks, device, width=args.width,
+                                  curve=args.curve, precision=args.precision, compile=args.compile,
+                                  checkpoints=args.checkpoints)
+            for row in rows:
+                print(f"{case:<12} {row['k']:>4} {row['steps']:>6} {row['reference_seconds_per_model']:>11.3f} "
+                      f"{row['suite_seconds_per_model']:>13.3f} {row['suite_train_seconds_per_model']:>13.3f} "
+                      f"{row['ratio']:>6.2f} {row['acc_mean']:>6.2f} ± {row['acc_std']:<4.2f}", flush=True)
+                if args.json:
+                    jsonl.append(Path(args.json), row)
+        except DatasetNotFoundError as e:
+            print(f"{case:<12} skipped: {str(e).splitlines()[0][:100]}")
+    return 0
+
+
 def main(argv=None) -> int:
     from condense.data import DatasetNotFoundError
     from condense.evaluate import resolve_device
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), help="dataset:ipc pairs")
-    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--epochs", type=int, default=None, help="default 300 (1000 with --gpu-suite)")
     ap.add_argument("--checkpoints", type=int, default=50)
     ap.add_argument("--curve", choices=("screened", "full"), default="screened")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                     help="the suite's training precision (the reference loop is always fp32)")
-    ap.add_argument("--compile", action="store_true", help="the suite trains through torch.compile")
+    ap.add_argument("--compile", nargs="?", const="on", default="off", choices=("off", "on", "auto"),
+                    help="the suite trains through torch.compile: on, off, or auto (where it pays: "
+                         "condense.engine.compile_pays)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", help="append one JSON line per case to this file")
+    ap.add_argument("--gpu-suite", action="store_true",
+                    help="seconds per model with K seeds trained together (K = --ks), dc paper with DSA")
+    ap.add_argument("--ks", type=int, nargs="+", default=list(GPU_SUITE_KS), help="--gpu-suite: seeds together")
+    ap.add_argument("--width", type=int, default=None, help="--gpu-suite: ConvNet width (default 128; tiny CPU checks)")
     args = ap.parse_args(argv)
+    args.compile = {"off": False, "on": True, "auto": "auto"}[args.compile]
+    args.epochs_given = args.epochs is not None
+    args.epochs = args.epochs if args.epochs is not None else 300
+    if args.epochs < 1 or any(k < 1 for k in args.ks) or (args.width is not None and args.width < 1):
+        ap.error("--epochs, --ks and --width must be positive")
     device = resolve_device(args.device)
+    if args.gpu_suite:
+        return run_gpu_suite(args, device)
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
           f"cpu={platform.processor() or platform.machine()} curve={args.curve} precision={args.precision} compile={args.compile}")
     print(f"{'case':<12} {'steps':>6} {'ref train s':>11} {'ref total s':>11} {'suite train s':>13} "
@@ -120,8 +229,7 @@ def main(argv=None) -> int:
               f"{row['ratio_total']:>8.2f} {row['ratio_per_step']:>10.2f} {row['curve_over_train']:>11.2f} "
               f"{ref['acc']:>7.2f} {suite['acc']:>9.2f}", flush=True)
         if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            jsonl.append(Path(args.json), row)
     return 0
 
 

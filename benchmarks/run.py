@@ -332,8 +332,9 @@ class Sweep:
         from condense.configs import dataset_config
         from condense.protocols import get_protocol
 
-        name = name or self.args.protocol or dataset_config(dataset, kind).protocol
-        over = {}
+        cfg = dataset_config(dataset, kind)
+        name = name or self.args.protocol or cfg.protocol
+        over = dict(cfg.quick_protocol) if self.args.preset == "quick" else {}
         if self.args.epochs is not None:
             over["epochs"] = self.args.epochs
         if self.args.checkpoints is not None:
@@ -450,11 +451,15 @@ class Sweep:
 
     # -- one set, its runs
 
-    def condenser(self, method: str, protocol):
+    def condenser(self, method: str, protocol, dataset: str):
+        from condense.configs import dataset_config
         from condense.methods import create_condenser
 
+        over = dict(self.overrides.get(method, {}))
+        if self.args.preset == "quick":
+            over = {**dataset_config(dataset, protocol.kind).condenser_overrides(method), **over}
         try:
-            return create_condenser(method, self.args.preset, **self.overrides.get(method, {})).for_protocol(protocol)
+            return create_condenser(method, self.args.preset, **over).for_protocol(protocol)
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
 
@@ -585,7 +590,7 @@ class Sweep:
             say("nothing to run")
         groups: dict[tuple, list] = {}
         for cell, archs in plan:  # runs of one set together: it is condensed once
-            condenser = self.condenser(cell.method, cell.protocol)
+            condenser = self.condenser(cell.method, cell.protocol, cell.dataset)
             key = (cell.dataset, cell.method, cell.set_ipc, cell.seed, stable_hash(dataclasses.asdict(condenser.config)))
             groups.setdefault(key, []).append((cell, archs, condenser))
         start = time.time()
@@ -612,7 +617,7 @@ def aug_variant(p):
     """The protocol with its augmentation switched (ARS): on when off (DSA for ``dc``, crop + flip
     otherwise), and off when on (mixup too, for ``kd``)."""
     if p.augment is None:
-        return p.replace(augment="dsa" if p.name == "dc" else "crop-flip")
+        return p.replace(augment="dsa" if p.name == "dc" else "rs2" if p.name == "rs2" else "crop-flip")
     return p.replace(augment=None, mixup_alpha=0.0)
 
 

@@ -6,13 +6,25 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DatasetConfig:
+    """``quick_protocol``: protocol fields (epochs, RS2's rounds, checkpoints) every protocol takes on this
+    dataset under the runner's ``quick`` preset; ``quick_condensers``: condenser config fields set under
+    that preset, as ``("method.field", value)`` pairs. Both size the main job's embedded sets to run
+    in two minutes on two CPU cores; ``--epochs``, ``--checkpoints`` and ``--set`` override them."""
+
     targets: tuple[float, ...]
     archs: tuple[str, ...] = ("convnet",)
     protocol: str = "dc"
+    quick_protocol: tuple[tuple[str, object], ...] = ()
+    quick_condensers: tuple[tuple[str, object], ...] = ()
+
+    def condenser_overrides(self, method: str) -> dict:
+        """The ``quick_condensers`` fields of ``method``."""
+        return {k.split(".", 1)[1]: v for k, v in self.quick_condensers if k.split(".", 1)[0] == method}
 
 
 DATASET_CONFIGS: dict[str, DatasetConfig] = {
-    "digits": DatasetConfig((80.0, 90.0)),
+    "digits": DatasetConfig((80.0, 90.0), quick_protocol=(("epochs", 100), ("checkpoints", 25)),
+                            quick_condensers=(("infer.iterations", 100),)),
     "mnist": DatasetConfig((90.0, 95.0, 98.0)),
     "fashion-mnist": DatasetConfig((70.0, 80.0, 85.0)),
     "cifar10": DatasetConfig((30.0, 40.0, 50.0)),

@@ -8,7 +8,8 @@ times the training it measures on a CPU. A screened curve gets the same answer f
    test images (the same for every run, drawn with a fixed generator; every prefix holds the classes
    in proportion), in growing chunks (``subset``, then doubling): screening stops as soon as the
    accuracy so far is below the lowest target still open by more than ``z`` standard errors (with the
-   finite-population correction) plus the measured bfloat16 allowance;
+   finite-population correction) plus the measured bfloat16 allowance; screening never reads more
+   than half the test set (past that, the full pass that settles it is cheaper);
 2. a checkpoint that screening cannot place below every open target is *confirmed* on the full test
    set in fp32; its full accuracy is what the curve records there, and decides the crossing;
 3. the last checkpoint is always a full-test-set fp32 pass: it is the reported accuracy.
@@ -32,7 +33,8 @@ CURVE_METHODS = ("screened", "full")
 @dataclass(frozen=True)
 class CurvePolicy:
     method: str = "screened"
-    subset: int = 1000            # screened images (stratified); a test set under 2× this is not screened
+    subset: int = 128             # first screened chunk (stratified), then doubling
+    min_test: int = 300           # smaller test sets are evaluated in full at every checkpoint
     z: float = 3.0                # screening margin, in binomial standard errors of the subset accuracy
     allowance: float = 0.5        # extra margin (accuracy points) for bfloat16 screening
     screen_dtype: str = "bfloat16"
@@ -40,8 +42,8 @@ class CurvePolicy:
     def __post_init__(self):
         if self.method not in CURVE_METHODS:
             raise ValueError(f"unknown curve method {self.method!r}; expected one of {', '.join(CURVE_METHODS)}")
-        if self.subset < 1 or not (self.z >= 0) or not (self.allowance >= 0):
-            raise ValueError(f"curve policy needs subset >= 1, z >= 0 and allowance >= 0, got {self}")
+        if self.subset < 1 or self.min_test < 0 or not (self.z >= 0) or not (self.allowance >= 0):
+            raise ValueError(f"curve policy needs subset >= 1, min_test >= 0, z >= 0 and allowance >= 0, got {self}")
         if self.screen_dtype not in ("bfloat16", "float32"):
             raise ValueError(f"screen_dtype must be bfloat16 or float32, got {self.screen_dtype!r}")
 
@@ -84,13 +86,18 @@ class Curve:
     """The checkpoints of one run, screened and confirmed by a :class:`CurvePolicy`."""
 
     def __init__(self, test: tuple[torch.Tensor, torch.Tensor], targets, policy: CurvePolicy,
-                 batch_size: int = 1024):
+                 batch_size: int = 1024, like: "Curve | None" = None):
+        """``like``: a curve of the same test set and policy whose screening order this one shares (runs
+        trained together keep one ordered copy of the test set)."""
         self.x, self.y = test
         self.policy, self.batch_size = policy, batch_size
         self.open = sorted(float(t) for t in targets)
         self.n = int(self.x.shape[0])
-        self.screening = policy.method == "screened" and self.n >= 2 * policy.subset and bool(self.open)
-        if self.screening:
+        self.screening = (policy.method == "screened" and self.n >= max(policy.min_test, 2 * policy.subset)
+                          and bool(self.open))
+        if self.screening and like is not None and like.screening and like.x is self.x:
+            self.sx, self.sy = like.sx, like.sy
+        elif self.screening:
             order = stratified_order(self.y).to(self.x.device)
             self.sx, self.sy = self.x[order], self.y[order]
         self.points: list[dict] = []
@@ -113,7 +120,8 @@ class Curve:
     def screen(self, model) -> tuple[float, int, bool]:
         """(screened accuracy, images screened, placed below every open target)."""
         correct, k, chunk = 0, 0, self.policy.subset
-        while k < self.n:
+        acc = 0.0
+        while k == 0 or k + chunk <= self.n // 2:
             end = min(self.n, k + chunk)
             correct += accuracy(model, self.sx[k:end], self.sy[k:end], self.batch_size,
                                 self.policy.screen_dtype) * (end - k) / 100.0

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .budget import BatchStream, plan_steps, schedule_batches
 from .configs import dataset_config
 from .curves import CurvePolicy, Curve, accuracy, counts_for_crossing
-from .engine import Clock, Forward, Schedule, TrainingDiverged, checkpoint_steps, fit
+from .engine import Clock, Forward, Schedule, TrainingDiverged, checkpoint_steps, compile_pays, fit
 from .models import create_model, model_kind
 from .protocols import Protocol, get_protocol
 from .store import SyntheticSet, load
@@ -167,6 +167,12 @@ def make_augment(p: Protocol, dataset: str):
         return DSA.for_dataset(dataset)
     if p.augment == "crop-flip":
         return CropFlip(flip=dataset not in ("digits", "mnist", "fashion-mnist", "svhn"))
+    if p.augment == "rs2":  # RS2's own transforms: MNIST flip + crop (pad 4), Fashion-MNIST none
+        if dataset == "fashion-mnist":
+            return None
+        if dataset == "mnist":
+            return CropFlip(pad=4, flip=True)
+        return CropFlip(flip=dataset not in ("digits", "svhn"))
     raise ValueError(f"unknown augmentation {p.augment!r}")
 
 
@@ -241,7 +247,7 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
                  test: tuple[torch.Tensor, torch.Tensor], dataset: str, progress: bool = False,
                  stop_at: float | None = None, reference_size: int | None = None,
                  targets: Sequence[float] = (), curve_policy: CurvePolicy | None = None,
-                 compile: bool = False) -> SeedRun:
+                 compile: bool | str = False) -> SeedRun:
     """Train ``model`` by protocol ``p`` for the steps of its budget (:mod:`condense.budget`) on the
     engine (:mod:`condense.engine`); test accuracy at checkpoints (:mod:`condense.curves`: screened
     for ``targets`` unless the policy says ``full``), training time only.
@@ -253,9 +259,9 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
     back to eager where it is unavailable; the run records which)."""
     g = torch.Generator().manual_seed(seed)
     aug = make_augment(p, dataset)
-    net = Forward(model, compile)
     plan = plan_steps(p.budget, p.passes, p.batch_size, task.set_size,
                       None if task.rounds is not None else reference_size)
+    net = Forward(model, compile_pays(plan.samples, task.x[0].numel(), device) if compile == "auto" else compile)
     total = plan.total_steps
     marks = checkpoint_steps(total, p.checkpoints)
     clock, eval_clock = Clock(device), Clock(device)
@@ -285,6 +291,78 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
                    eval_cpu_seconds=eval_clock.cpu)
 
 
+def together_reason(models, task: ImageTask, p: Protocol) -> str | None:
+    """Why these runs cannot train stacked (None: they can): :class:`StackedConvNet` holds the
+    ConvNet family under the cross-entropy loss."""
+    from .models.stacked import stackable
+
+    if not all(stackable(m) for m in models):
+        return "only ConvNet students train stacked"
+    if p.loss != "ce":
+        return f"loss {p.loss!r} trains one seed at a time"
+    return None
+
+
+def train_images_together(models: list, task: ImageTask, p: Protocol, seeds: Sequence[int], device: torch.device,
+                          test: tuple[torch.Tensor, torch.Tensor], dataset: str, progress: bool = False,
+                          reference_size: int | None = None, targets: Sequence[float] = (),
+                          curve_policy: CurvePolicy | None = None, compile: bool | str = False) -> list[SeedRun]:
+    """K seeds trained as one stacked network (:class:`condense.models.stacked.StackedConvNet`).
+
+    Each seed keeps what it has alone: its own initial weights (``models``, built under its seed), its
+    own batch order (a generator seeded with its seed), its own augmentation draws
+    (``forward_groups``), and its own loss, summed over seeds so that each model's gradient is its
+    own. Checkpoints copy each seed's weights back into its model and record its curve as a single
+    run does. Training seconds are the stack's, divided by K (the cost per model), on both clocks."""
+    from .models.stacked import StackedConvNet, stack_inputs
+
+    k = len(models)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    aug = make_augment(p, dataset)
+    stack = StackedConvNet(models).to(device)
+    plan = plan_steps(p.budget, p.passes, p.batch_size, task.set_size,
+                      None if task.rounds is not None else reference_size)
+    if compile == "auto":
+        compile = compile_pays(k * plan.samples, task.x[0].numel(), device)
+    net = Forward(stack, compile)
+    marks = checkpoint_steps(plan.total_steps, p.checkpoints)
+    clock, eval_clocks = Clock(device), [Clock(device) for _ in models]
+    curves = [Curve(test, tuple(targets), curve_policy or CurvePolicy(), p.eval_batch_size)]
+    curves += [Curve(test, tuple(targets), curves[0].policy, p.eval_batch_size, like=curves[0]) for _ in models[1:]]
+
+    def loss_fn(batch):
+        idx = torch.cat(batch).to(task.x.device)  # seed-major: K batches of B, one gather
+        xs = task.x[idx]
+        if aug is not None:
+            xs = aug.forward_groups(xs, k)
+        out = net(stack_inputs(list(xs.chunk(k))))  # (B, K, classes)
+        y = task.y[idx].view(k, -1).t()
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="sum") / y.shape[0]
+
+    def checkpoint(step: int, epoch: int) -> bool:
+        stack.unstack_into(models)
+        for m, curve, ec in zip(models, curves, eval_clocks):
+            with ec:
+                point = curve.record(m, last=step == marks[-1])
+            curve.points.append({"step": step, "epoch": epoch, "train_seconds": clock.total / k,
+                                 "cpu_seconds": clock.cpu / k, **point})
+        return False
+
+    streams = [schedule_batches(plan, task.stream_for(g)) for g in gens]
+    batches = ((group[0][0], [idx for _, idx in group]) for group in zip(*streams))
+    steps = fit(stack, batches, loss_fn, Schedule.from_protocol(p, plan.passes, plan.steps_per_pass), clock=clock,
+                checkpoints=marks, on_checkpoint=checkpoint, progress=progress, desc=f"train {k} seeds together",
+                where=f"seeds {list(seeds)}", precision=p.precision)
+    runs = []
+    for seed, curve, ec in zip(seeds, curves, eval_clocks):
+        extra = {"plan": plan.to_dict(p.checkpoints), "curve": curve.describe(), "compile": net.status,
+                 "together": k}
+        runs.append(SeedRun(seed=seed, final_acc=curve.points[-1]["acc"], curve=curve.points,
+                            train_seconds=clock.total / k, eval_seconds=ec.total, steps=steps,
+                            cpu_seconds=clock.cpu / k, extra=extra, eval_cpu_seconds=ec.cpu))
+    return runs
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -301,7 +379,7 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
              preset: str = "quick", targets: Sequence[float] | None = None, source=None, val=None,
              arch_kwargs: dict | None = None, progress: bool = False,
              stop_at_targets: bool = False, root=None, budget_ipc: int | None = None,
-             curve: str | CurvePolicy = "screened", compile: bool = False) -> EvalResult:
+             curve: str | CurvePolicy = "screened", compile: bool | str = False, together: int = 1) -> EvalResult:
     """Train ``arch`` on ``synset`` once per seed and test on ``test``.
 
     ``synset`` is a :class:`SyntheticSet` or a path to one. ``source`` is the training split a
@@ -319,10 +397,21 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     the same time-to-accuracy for a fraction of the cost) or ``full`` (every checkpoint on the whole
     test set). Each run records the method in its ``extra``. ``compile`` compiles image students'
     training forward pass with ``torch.compile`` (it pays on long runs; compilation time counts as
-    training time; where it is unavailable the run trains eagerly and says so in ``extra``).
+    training time; where it is unavailable the run trains eagerly and says so in ``extra``);
+    ``"auto"`` compiles where it pays (:func:`condense.engine.compile_pays`).
+
+    ``together``: train up to this many seeds at once as one stacked network (ConvNet students, the
+    cross-entropy loss; :func:`train_images_together`). Each seed gets what it gets alone (its
+    initial weights, batch order, augmentation draws and loss), so the accuracies follow the same
+    distribution; training seconds are the stack's per model, and each run records ``together``.
+    Runs that cannot stack train one at a time and say why (``together_fallback``).
     """
     s = _as_synset(synset)
     policy = curve if isinstance(curve, CurvePolicy) else CurvePolicy(method=curve)
+    if compile not in (True, False, "auto"):
+        raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
+    if not isinstance(together, int) or isinstance(together, bool) or not 1 <= together <= 10_000:
+        raise ValueError(f"together must be an integer in [1, 10000], got {together!r}")
     if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2 ** 63 for x in seeds):
         raise ValueError(f"evaluate needs explicit training seeds, integers in [0, 2^63), got {list(seeds)!r}")
     p = get_protocol(protocol, preset)
@@ -357,6 +446,10 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
                                                reference_size=reference)))
     else:
         task, test_xy = _image_task(s, test, device, source, p, root)
+        if together > 1 and not stop_at_targets:
+            return _result(arch, p, kw, _together(arch, kw, s, test, task, test_xy, p, list(seeds), device,
+                                                  progress, reference, targets, policy, compile, together),
+                           targets, s, device)
         for seed in seeds:
             torch.manual_seed(seed)
             model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
@@ -364,6 +457,37 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
                                      stop_at=max(targets) if stop_at_targets and targets else None,
                                      reference_size=reference, targets=targets, curve_policy=policy,
                                      compile=compile))
+    return _result(arch, p, kw, runs, targets, s, device)
+
+
+def _together(arch, kw, s, test, task, test_xy, p, seeds, device, progress, reference, targets, policy, compile,
+              together) -> list[SeedRun]:
+    """Seeds in groups of ``together``, each group stacked when it can be (else one at a time)."""
+    runs = []
+    for i in range(0, len(seeds), together):
+        group = seeds[i:i + together]
+        models = []
+        for seed in group:
+            torch.manual_seed(seed)
+            models.append(create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device))
+        why = together_reason(models, task, p) if len(group) > 1 else "one seed"
+        if why is None:
+            runs += train_images_together(models, task, p, group, device, test_xy, s.source_dataset, progress,
+                                          reference_size=reference, targets=targets, curve_policy=policy,
+                                          compile=compile)
+            continue
+        for seed in group:  # exactly as alone: the seed set again right before its model
+            torch.manual_seed(seed)
+            model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
+            run = train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress,
+                               reference_size=reference, targets=targets, curve_policy=policy, compile=compile)
+            if len(group) > 1:
+                run.extra["together_fallback"] = why
+            runs.append(run)
+    return runs
+
+
+def _result(arch, p: Protocol, kw, runs, targets, s: SyntheticSet, device) -> EvalResult:
     pd = p.to_dict()
     pd["arch_kwargs"] = kw
     return EvalResult(arch=arch, protocol=pd, runs=runs, targets=targets,

@@ -372,8 +372,8 @@ def _verify_seal(path: Path) -> None:
                                   "(not written by a condense writer; see docs/format.md §3)")
             raise FormatError(f"{path}: not a condense synthetic-set file (truncated, or another format)")
         line = block[len(SEAL_MAGIC):].split(b"\n", 1)[0]
-        if not line.startswith(b"sha256="):
-            raise FormatError(f"{path}: damaged integrity block")
+        if not line.startswith(b"sha256=") or block != (SEAL_MAGIC + line + b"\n").ljust(USERBLOCK, b"\0"):
+            raise FormatError(f"{path}: damaged integrity block")  # every byte of the block is its canonical form
         if line[7:].decode("ascii", "replace") != _file_digest(fh):
             raise FormatError(f"{path}: checksum mismatch: the file is corrupt, truncated or was modified "
                               "outside condense (condense.store.reseal re-seals an intended edit)")

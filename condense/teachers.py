@@ -7,7 +7,7 @@ interrupted. Each teacher records its ``val`` accuracy and training seconds.
 
 Recipes: ``paper`` is the recipe INFER's teachers were trained with (SGD lr 0.1, momentum 0.9,
 weight decay 5e-4, cosine over 200 epochs, batch 128, random crop + flip); ``quick`` is the same
-recipe for 2 epochs (at least 500 steps on small sets), for CPUs and CI. Teachers are BatchNorm networks, because INFER and CV-DD match
+recipe for 2 epochs (at least 200 steps on small sets), for CPUs and CI. Teachers are BatchNorm networks, because INFER and CV-DD match
 BatchNorm statistics.
 """
 from __future__ import annotations
@@ -27,11 +27,11 @@ from .budget import BatchStream, plan_steps, schedule_batches
 from .engine import Clock, Schedule, fit
 from .models import create_model
 
-# INFER uses ResNet-18, MobileNetV2, EfficientNet-B0 and ShuffleNet. The quick pool keeps four
-# teachers (so the ipc_init arithmetic is the paper's) of different widths and depths that a CPU
-# trains in minutes; MobileNetV2 and ShuffleNetV2 cost ten times more per step on a CPU, and
-# MobileNetV2's downsampling leaves nothing to learn from 8×8 digits.
-PAPER_POOL = ("resnet18", "mobilenetv2", "shufflenetv2", "convnet_bn")
+# INFER uses ResNet-18, MobileNetV2, EfficientNet-B0 and ShuffleNet (its CIFAR models: MobileNetV2 and
+# ShuffleNet-G2 built as condense/models/cifar.py builds them). The quick pool keeps four teachers (so
+# the ipc_init arithmetic is the paper's) of different widths and depths that a CPU trains in minutes;
+# the mobile networks cost ten times more per step on a CPU.
+PAPER_POOL = ("resnet18", "mobilenetv2_cifar", "shufflenet_g2", "convnet_bn")
 QUICK_POOL = ("convnet_bn", "convnet_bn-w64", "convnet_bn-w32", "convnet_bn-d2")
 
 
@@ -51,7 +51,7 @@ class TeacherRecipe:
         if name == "paper":
             return cls()
         if name == "quick":
-            return cls(name="quick", epochs=2, min_steps=500)
+            return cls(name="quick", epochs=2, min_steps=200)
         if name == "tiny":  # smoke tests only
             return cls(name="tiny", epochs=1, min_steps=40)
         raise ValueError(f"unknown teacher recipe {name!r}; expected one of {', '.join(RECIPES)}")

@@ -65,3 +65,22 @@ def kill_teachers_after(monkeypatch, saves: int = 2):
 
     monkeypatch.setattr(teachers, "_atomic_torch_save", killed)
     return lambda: monkeypatch.setattr(teachers, "_atomic_torch_save", real)
+
+
+def tagged_dsa(*values: float):
+    """A DSA whose families add a constant each (``values``): which family an image got, readable."""
+    import torch.nn as nn
+
+    from condense.augment import DSA
+
+    class Tag(nn.Module):
+        def __init__(self, v):
+            super().__init__()
+            self.v = v
+
+        def forward(self, x):
+            return x + self.v
+
+    aug = DSA(("color", "crop", "cutout", "flip", "scale", "rotate")[:len(values)])
+    aug.ops = nn.ModuleList([Tag(v) for v in values])
+    return aug

@@ -83,7 +83,7 @@ def test_stratified_subset_is_fixed_and_proportional():
 
 
 def test_screened_curve_gives_the_exhaustive_time_to_accuracy(digits):
-    """The same run evaluated both ways: screening on a 100-image subset changes neither the
+    """The same run evaluated both ways: screening in chunks of 60, 120 images changes neither the
     training (the same weights at every checkpoint), nor the final accuracy, nor any TTA; only
     confirmed points count as crossings, and fewer full passes are made."""
     s = create_condenser("random").condense(digits["train"], 5, seed=0)
@@ -91,7 +91,7 @@ def test_screened_curve_gives_the_exhaustive_time_to_accuracy(digits):
     targets = (50.0, 70.0, 80.0, 85.0, 99.5)
     kw = dict(seeds=[0, 1], protocol=proto, targets=targets)
     full = evaluate(s, digits["test"], curve="full", **kw)
-    screened = evaluate(s, digits["test"], curve=CurvePolicy(subset=100, z=3.0), **kw)
+    screened = evaluate(s, digits["test"], curve=CurvePolicy(subset=60, z=3.0, min_test=0), **kw)
     assert screened.accs == full.accs
     crossed = 0
     for t in targets:
@@ -155,3 +155,18 @@ def test_compiled_rows_form_their_own_table(tmp_path, monkeypatch):
     assert recs[1]["run_extra"]["compile"] == "on" and recs[0]["run_extra"]["compile"] == "off"
     md = (tmp_path / "leaderboard.md").read_text()
     assert md.count("## digits · convnet · dc v1") == 2 and "compiled training (torch.compile)" in md
+
+
+def test_compile_auto_compiles_where_it_pays_and_says_so(digits):
+    """``compile="auto"``: not for a small run (IPC 1, 8×8), yes from 2·10⁷ training pixels (CIFAR-10 or
+    MNIST at IPC 10 under dc quick) and always on a GPU; anything but True, False or "auto" is refused."""
+    from condense.engine import compile_pays
+
+    assert not compile_pays(301 * 10, 3 * 32 * 32, "cpu")
+    assert compile_pays(301 * 100, 3 * 32 * 32, "cpu") and compile_pays(301 * 100, 28 * 28, "cpu")
+    assert compile_pays(10, 64, "cuda")
+    s = create_condenser("random").condense(digits["train"], 1, seed=0)
+    r = evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", epochs=2, checkpoints=1), compile="auto")
+    assert r.runs[0].extra["compile"] == "off"
+    with pytest.raises(ValueError, match="compile must be"):
+        evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", epochs=2), compile="maybe")

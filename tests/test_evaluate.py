@@ -119,6 +119,42 @@ def test_herding_picks_the_mean_matching_examples():
             assert err <= torch.linalg.vector_norm(feats[alt].mean(0) - mu) + 1e-6
 
 
+def _brute_herding(feats, k, pick):
+    """Herding by its definition, one candidate at a time in float64: at step t the candidate whose
+    addition gives ‖(t+1)·μ − (Σ chosen + φ(x))‖ its min (iCaRL) or max (DeepCore)."""
+    f = feats.double().tolist()
+    d = len(f[0])
+    mu = [sum(row[j] for row in f) / len(f) for j in range(d)]
+    chosen: list[int] = []
+    for t in range(k):
+        s = [sum(f[i][j] for i in chosen) for j in range(d)]
+        dist = {x: sum(((t + 1) * mu[j] - s[j] - f[x][j]) ** 2 for j in range(d)) ** 0.5
+                for x in range(len(f)) if x not in chosen}
+        chosen.append(pick(dist, key=dist.get))
+    return chosen
+
+
+@pytest.mark.parametrize("rule,pick", [("icarl", min), ("deepcore", max)])
+def test_both_herding_rules_match_a_brute_force_reference(rule, pick):
+    from condense.methods.herding import herding_select
+
+    feats = torch.randn(40, 6, generator=torch.Generator().manual_seed(3))
+    assert herding_select(feats, 12, rule).tolist() == _brute_herding(feats, 12, pick)
+
+
+def test_the_two_herding_rules_are_two_methods(digits):
+    from condense.methods import create_condenser, default_condensers
+
+    a = create_condenser("herding").condense(digits["train"], 5, seed=0)
+    b = create_condenser("herding-deepcore").condense(digits["train"], 5, seed=0)
+    assert a.extra["source_indices"] != b.extra["source_indices"]
+    assert "herding" in default_condensers("images", get_protocol("dc"))
+    assert "herding-deepcore" not in default_condensers("images", get_protocol("dc"))
+    with pytest.raises(ValueError, match="unknown herding rule"):
+        from condense.methods.herding import herding_select
+        herding_select(torch.zeros(3, 2), 1, "welling")
+
+
 def test_reference_run_stops_at_the_highest_target(digits):
     s = create_condenser("random").condense(digits["train"], 10, seed=0)
     proto = get_protocol("dc", "quick", epochs=60, checkpoints=30)
@@ -128,3 +164,32 @@ def test_reference_run_stops_at_the_highest_target(digits):
     assert run.final_acc >= 70.0 and run.curve[-1]["acc"] >= 70.0
     assert all(c["acc"] < 70.0 for c in run.curve[:-1])  # it stopped at the first crossing
     assert r.tta_summary()["70"]["reached"] == 1
+
+
+def test_kd_loss_is_kl_from_the_teacher_without_a_t_squared_factor():
+    """KL(softmax(s/T) ‖ softmax(f(x)/T)), averaged over the batch (INFER's loss): the teacher's
+    distribution comes first, and nothing multiplies it by T²."""
+    from condense.evaluate import kd_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits, soft = torch.randn(6, 10, generator=g) * 3, torch.randn(6, 10, generator=g) * 3
+    p = get_protocol("kd", mixup_alpha=0.0, temperature=4.0)
+    got = float(kd_loss(lambda x: logits, torch.zeros(6, 1), soft, p, g))
+    q, log_q = torch.softmax(soft / 4, 1), torch.log_softmax(soft / 4, 1)
+    log_p = torch.log_softmax(logits / 4, 1)
+    want = float((q * (log_q - log_p)).sum(1).mean())
+    reverse = float((log_p.exp() * (log_p - log_q)).sum(1).mean())
+    assert got == pytest.approx(want, rel=1e-5)
+    assert abs(got - reverse) > 1e-3 and abs(got - 16 * want) > 1e-3
+
+
+def test_a_run_whose_last_point_is_below_its_best_reports_the_last(digits, monkeypatch):
+    """The reported accuracy is the last checkpoint's, never the best one (no selection on test)."""
+    import condense.curves as curves
+
+    accs = iter([90.0, 95.0, 60.0])
+    monkeypatch.setattr(curves, "accuracy", lambda *a, **k: next(accs))
+    s = create_condenser("random").condense(digits["train"], 1, seed=0)
+    r = evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", epochs=2, checkpoints=3), curve="full")
+    assert [p["acc"] for p in r.runs[0].curve] == [90.0, 95.0, 60.0]
+    assert r.runs[0].final_acc == r.accs[0] == 60.0

@@ -96,6 +96,22 @@ def test_static_soft_labels_and_mixup_interpolation(digits, cache, tmp_path):
     assert torch.allclose(sm, lam * logits + (1 - lam) * logits[perm], atol=1e-5)
 
 
+def test_soft_labels_are_the_mean_teacher_logits_of_each_composed_instance_in_order(digits, cache, tmp_path):
+    """Each stored soft label is the mean over the pool of the teachers' logits on the very instance
+    it labels, as loaded from the file (a shuffled, per-image or single-teacher label would fail)."""
+    from condense.teachers import QUICK_POOL, teacher_pool
+
+    s = condense.load(condense.save(create_condenser("infer", "quick", **TINY).condense(digits["train"], 10, seed=0),
+                                    tmp_path / "infer.h5"))
+    pool = teacher_pool(digits["train"], QUICK_POOL, TeacherRecipe.preset("tiny"))  # the cached pool
+    x, _ = s.instances()
+    with torch.no_grad():
+        each = torch.stack([t.model(x) for t in pool])
+    assert torch.allclose(s.soft_labels.float(), each.mean(0), atol=2e-2, rtol=2e-3)
+    assert not torch.allclose(s.soft_labels.float(), each[0], atol=2e-2, rtol=2e-3)
+    assert not torch.allclose(s.soft_labels.float(), each.mean(0).roll(1, 0), atol=2e-2, rtol=2e-3)
+
+
 def test_teacher_cache_hits_and_resume(digits, cache, monkeypatch):
     recipe = TeacherRecipe(name="t", epochs=3, batch_size=256)
     a = train_teacher(digits["train"], "convnet_bn-w32", recipe)

@@ -72,3 +72,29 @@ def test_graph_models(name, edge_dim, pooling):
 def test_unknown_model_is_one_clear_error():
     with pytest.raises(ValueError, match="unknown model 'vgg99'; available: .*convnet"):
         create_model("vgg99", (3, 32, 32), 10)
+
+
+def test_the_cifar_teachers_keep_the_official_feature_map_sizes():
+    """INFER's CIFAR MobileNetV2 and ShuffleNet-G2 end at 4×4 on 32×32 (torchvision's MobileNetV2 with
+    a stride-1 stem ends at 2×2: the stride-2 24-channel stage the CIFAR model removes)."""
+    import torch
+
+    from condense.models import create_model
+
+    x = torch.randn(2, 3, 32, 32)
+    mb = create_model("mobilenetv2_cifar", (3, 32, 32), 10).eval()
+    sh = create_model("shufflenet_g2", (3, 32, 32), 10).eval()
+    with torch.no_grad():
+        assert mb.features(x).shape == (2, 1280, 4, 4) and mb(x).shape == (2, 10)
+        assert sh.features(x).shape == (2, 800, 4, 4) and sh(x).shape == (2, 10)
+        tv = create_model("mobilenetv2", (3, 32, 32), 10).eval()
+        assert tv.features(x).shape[-2:] == (2, 2)
+    widths = [m.out_channels for m in sh.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert widths[:3] == [24, 44, 176]  # stem, then the first unit: a quarter of 200 - 24, and 176
+    # stem + 17 blocks × 3 + 4 width-changing stride-1 shortcuts + head
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in mb.modules()) == 57
+    groups = {m.groups for m in sh.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)}
+    assert groups == {1, 2}
+    from condense.teachers import PAPER_POOL
+
+    assert PAPER_POOL == ("resnet18", "mobilenetv2_cifar", "shufflenet_g2", "convnet_bn")

@@ -45,8 +45,8 @@ def test_stratified_exact_class_counts_and_seeded():
 def test_condenser_writes_a_bound_schedule(digits, tmp_path):
     train = digits["train"]
     proto = get_protocol("rs2", "quick", epochs=25)
-    c = create_condenser("rs2", "quick").for_protocol(proto)
-    assert c.config.rounds == 25
+    c = create_condenser("rs2", "quick", sampler="without-replacement").for_protocol(proto)
+    assert c.config.rounds == 25 and c.config.sampler == "without-replacement"
     s = c.condense(train, 3, seed=0)
     assert s.kind == "subset-schedule" and s.indices.shape == (25, 30) and s.indices.dtype == torch.int32
     assert s.storage_bytes == {"indices": 25 * 30 * 4, "total": 25 * 30 * 4}
@@ -104,3 +104,46 @@ def test_rs2_beats_static_random_at_equal_ipc(digits):
             res.append(evaluate(s, digits["test"], seeds=[seed], protocol=proto, source=digits["train"]).mean)
         accs[m] = sum(res) / 2
     assert accs["rs2"] > accs["random"] + 5, accs  # about 81 % against 68 % here
+
+
+def test_the_official_sampler_draws_each_round_anew_at_ipc_budgets_and_windows_at_ratios(digits):
+    """At IPC budgets the official script draws a fresh class-balanced subset every epoch (DeepCore's
+    Uniform, balanced, per epoch): rounds are independent, so some example repeats before a pass over
+    its class is done; at selection ratios RS2 runs without replacement (once per pass). The other
+    samplers are available by name."""
+    from condense.methods import create_condenser
+
+    labels = digits["train"].labels
+
+    def first_pass_has_repeats(s, per_class):
+        """Class 0's examples in the rounds of one pass over class 0 (n0 // per_class rounds)."""
+        rounds = s.indices.long()[: int((labels == 0).sum()) // per_class]
+        seen = rounds[labels[rounds] == 0]
+        return seen.unique().numel() < seen.numel()
+
+    official = create_condenser("rs2", rounds=30).condense(digits["train"], 5, seed=0)
+    assert official.extra["sampler"] == "with replacement, stratified (official)"
+    assert all(torch.bincount(labels[r.long()], minlength=10).tolist() == [5] * 10 for r in official.indices)
+    assert first_pass_has_repeats(official, 5)
+    wor = create_condenser("rs2", rounds=30, sampler="without-replacement").condense(digits["train"], 5, seed=0)
+    assert not first_pass_has_repeats(wor, 5) and wor.extra["sampler"] == "without replacement, stratified"
+    ratio = create_condenser("rs2", rounds=4, fraction=0.1).condense(digits["train"], 1, seed=0)
+    assert ratio.extra["sampler"].startswith("without replacement")
+    with pytest.raises(ValueError, match="sampler"):
+        create_condenser("rs2", sampler="sometimes")
+
+
+def test_rs2_augments_each_dataset_as_its_code_does():
+    """Protocol rs2 v2: MNIST flip + crop with padding 4, Fashion-MNIST nothing, CIFAR crop + flip."""
+    from condense.augment import CropFlip
+    from condense.evaluate import make_augment
+    from condense.protocols import get_protocol
+
+    p = get_protocol("rs2")
+    assert p.version == 2 and p.augment == "rs2"
+    assert make_augment(p, "fashion-mnist") is None
+    mnist = make_augment(p, "mnist")
+    assert isinstance(mnist, CropFlip) and mnist.pad == 4 and not isinstance(mnist.flip, torch.nn.Identity)
+    cifar = make_augment(p, "cifar10")
+    assert cifar.pad is None and not isinstance(cifar.flip, torch.nn.Identity)
+    assert isinstance(make_augment(p, "digits").flip, torch.nn.Identity)

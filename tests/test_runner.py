@@ -199,3 +199,25 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
     assert by["random"]["condense_seconds"] is None and fmt_tta(by["random"]["tta"]["60"]) == "—"
     (wall,) = aggregate([{**old, "curve": [{"train_seconds": 5.0, "acc": 61.0}]}]).values()
     assert fmt_tta(wall["rows"][0]["tta"]["60"]) == "6.0"
+
+
+def test_the_main_jobs_quick_budgets_come_from_the_dataset_config_and_the_cli_wins(tmp_path):
+    """digits under `quick`: 100 epochs, 25 checkpoints, INFER at 100 iterations (the main job's sizes);
+    `--epochs`, `--checkpoints` and `--set` replace them; `paper` and other datasets keep their own."""
+    from benchmarks.run import Sweep, parse_args
+
+    sweep = Sweep(parse_args(["--out", str(tmp_path / "a"), "--no-progress"]))
+    p = sweep.protocol("images", "digits")
+    assert (p.epochs, p.checkpoints) == (100, 25)
+    assert sweep.condenser("infer", p, "digits").config.iterations == 100
+    assert sweep.condenser("infer", sweep.protocol("images", "mnist"), "mnist").config.iterations == 200
+    assert sweep.protocol("images", "mnist").epochs == 300
+    sweep.lock.release()
+    cli = Sweep(parse_args(["--out", str(tmp_path / "b"), "--epochs", "7", "--checkpoints", "3",
+                            "--set", "infer.iterations=5", "--no-progress"]))
+    p = cli.protocol("images", "digits")
+    assert (p.epochs, p.checkpoints) == (7, 3) and cli.condenser("infer", p, "digits").config.iterations == 5
+    cli.lock.release()
+    paper = Sweep(parse_args(["--out", str(tmp_path / "c"), "--preset", "paper", "--no-progress"]))
+    assert paper.protocol("images", "digits").epochs == 1000
+    paper.lock.release()

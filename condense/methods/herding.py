@@ -1,8 +1,11 @@
-"""Herding (Welling, ICML 2009) in a ConvNet's feature space, as DeepCore and DC-BENCH run it.
+"""Herding (Welling, ICML 2009) in a ConvNet's feature space, by two named rules.
 
-Per class, greedily pick the example that keeps the running mean of the chosen features closest to
-the class mean: ``argmin_x || (k+1)·μ − (Σ_{chosen} φ + φ(x)) ||₂``. Features come from a ConvNet
-that is randomly initialised (``train_epochs=0``, the default) or briefly trained on the split.
+``herding`` is the rule of Welling and of iCaRL (Rebuffi et al., CVPR 2017, Alg. 4): per class,
+greedily pick the example that keeps the running mean of the chosen features closest to the class
+mean, ``argmin_x ‖(k+1)·μ − (Σ_{chosen} φ + φ(x))‖₂``. ``herding-deepcore`` is the rule DeepCore's
+code runs (``deepcore/methods/herding.py``): the *argmax* of the same distance, which DeepCore's and
+RS2's tables report as "Herding". Features come from a ConvNet that is randomly initialised
+(``train_epochs=0``, the default) or briefly trained on the split.
 """
 from __future__ import annotations
 
@@ -35,8 +38,14 @@ class HerdingConfig:
         return cls()
 
 
-def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (into ``features``) of ``k`` herded examples, in selection order."""
+RULES = ("icarl", "deepcore")
+
+
+def herding_select(features: torch.Tensor, k: int, rule: str = "icarl") -> torch.Tensor:
+    """Indices (into ``features``) of ``k`` herded examples, in selection order: the example whose
+    addition puts the chosen mean nearest the class mean (``icarl``), or farthest (``deepcore``)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown herding rule {rule!r}; expected one of {', '.join(RULES)}")
     n = features.shape[0]
     k = min(k, n)
     mu = features.mean(0)
@@ -45,8 +54,12 @@ def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
     chosen = []
     for step in range(k):
         dist = torch.linalg.vector_norm((step + 1) * mu - (running + features), dim=1)
-        dist[~available] = float("inf")
-        i = int(torch.argmin(dist))
+        if rule == "icarl":
+            dist[~available] = float("inf")
+            i = int(torch.argmin(dist))
+        else:
+            dist[~available] = -float("inf")
+            i = int(torch.argmax(dist))
         chosen.append(i)
         available[i] = False
         running += features[i]
@@ -83,6 +96,7 @@ def _brief_train(model, train, cfg: HerdingConfig, device, g: torch.Generator):
 class Herding(Condenser):
     name = "herding"
     Config = HerdingConfig
+    rule = "icarl"
 
     def _condense(self, train, ipc, *, seed, device, progress):
         cfg = self.config
@@ -94,6 +108,15 @@ class Herding(Condenser):
         feats = embed_all(model, train, device)
         chosen = []
         for idx in per_class_indices(train.labels, len(train.classes)):
-            chosen.append(idx[herding_select(feats[idx.to(device)], ipc).cpu()])
+            chosen.append(idx[herding_select(feats[idx.to(device)], ipc, self.rule).cpu()])
         idx = torch.cat(chosen)
         return {**image_parts(train, idx), "extra": {"source_indices": idx.tolist()}}
+
+
+@register_condenser
+class HerdingDeepCore(Herding):
+    """DeepCore's herding (the argmax rule), for comparison with DeepCore's and RS2's tables."""
+
+    name = "herding-deepcore"
+    rule = "deepcore"
+    default_run = False

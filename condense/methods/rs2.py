@@ -15,6 +15,12 @@ the full training set.
 - **Stratified**: each class contributes its quota to every round (IPC per class at IPC budgets, or
   ``round(fraction · n_c)``); the two samplers above then run per class.
 
+``sampler="official"`` (the default) is what the official scripts run: at IPC budgets
+(``scripts/run_dataset_distillation.sh``: DeepCore's ``Uniform`` selection, balanced, drawn anew
+every epoch) each round is an independent class-balanced draw without repeats inside the round,
+i.e. with replacement across rounds; at selection ratios, RS2 without replacement. The other two
+are available by name: ``without-replacement`` and ``with-replacement``.
+
 The number of rounds follows the evaluation protocol's epochs (``for_protocol``).
 """
 from __future__ import annotations
@@ -27,16 +33,26 @@ from ..checks import Rule, check_config
 from .base import Condenser, generator, per_class_indices, register_condenser
 
 
+SAMPLERS = ("official", "without-replacement", "with-replacement")
+
+
 @dataclass(frozen=True)
 class RS2Config:
     rounds: int = 1000              # the paper's IPC-budget setting: 1000 rounds
-    replacement: bool = False       # False: RS2 w/o replacement (the paper's default)
+    sampler: str = "official"       # official: with replacement at IPC budgets, without at ratios
     stratified: bool = True         # class-balanced rounds (used at IPC budgets)
     fraction: float | None = None   # selection-ratio setting: subset = fraction of the split
 
     def __post_init__(self):
-        check_config(self, "rs2", rounds=Rule(lo=1, hi=10_000_000),
+        check_config(self, "rs2", rounds=Rule(lo=1, hi=10_000_000), sampler=Rule(choices=SAMPLERS),
                      fraction=Rule(lo=0, hi=1, lo_open=True))
+
+    @property
+    def replacement(self) -> bool:
+        """Whether rounds are drawn independently (with replacement across rounds)."""
+        if self.sampler == "official":
+            return self.fraction is None
+        return self.sampler == "with-replacement"
 
     @classmethod
     def preset(cls, name: str) -> "RS2Config":
@@ -119,4 +135,5 @@ class RS2(Condenser):
         return {"kind": "subset-schedule", "indices": idx.to(dtype), "source_size": len(train),
                 "extra": {"subset_size": int(idx.shape[1]), "rounds": cfg.rounds,
                           "sampler": ("with" if cfg.replacement else "without") + " replacement" +
-                                     (", stratified" if cfg.stratified else "")}}
+                                     (", stratified" if cfg.stratified else "") +
+                                     (" (official)" if cfg.sampler == "official" else "")}}
