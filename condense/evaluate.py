@@ -463,23 +463,21 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
 def _together(arch, kw, s, test, task, test_xy, p, seeds, device, progress, reference, targets, policy, compile,
               together) -> list[SeedRun]:
     """Seeds in groups of ``together``, each group stacked when it can be (else one at a time)."""
+    def build(seed):
+        torch.manual_seed(seed)
+        return create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
+
+    why = together_reason([build(seeds[0])], task, p)  # the architecture and the loss decide it for every group
     runs = []
     for i in range(0, len(seeds), together):
         group = seeds[i:i + together]
-        models = []
-        for seed in group:
-            torch.manual_seed(seed)
-            models.append(create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device))
-        why = together_reason(models, task, p) if len(group) > 1 else "one seed"
-        if why is None:
-            runs += train_images_together(models, task, p, group, device, test_xy, s.source_dataset, progress,
-                                          reference_size=reference, targets=targets, curve_policy=policy,
-                                          compile=compile)
+        if why is None and len(group) > 1:
+            runs += train_images_together([build(seed) for seed in group], task, p, group, device, test_xy,
+                                          s.source_dataset, progress, reference_size=reference, targets=targets,
+                                          curve_policy=policy, compile=compile)
             continue
         for seed in group:  # exactly as alone: the seed set again right before its model
-            torch.manual_seed(seed)
-            model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
-            run = train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress,
+            run = train_images(build(seed), task, p, seed, device, test_xy, s.source_dataset, progress,
                                reference_size=reference, targets=targets, curve_policy=policy, compile=compile)
             if len(group) > 1:
                 run.extra["together_fallback"] = why
