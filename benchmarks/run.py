@@ -3,6 +3,8 @@ architecture, append every result to ``OUT/results.jsonl``, and print the leader
 
     python -m benchmarks.run --ipc 10                       # digits and MUTAG (both embedded)
     python -m benchmarks.run --datasets cifar10 --methods random --ipc 1 10 50 --seeds 0 1 2
+    python -m benchmarks.run --config results/graph-mirage/sweep.toml     # a sweep file
+    python -m benchmarks.run --executor ray --address HEAD:6379 ...        # on a Ray cluster
 
 A killed sweep resumes: the same command skips every finished cell (ok or failed) and never
 rewrites a line already written. Condensed sets are cached under ``OUT/sets`` by a config hash.
@@ -29,9 +31,14 @@ from . import jsonl
 DEFAULT_DATASETS = ("digits", "MUTAG")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The sweep's command line; its destinations are also the keys of a sweep file and the fields of
+    :class:`benchmarks.sweepfile.SweepSpec`."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=None, metavar="SWEEP.toml",
+                    help="a sweep file: every option below as a key, [methods.NAME] tables for condenser "
+                         "fields, [[run]] tables for several sweeps; flags given here override it")
     ap.add_argument("--ipc", type=int, nargs="+", default=[10], help="images (graphs) per class; several allowed")
     ap.add_argument("--datasets", nargs="+", default=None,
                     help="default: digits and MUTAG (both ship with the package)")
@@ -64,12 +71,147 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="override a condenser config field, e.g. --set herding.train_epochs=5")
     ap.add_argument("--train-seeds", type=int, default=1, metavar="K",
                     help="training seeds per set (a run is a set seed and a training seed; default 1)")
+    ap.add_argument("--together", type=int, default=1, metavar="K",
+                    help="train up to K training seeds of one set as one stacked ConvNet (image protocols; the "
+                         "same runs, each seed's seconds the stack's / K; such rows form their own tables)")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="local (default): one set after another in this process; ray: each set a Ray task "
+                         "(pip install -e '.[ray]'), this driver the only writer")
+    ap.add_argument("--address", default=None, metavar="HOST:PORT",
+                    help="ray: join the cluster started with `ray start --head` (default: a local instance)")
+    ap.add_argument("--ray-cpus", type=int, default=None, metavar="N",
+                    help="ray without --address: CPUs of the local instance (default: all)")
+    ap.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="N", help="ray: CPUs per task (torch threads)")
+    ap.add_argument("--gpus-per-cell", type=float, default=0.0, metavar="N", help="ray: GPUs per task")
     ap.add_argument("--budget", choices=("steps", "epochs"), default=None,
                     help="steps (default): every row trains the steps of the plain IPC×C set; epochs: every set "
                          "trains the protocol's epochs over its own items (a paper's own protocol, labelled)")
     ap.add_argument("--scores", action="store_true",
                     help="also run the cells the DD-Ranking scores (HLR, IOR, LRS, ARS) of each method still lack")
-    return ap.parse_args(argv)
+    return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options of one sweep (the command line alone; :func:`sweep_args` adds a sweep file)."""
+    return build_parser().parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- sweep files
+
+FILE_ONLY = {"config", "help"}          # destinations a sweep file cannot set
+KEY_ALIASES = {"set": "overrides"}      # a sweep file's [set.METHOD] tables are --set METHOD.FIELD=VALUE
+
+
+def _actions() -> dict[str, argparse.Action]:
+    return {a.dest: a for a in build_parser()._actions if a.dest not in FILE_ONLY}
+
+
+def _coerce(action: argparse.Action, key: str, value, where: str):
+    """A sweep-file (or API) value as the command line would have parsed it, checked the same way."""
+    def bad(want):
+        return ValueError(f"{where}: {key} must be {want}, got {value!r}")
+
+    if action.dest == "overrides":
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise bad("a table of method tables ([set.METHOD] FIELD = VALUE)")
+        return [f"{m}.{f}={json.dumps(v)}" for m, fields in value.items() for f, v in fields.items()]
+    if value is None and action.default is None:
+        return None
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    many = action.nargs in ("+", "*")
+    items = list(value) if many and isinstance(value, (list, tuple)) else [value] if many else None
+    if many and not items:
+        raise bad("a non-empty list")
+    conv = action.type or str
+
+    def one(v):
+        if isinstance(v, (list, tuple, dict)) or isinstance(v, bool) and conv is not bool:
+            raise bad("a number" if conv in (int, float) else "a string" if conv is str else "a path")
+        if conv is int and not (isinstance(v, int) or isinstance(v, float) and v.is_integer()):
+            raise bad("an integer" + (" or a list of them" if many else ""))
+        if conv is float and not isinstance(v, (int, float)):
+            raise bad("a number")
+        if conv in (str, Path) and not isinstance(v, (str, Path)):
+            raise bad("a string")
+        out = conv(v)
+        if action.choices is not None and out not in action.choices:
+            raise ValueError(f"{where}: {key} must be one of {', '.join(map(str, action.choices))}, got {v!r}")
+        return out
+
+    return [one(v) for v in items] if many else None if value is None else one(value)
+
+
+def namespace(values: dict, where: str, base: argparse.Namespace | None = None) -> argparse.Namespace:
+    """The command line's defaults (or ``base``) with ``values`` applied; an unknown key is one error
+    naming it and ``where``."""
+    actions = _actions()
+    args = base if base is not None else build_parser().parse_args([])
+    for key, value in values.items():
+        dest = KEY_ALIASES.get(key, key.replace("-", "_"))
+        if dest not in actions:
+            known = sorted((set(actions) - {"overrides"}) | {"set"})
+            raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+        setattr(args, dest, _coerce(actions[dest], key, value, where))
+    return args
+
+
+def read_sweep_file(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        raise ValueError(f"{path}: sweep files need Python 3.11 or later (tomllib)") from None
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such sweep file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a TOML sweep file ({str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the sweep file ({e.strerror or e})") from None
+
+
+def sweep_args(argv=None) -> list[argparse.Namespace]:
+    """The sweeps a command line asks for: one, or with ``--config`` one per ``[[run]]`` table of the
+    file (top-level keys are shared; a run's keys replace them, its ``[set.METHOD]`` fields are added).
+    Flags given on the command line override the file in every run."""
+    ap = build_parser()
+    cli = ap.parse_args(argv)
+    if cli.config is None:
+        return [cli]
+    quiet = build_parser()
+    for a in quiet._actions:
+        a.default = argparse.SUPPRESS
+    given = vars(quiet.parse_args(argv))
+    doc = read_sweep_file(cli.config)
+    runs = doc.pop("run", [{}])
+    if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+        raise ValueError(f"{cli.config}: 'run' must be one or more [[run]] tables")
+    out = []
+    for i, run in enumerate(runs):
+        where = f"{cli.config}" + (f" [[run]] {i + 1}" if len(runs) > 1 else "")
+        if "run" in run:
+            raise ValueError(f"{where}: unknown key 'run' (runs do not nest)")
+        shared_set = doc.get("set", {})
+        merged = {**doc, **run}
+        if "set" in run and isinstance(shared_set, dict) and isinstance(run["set"], dict):
+            merged["set"] = {m: {**shared_set.get(m, {}), **run["set"].get(m, {})}
+                             for m in {**shared_set, **run["set"]}}
+        args = namespace(merged, where)
+        for dest, value in given.items():
+            if dest == "overrides":
+                args.overrides = list(args.overrides) + list(value)
+            elif dest != "config":
+                setattr(args, dest, value)
+        args.config = cli.config
+        out.append(args)
+    return out
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -241,6 +383,98 @@ def source_bytes(train) -> int:
 # ----------------------------------------------------------------------------- the sweep
 
 
+@dataclasses.dataclass
+class SetJob:
+    """One set's work, as the driver hands it to an executor: the pending runs in evaluation groups,
+    their base records, and the cached set (None: condense it)."""
+
+    first: Cell
+    condenser: object
+    groups: list
+    path: Path
+    set_path: str
+    cached: object
+    base: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkContext:
+    device: str
+    progress: bool
+    stop_at_targets: bool
+    compile: bool
+
+
+def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, list[dict]]:
+    """The worker's half, in this process or on a cluster: condense the set unless it is cached, train
+    every pending run, and return (the new set or None, the finished records). It writes nothing itself:
+    ``on_set(set)`` (the local executor's cache write) is called as soon as a set is condensed, and then
+    no set is returned; a failure becomes failed records, as with every executor."""
+    from condense.evaluate import evaluate, resolve_device
+
+    train, test, val = data
+    device = resolve_device(ctx.device)
+    synset, new = job.cached, None
+    if synset is None:
+        try:
+            synset = new = job.condenser.condense(train, job.first.set_ipc, seed=job.first.seed, device=device,
+                                                  progress=ctx.progress)
+            if on_set is not None:
+                on_set(new)
+        except Exception as e:  # noqa: BLE001 - a failed cell is recorded and the sweep goes on
+            say(f"FAILED condense {job.first.label}: {type(e).__name__}: {e}")
+            return None, [{**job.base[key], "status": "failed", "stage": "condense",
+                           "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=8)}
+                          for group in job.groups for _, _, key in group]
+    x = synset.extra
+    set_fields = {"set_path": job.set_path, "set_cached": new is None, "storage_bytes": synset.storage_bytes,
+                  "reads_bytes": source_bytes(train) if job.condenser.touches_full_data else synset.storage_bytes["total"],
+                  "condense_seconds": synset.condense_seconds, "condense_cpu_seconds": x.get("condense_cpu_seconds"),
+                  "teacher_seconds": synset.teacher_seconds,
+                  "teacher_cpu_seconds": x.get("teacher_cpu_seconds", None if synset.teacher_seconds else 0.0),
+                  "deviations": list(synset.deviations),
+                  "set_extra": {k: v for k, v in x.items() if k != "source_indices"}}
+    records = []
+    for group in job.groups:
+        recs = [{**job.base[key], **set_fields} for _, _, key in group]
+        cell, a = group[0][0], group[0][1]
+        try:
+            res = evaluate(synset, test, arch=a, protocol=cell.protocol, seeds=[c.train_seed for c, _, _ in group],
+                           device=device, val=val, source=train, progress=ctx.progress,
+                           stop_at_targets=ctx.stop_at_targets, budget_ipc=cell.ipc, compile=ctx.compile,
+                           together=len(group))
+        except Exception as e:  # noqa: BLE001
+            for (cell, a, _), rec in zip(group, recs):
+                rec.update(status="failed", stage="evaluate", error=f"{type(e).__name__}: {e}",
+                           traceback=traceback.format_exc(limit=8))
+                say(f"FAILED evaluate {cell.label} {a}: {type(e).__name__}: {e}")
+            records += recs
+            continue
+        tta = res.tta_summary()
+        records += [complete(rec, res, tta, i, f"{c.label} {arch}") for i, ((c, arch, _), rec) in enumerate(zip(group, recs))]
+    return (None if on_set is not None else new), records
+
+
+def complete(rec: dict, res, tta: dict, i: int, label: str) -> dict:
+    """A record filled from run ``i`` of an evaluation (failed if its clocks disagree)."""
+    run = res.runs[i]
+    plan = run.extra.get("plan", {})
+    rec.update(status="ok", acc=run.final_acc, curve=run.curve, train_seconds=run.train_seconds,
+               cpu_seconds=run.cpu_seconds, eval_seconds=run.eval_seconds,
+               eval_cpu_seconds=run.eval_cpu_seconds, steps=run.steps,
+               planned_steps=plan.get("steps"), samples=plan.get("samples"), plan=plan,
+               run_extra={k: v for k, v in run.extra.items() if k != "plan"},
+               targets=list(res.targets), protocol=res.protocol,
+               **{f"tta{suffix}": {t: v[field][i] for t, v in tta.items()}
+                  for suffix, field in (("", "per_seed"), ("_no_teacher", "no_teacher"), ("_cpu", "cpu"),
+                                        ("_cpu_no_teacher", "cpu_no_teacher"))})
+    problems = clock_problems(rec)
+    if problems:
+        rec.update(status="failed", stage="clocks", error="clock invariant broken: " + "; ".join(problems))
+        say(f"FAILED clocks {label}: {'; '.join(problems)}")
+    return rec
+
+
 class Sweep:
     def __init__(self, args: argparse.Namespace):
         import torch
@@ -267,6 +501,7 @@ class Sweep:
             if removed:
                 say(f"note: trimmed a partial last line ({removed} bytes) left by an interrupted run")
         self.done: dict[str, str] = {}
+        self.keys: set[str] = set()          # the record keys of every cell this sweep covers
         self.existing: list[dict] = []
         self._offset = 0
         self.refresh(first=True)
@@ -463,9 +698,9 @@ class Sweep:
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
 
-    def condensed_set(self, cell: Cell, train, condenser, code: dict):
-        """The set for ``cell``: cached under ``OUT/sets`` by its config and the condenser's code
-        identity, so a changed condenser is condensed again, never reused."""
+    def cached_set(self, cell: Cell, train, condenser, code: dict):
+        """(the cached set for ``cell`` or None, its path): sets are cached under ``OUT/sets`` by config
+        and the condenser's code identity, so a changed condenser is condensed again, never reused."""
         import condense
 
         cfg = dataclasses.asdict(condenser.config)
@@ -476,13 +711,11 @@ class Sweep:
             try:
                 s = condense.load(path)
                 if (s.extra.get("code") or {}).get("condenser") == code["condenser"]:
-                    return s, path, True
+                    return s, path
                 say(f"note: cached set {path} comes from other code; condensing again")
             except condense.FormatError as e:
                 say(f"note: cached set unusable, condensing again ({e})")
-        synset = condenser.condense(train, cell.set_ipc, seed=cell.seed, device=self.device, progress=self.progress)
-        condense.save(synset, path)
-        return synset, path, False
+        return None, path
 
     def record_key(self, cell: Cell, train, condenser, arch: str, code: dict) -> str:
         key = {"dataset": cell.dataset, "source": train.fingerprint, "method": cell.method,
@@ -493,7 +726,14 @@ class Sweep:
             key["stop_at_targets"] = True
         if self.args.compile:
             key["compile"] = True
+        if self.together_for(cell) > 1:
+            key["together"] = self.together_for(cell)
         return stable_hash(key)
+
+    def together_for(self, cell: Cell) -> int:
+        """How many training seeds this cell's run is stacked with at most (1: alone)."""
+        k = self.args.together
+        return k if k > 1 and cell.protocol.kind == "images" and not self.args.stop_at_targets else 1
 
     def base_record(self, cell: Cell, train, condenser, arch, key, code) -> dict:
         return {"key": key, "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc, "set_ipc": cell.set_ipc,
@@ -502,75 +742,68 @@ class Sweep:
                 "source_fingerprint": train.fingerprint, "source": train.source, "code": code,
                 "deterministic": type(condenser).deterministic, "stop_at_targets": bool(self.args.stop_at_targets),
                 **({"compile": True} if self.args.compile else {}),
+                **({"together": self.together_for(cell)} if self.together_for(cell) > 1 else {}),
                 "touches_full_data": condenser.touches_full_data, "versions": self.versions,
                 "machine": self.machine, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def run_set(self, items: list[tuple[Cell, tuple, object]]) -> None:
         """Condense one set once (all ``items`` share it), then every training run of it not done yet."""
-        from condense.evaluate import evaluate
+        import condense
+
+        job = self.set_job(items)
+        if job is not None:
+            self.commit(job, *work_set(job, self.context(), self.data[job.first.dataset],
+                                       on_set=lambda s: condense.save(s, job.path)))
+
+    def set_job(self, items: list[tuple[Cell, tuple, object]]) -> "SetJob | None":
+        """The driver's half before the work: the record keys of the set's runs, the runs not done yet,
+        and the cached set if there is a usable one (None when every run is done)."""
         from condense.identity import code_identity
 
         first, _, condenser = items[0]
-        train, test, val = self.data[first.dataset]
+        train = self.data[first.dataset][0]
         code = code_identity(first.method)
         todo = []
         self.refresh()
         for cell, archs, _ in items:
             keys = {a: self.record_key(cell, train, condenser, a, code) for a in archs}
+            self.keys.update(keys.values())
             todo += [(cell, a, keys[a]) for a in self.pending(keys)]
         if not todo:
-            return
+            return None
         if not self.writable:
             raise ValueError(f"results folder {self.out} is not writable and {len(todo)} run(s) of "
                              f"{first.dataset} {first.method} ipc={first.set_ipc} seed={first.seed} are not done; "
                              "give --out a writable folder")
-        try:
-            synset, path, cached = self.condensed_set(first, train, condenser, code)
-        except Exception as e:  # noqa: BLE001 - a failed cell is recorded and the sweep goes on
-            for cell, a, key in todo:
-                self.write({**self.base_record(cell, train, condenser, a, key, code), "status": "failed",
-                            "stage": "condense", "error": f"{type(e).__name__}: {e}",
-                            "traceback": traceback.format_exc(limit=8)})
-            say(f"FAILED condense {first.label}: {type(e).__name__}: {e}")
-            return
-        x = synset.extra
-        set_fields = {"set_path": str(path.relative_to(self.out)), "set_cached": cached,
-                      "storage_bytes": synset.storage_bytes,
-                      "reads_bytes": source_bytes(train) if condenser.touches_full_data else synset.storage_bytes["total"],
-                      "condense_seconds": synset.condense_seconds, "condense_cpu_seconds": x.get("condense_cpu_seconds"),
-                      "teacher_seconds": synset.teacher_seconds,
-                      "teacher_cpu_seconds": x.get("teacher_cpu_seconds", None if synset.teacher_seconds else 0.0),
-                      "deviations": list(synset.deviations),
-                      "set_extra": {k: v for k, v in x.items() if k != "source_indices"}}
-        for cell, a, key in todo:
-            rec = {**self.base_record(cell, train, condenser, a, key, code), **set_fields}
-            try:
-                res = evaluate(synset, test, arch=a, protocol=cell.protocol, seeds=[cell.train_seed],
-                               device=self.device, val=val, source=train, progress=self.progress,
-                               stop_at_targets=self.args.stop_at_targets, budget_ipc=cell.ipc,
-                               compile=self.args.compile)
-            except Exception as e:  # noqa: BLE001
-                rec.update(status="failed", stage="evaluate", error=f"{type(e).__name__}: {e}",
-                           traceback=traceback.format_exc(limit=8))
-                self.write(rec)
-                say(f"FAILED evaluate {cell.label} {a}: {type(e).__name__}: {e}")
-                continue
-            run, tta = res.runs[0], res.tta_summary()
-            plan = run.extra.get("plan", {})
-            rec.update(status="ok", acc=run.final_acc, curve=run.curve, train_seconds=run.train_seconds,
-                       cpu_seconds=run.cpu_seconds, eval_seconds=run.eval_seconds,
-                       eval_cpu_seconds=run.eval_cpu_seconds, steps=run.steps,
-                       planned_steps=plan.get("steps"), samples=plan.get("samples"), plan=plan,
-                       run_extra={k: v for k, v in run.extra.items() if k != "plan"},
-                       targets=list(res.targets), protocol=res.protocol,
-                       **{f"tta{suffix}": {t: v[field][0] for t, v in tta.items()}
-                          for suffix, field in (("", "per_seed"), ("_no_teacher", "no_teacher"), ("_cpu", "cpu"),
-                                                ("_cpu_no_teacher", "cpu_no_teacher"))})
-            problems = clock_problems(rec)
-            if problems:
-                rec.update(status="failed", stage="clocks", error="clock invariant broken: " + "; ".join(problems))
-                say(f"FAILED clocks {cell.label} {a}: {'; '.join(problems)}")
+        synset, path = self.cached_set(first, train, condenser, code)
+        return SetJob(first=first, condenser=condenser, groups=self.groups(todo, first.protocol), path=path,
+                      set_path=str(path.relative_to(self.out)), cached=synset,
+                      base={key: self.base_record(cell, train, condenser, a, key, code) for cell, a, key in todo})
+
+    def context(self) -> "WorkContext":
+        return WorkContext(device=str(self.device), progress=self.progress,
+                           stop_at_targets=self.args.stop_at_targets, compile=self.args.compile)
+
+    def commit(self, job: "SetJob", synset, records: list[dict]) -> None:
+        """The driver's half after the work: a newly condensed set goes into the set cache, then every
+        record into ``results.jsonl`` (the only writer of both)."""
+        import condense
+
+        if synset is not None:
+            condense.save(synset, job.path)
+        for rec in records:
             self.write(rec)
+
+    def groups(self, todo: list, protocol) -> list[list]:
+        """Pending runs in evaluation calls: one run per call, or with ``--together K`` up to K training
+        seeds of one set and architecture trained as one stacked network (image protocols)."""
+        k = self.args.together
+        if k <= 1 or protocol.kind != "images" or self.args.stop_at_targets:
+            return [[t] for t in todo]
+        by_arch: dict[str, list] = {}
+        for t in todo:
+            by_arch.setdefault(t[1], []).append(t)
+        return [runs[i:i + k] for runs in by_arch.values() for i in range(0, len(runs), k)]
 
     def pending(self, keys: dict[str, str]) -> list[str]:
         return [a for a, k in keys.items() if self.done.get(k) != "ok" and
@@ -594,8 +827,13 @@ class Sweep:
             key = (cell.dataset, cell.method, cell.set_ipc, cell.seed, stable_hash(dataclasses.asdict(condenser.config)))
             groups.setdefault(key, []).append((cell, archs, condenser))
         start = time.time()
-        for items in tqdm(list(groups.values()), desc="sets", disable=not self.progress, unit="set"):
-            self.run_set(items)
+        if self.args.executor == "ray":
+            from . import ray_executor
+
+            ray_executor.run(self, list(groups.values()), work_set)
+        else:
+            for items in tqdm(list(groups.values()), desc="sets", disable=not self.progress, unit="set"):
+                self.run_set(items)
         say(f"sweep finished in {time.time() - start:.1f} s; results in {self.results}")
         from .leaderboard import build
 
@@ -639,6 +877,21 @@ def check_args(args) -> None:
         raise ValueError(f"--seeds takes set seeds in [0, 2^62), got {args.seeds}")
     if not 1 <= args.train_seeds <= 1000:
         raise ValueError(f"--train-seeds takes an integer in [1, 1000], got {args.train_seeds}")
+    if not 1 <= args.together <= 1000:
+        raise ValueError(f"--together takes an integer in [1, 1000], got {args.together}")
+    if not (0 < args.cpus_per_cell <= 4096 and 0 <= args.gpus_per_cell <= 64):
+        raise ValueError(f"--cpus-per-cell takes a number in (0, 4096] and --gpus-per-cell one in [0, 64], got "
+                         f"{args.cpus_per_cell} and {args.gpus_per_cell}")
+    if args.ray_cpus is not None and not 1 <= args.ray_cpus <= 100_000:
+        raise ValueError(f"--ray-cpus takes a positive integer, got {args.ray_cpus}")
+    if args.executor == "ray":
+        from .ray_executor import probe, require_ray
+
+        require_ray()
+        if args.address:
+            probe(args.address)
+    elif args.address or args.ray_cpus:
+        raise ValueError("--address and --ray-cpus go with --executor ray")
     resolve_device(args.device)
     sweep = Sweep.__new__(Sweep)
     sweep.args = args
@@ -659,17 +912,28 @@ def _protocol_kind(name: str) -> str:
     return get_protocol(name).kind
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def execute(args: argparse.Namespace) -> "Sweep":
+    """Run one checked sweep; the folder lock is released however it ends."""
+    sweep = Sweep(args)
     try:
-        check_args(args)
+        sweep.run()
+    finally:
+        sweep.lock.release()
+    return sweep
+
+
+def main(argv=None) -> int:
+    try:
+        runs = sweep_args(argv)
+        for args in runs:
+            check_args(args)
     except ValueError as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
-    sweep = None
     try:
-        sweep = Sweep(args)
-        return sweep.run()
+        for args in runs:
+            execute(args)
+        return 0
     except KeyboardInterrupt:
         say("interrupted: finished cells are saved; run the same command to resume")
         return 130
@@ -678,9 +942,6 @@ def main(argv=None) -> int:
 
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
-    finally:
-        if sweep is not None:
-            sweep.lock.release()
 
 
 if __name__ == "__main__":

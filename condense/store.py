@@ -29,7 +29,7 @@ KINDS = ("images", "subset-schedule", "graphs")
 IMAGE_ENCODINGS = ("uint8", "unit", "standardized")
 SOFT_POLICIES = ("static", "replay")
 GRAPH_REQUIRED = ("x", "edge_index", "node_ptr", "edge_ptr", "labels")
-GRAPH_OPTIONAL = ("edge_attr", "root_mask", "frequency", "tree_codes", "tree_ptr")
+GRAPH_OPTIONAL = ("edge_attr", "root_mask", "node_degree", "frequency", "tree_codes", "tree_ptr")
 COMPENSATOR_KEYS = ("values", "batch", "image_batch")
 COMPENSATOR_OPTIONAL = ("scale", "offset", "teacher")
 COMPENSATOR_ENCODINGS = ("affine-uint8", "standardized")
@@ -581,7 +581,7 @@ def _check_declared_shapes(f, path: Path) -> None:
         gx, gei, gy = _shape(g, "x"), _shape(g, "edge_index"), _shape(g, "labels")
         if gx is not None and gei is not None and gy is not None and len(gy) == 1:
             for k, want in (("node_ptr", (gy[0] + 1,)), ("edge_ptr", (gy[0] + 1,)), ("root_mask", gx[:1]),
-                            ("frequency", gy), ("tree_ptr", (gy[0] + 1,))):
+                            ("node_degree", gx[:1]), ("frequency", gy), ("tree_ptr", (gy[0] + 1,))):
                 got = _shape(g, k)
                 if got is not None and got != want:
                     problems.append(f"graphs/{k} has shape {got}, expected {want}")
@@ -948,6 +948,9 @@ def _check_graphs(s: SyntheticSet) -> list[str]:
         return ["graphs/edge_attr must have one finite row per edge"]
     if "root_mask" in g and tuple(g["root_mask"].shape) != (x.shape[0],):
         return ["graphs/root_mask must have one entry per node"]
+    if "node_degree" in g and (tuple(g["node_degree"].shape) != (x.shape[0],) or g["node_degree"].dtype.is_floating_point
+                               or g["node_degree"].dtype == torch.bool or bool((g["node_degree"] < 0).any())):
+        return ["graphs/node_degree must have one non-negative integer per node"]
     if "frequency" in g and (tuple(g["frequency"].shape) != (n_graphs,) or not _finite(g["frequency"])):
         return ["graphs/frequency must have one finite entry per graph"]
     if ("tree_codes" in g) != ("tree_ptr" in g):
@@ -971,6 +974,8 @@ def _graph_data_list(g: dict) -> list:
             item.edge_attr = g["edge_attr"][c:d].float()
         if "root_mask" in g:
             item.root_mask = g["root_mask"][a:b].bool()
+        if "node_degree" in g:
+            item.node_degree = g["node_degree"][a:b].long()
         if "frequency" in g:
             item.frequency = g["frequency"][i:i + 1].float()
         out.append(item)

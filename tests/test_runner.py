@@ -1,6 +1,7 @@
 """The sweep: resume after a kill, failed cells recorded, leaderboard aggregation by hand."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -221,3 +222,122 @@ def test_the_main_jobs_quick_budgets_come_from_the_dataset_config_and_the_cli_wi
     paper = Sweep(parse_args(["--out", str(tmp_path / "c"), "--preset", "paper", "--no-progress"]))
     assert paper.protocol("images", "digits").epochs == 1000
     paper.lock.release()
+
+
+def test_together_stacks_the_training_seeds_of_a_set_and_keeps_its_own_table(tmp_path):
+    """`--together 2 --train-seeds 2`: one stacked evaluation per set trains both training seeds, each
+    recorded as its own run (its seed, its curve, `together` 2); a sweep without stacking into the same
+    folder runs the same cells again (other keys) and the leaderboard keeps the two apart."""
+    out = tmp_path / "run"
+    args = ["--datasets", "digits", "--methods", "random", "--ipc", "1", "--seeds", "0", "--train-seeds", "2",
+            "--epochs", "6", "--checkpoints", "2", "--no-progress", "--out", str(out)]
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", *args, "--together", "2"], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    recs, _ = jsonl.read(out / "results.jsonl")
+    assert len(recs) == 2 and all(x["status"] == "ok" and x["together"] == 2 for x in recs)
+    assert len({x["train_seed"] for x in recs}) == 2 and recs[0]["curve"] != recs[1]["curve"]
+    assert all(x["run_extra"]["together"] == 2 for x in recs)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    recs, _ = jsonl.read(out / "results.jsonl")
+    assert len(recs) == 4 and sum("together" not in x for x in recs) == 2
+    tables = aggregate(load_records([out])[0])
+    assert len(tables) == 2
+    assert any("2 training seeds stacked" in t["heading"] for t in tables.values())
+    with pytest.raises(subprocess.CalledProcessError):
+        subprocess.run([sys.executable, "-m", "benchmarks.run", *args, "--together", "0"], cwd=REPO,
+                       capture_output=True, check=True, timeout=600)
+
+
+SWEEP_FILE = """
+datasets = ["digits"]
+methods = ["random", "herding"]
+ipc = [1, 2]
+seeds = [0, 1]
+epochs = 40
+checkpoints = 5
+no_progress = true
+
+[set.herding]
+width = 64
+"""
+
+
+def _plan(args):
+    from benchmarks.run import Sweep
+
+    sweep = Sweep(args)
+    try:
+        return [(c.label, c.protocol, tuple(a), dataclasses.asdict(sweep.condenser(c.method, c.protocol, c.dataset).config))
+                for c, a in sweep.plan()]
+    finally:
+        sweep.lock.release()
+
+
+def test_a_sweep_file_gives_the_cells_of_the_same_command_line_and_flags_override_it(tmp_path):
+    from benchmarks.run import parse_args, sweep_args
+
+    f = tmp_path / "sweep.toml"
+    f.write_text(f'out = "{tmp_path / "a"}"\n' + SWEEP_FILE)
+    (file_args,) = sweep_args(["--config", str(f)])
+    cli = parse_args([*SWEEP, "--set", "herding.width=64", "--out", str(tmp_path / "b")])
+    assert _plan(file_args) == _plan(cli) and len(_plan(cli)) == 8
+    (over,) = sweep_args(["--config", str(f), "--ipc", "3", "--set", "herding.train_epochs=1"])
+    assert over.ipc == [3] and over.seeds == [0, 1] and over.epochs == 40
+    assert over.overrides == ["herding.width=64", "herding.train_epochs=1"]
+    f.write_text(SWEEP_FILE + '[[run]]\nout = "x"\n[[run]]\nout = "y"\nipc = [5]\n[run.set.herding]\ntrain_epochs = 2\n')
+    one, two = sweep_args(["--config", str(f)])
+    assert (str(one.out), one.ipc, str(two.out), two.ipc) == ("x", [1, 2], "y", [5])
+    assert one.overrides == ["herding.width=64"] and sorted(two.overrides) == ["herding.train_epochs=2", "herding.width=64"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('datasets = ["digits"]\nbogus = 1\n', "unknown key 'bogus'"),
+    ('ipc = "ten"\n', "ipc must be an integer"),
+    ('preset = "fast"\n', "preset must be one of quick, paper"),
+    ('ipc = [1,\n', "not a TOML sweep file"),
+    ('[set]\nherding = 3\n', "set must be a table of method tables"),
+])
+def test_a_bad_sweep_file_is_one_line_naming_the_file(tmp_path, text, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--config", str(f), "--out", str(tmp_path / "o")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert str(f) in r.stderr and message in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_sweep_returns_the_records_the_command_line_writes(tmp_path):
+    """The Python API runs the same sweep as the CLI: the same cells, accuracies bit for bit."""
+    from benchmarks import SweepSpec, run_sweep
+
+    spec = SweepSpec(datasets=("digits",), methods=("random",), ipc=(1,), seeds=(0, 1), epochs=20, checkpoints=2,
+                     no_progress=True, out=tmp_path / "api")
+    got = run_sweep(spec)
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--datasets", "digits", "--methods", "random",
+                        "--ipc", "1", "--seeds", "0", "1", "--epochs", "20", "--checkpoints", "2", "--no-progress",
+                        "--out", str(tmp_path / "cli")], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    want, _ = jsonl.read(tmp_path / "cli" / "results.jsonl")
+    assert len(got) == 2 and [x["key"] for x in got] == [x["key"] for x in want]
+    assert [x["acc"] for x in got] == [x["acc"] for x in want]
+    assert run_sweep({"datasets": ["digits"], "methods": ["random"], "ipc": [1], "seeds": [0], "epochs": 20,
+                      "checkpoints": 2, "no_progress": True, "out": str(tmp_path / "api")}) == got[:1]
+    with pytest.raises(ValueError, match="run_sweep: unknown key 'ipcs'"):
+        run_sweep(ipcs=[1])
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "results").rglob("sweep.toml")), ids=lambda p: str(p.parent.name))
+def test_every_results_sweep_file_runs_as_written(path):
+    """Each results folder's sweep file parses, passes every check a sweep makes before work, and
+    writes into its own folder."""
+    from benchmarks.run import check_args, sweep_args
+
+    runs = sweep_args(["--config", str(path)])
+    folder = path.parent.relative_to(REPO)
+    for args in runs:
+        check_args(args)
+        assert args.out == folder or folder in args.out.parents, (path, args.out)

@@ -54,6 +54,7 @@ def graph_set() -> SyntheticSet:
         ei = torch.tensor([[k, k + 1] for k in range(n - 1)]).t().long()
         graphs.append(Data(x=torch.eye(n, 5), edge_index=ei, edge_attr=torch.ones(ei.shape[1], 2), y=torch.tensor([i % 2])))
     parts = pack_graphs(graphs, root_mask=torch.tensor([1, 0, 0, 1, 0, 0, 0, 1, 0], dtype=torch.bool),
+                        node_degree=torch.tensor([1, 2, 1, 1, 2, 2, 1, 1, 1], dtype=torch.int16),
                         frequency=torch.tensor([5.0, 2.0, 1.0]), tree_codes=["a", "b", "c", "d"],
                         tree_ptr=torch.tensor([0, 1, 3, 4]))
     return SyntheticSet(kind="graphs", method="mirage", ipc=0, num_classes=2, class_names=["0", "1"],
@@ -88,6 +89,17 @@ def test_schedule_and_graph_round_trip(tmp_path):
     data = u.dataset()
     assert len(data) == 3 and data[1].num_nodes == 4 and data[1].root_mask.tolist() == [True, False, False, False]
     assert data[2].edge_attr.shape == (1, 2) and float(data[0].frequency) == 5.0
+    assert data[1].node_degree.tolist() == [1, 2, 2, 1] and g.storage_bytes["graphs"] == u.storage_bytes["graphs"]
+
+
+@pytest.mark.parametrize("bad, why", [(torch.tensor([1, 2, 1, 1, 2, 2, 1, 1, -1], dtype=torch.int16), "non-negative"),
+                                      (torch.ones(9), "integer"), (torch.ones(8, dtype=torch.int16), "one")])
+def test_bad_node_degrees_are_refused(tmp_path, bad, why):
+    """Degrees feed GCN's normalisation (a negative one would give NaN): one integer >= 0 per node."""
+    g = graph_set()
+    g.graphs["node_degree"] = bad
+    with pytest.raises((FormatError, ValueError), match="node_degree"):
+        condense.save(g, tmp_path / "g.h5")
 
 
 def test_plain_h5py_reads_without_the_library(tmp_path):

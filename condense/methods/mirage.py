@@ -16,9 +16,12 @@ embeddings (§3 of the paper). Mirage condenses a training set without training 
    are frequent in another class are dropped, as the paper does, for any number of classes.
 3. **Summary**. Each kept tree-set becomes one graph: the disjoint union of its trees, edges pointing
    child -> parent (messages flow to the root), the original node and edge features restored, a root
-   mask, the class label, its frequency (support count) and the trees' canonical codes.
+   mask, each node's degree in its source graph (a leaf has no children in its tree, yet a GCN weighs
+   its message by that degree), the class label, its frequency (support count) and the trees'
+   canonical codes.
 
-Thresholds are given per class (``thresholds``, relative supports) or, new here, chosen from a
+Thresholds are given per class (``thresholds``, relative supports; ``supports``, absolute counts as
+the official scripts set them) or, new here, chosen from a
 storage budget: IPC random graphs per class cost B_c bytes, and each class's support is lowered from
 high to low until its tree-sets fill B_c (the paper tunes thresholds by hand). The evaluator trains
 on the summary pooling root nodes only; how it uses the frequencies is the protocol's
@@ -44,6 +47,7 @@ OFFICIAL_HOPS = {"NCI1": 2, "IMDB-BINARY": 2, "DD": 1, "ogbg-molbace": 3, "ogbg-
 DEFAULT_HOPS = {**OFFICIAL_HOPS, "MUTAG": 2, "PROTEINS": 2}
 FALLBACK_HOPS = 2
 GRAPH_OVERHEAD = 8 * 4 + 4  # node_ptr, edge_ptr, labels, tree_ptr (int64) and frequency (int32) per graph
+NODE_EXTRA = 1 + 2          # root_mask (bool) and node_degree (int16) per summary node
 
 
 class TooManyItemsets(RuntimeError):
@@ -56,6 +60,8 @@ class MirageConfig:
     #                                            DEFAULT_HOPS[dataset], else 2
     thresholds: tuple[float, ...] | None = None  # per-class relative supports (one value: every class);
     #                                            None: chosen from the byte budget
+    supports: tuple[int, ...] | None = None    # per-class absolute support counts (one value: every class), the
+    #                                            official scripts' thresholds (NCI1: 440/570, then 420/550)
     budget_bytes: int | None = None            # None: the bytes of IPC random training graphs per class
     min_support: float = 0.01                  # the lowest relative support the budget search tries
     support_ratio: float = 0.9                 # successive support levels differ by this factor
@@ -67,9 +73,12 @@ class MirageConfig:
 
     def __post_init__(self):
         check_config(self, "mirage", hops=Rule(lo=1, hi=8), thresholds=Rule(lo=0, hi=1, lo_open=True, nonempty=True),
+                     supports=Rule(lo=1, hi=10**9, nonempty=True),
                      budget_bytes=Rule(lo=1), min_support=Rule(lo=0, hi=1, lo_open=True),
                      support_ratio=Rule(lo=0, hi=1, lo_open=True, hi_open=True), max_pattern_size=Rule(lo=1),
                      max_itemsets=Rule(lo=1), attr_bins=Rule(lo=0, hi=64))
+        if self.thresholds is not None and self.supports is not None:
+            raise ValueError("mirage takes thresholds (relative) or supports (absolute counts), not both")
 
     @classmethod
     def preset(cls, name: str) -> "MirageConfig":
@@ -465,6 +474,12 @@ def search_budget(miner: _Miner, shares: list[float], levels: list[float]) -> di
     return {"patterns": chosen, "levels": idx, "over_budget": over}
 
 
+def degree_array(deg: np.ndarray) -> torch.Tensor:
+    """Degrees in the narrowest integer type that holds them (int16 unless a node has 32k neighbours)."""
+    dtype = torch.int16 if deg.size == 0 or int(deg.max()) < 2 ** 15 else torch.int32
+    return torch.from_numpy(deg.astype(np.int64)).to(dtype)
+
+
 # ----------------------------------------------------------------------------- the condenser
 
 
@@ -514,14 +529,16 @@ class Mirage(Condenser):
         tree_seconds = time.perf_counter() - t0
         F = split.x.shape[1]
         D = 0 if split.edge_attr is None else split.edge_attr.shape[1]
-        miner = _Miner(tx, split.y, C, table, hops, node_bytes=4 * F + 1, edge_bytes=16 + 4 * D, cfg=cfg)
+        miner = _Miner(tx, split.y, C, table, hops, node_bytes=4 * F + NODE_EXTRA, edge_bytes=16 + 4 * D, cfg=cfg)
         info: dict = {"hops": hops, "node_labels": int(split.node_labels.max()) + 1 if split.node_labels.size else 0,
                       "edge_labels": None if split.edge_labels is None else int(split.edge_labels.max()) + 1,
                       "distinct_trees": int(np.unique(codes[hops][nontrivial]).size)}
         deviations = []
         if cfg.hops is None and train.name not in OFFICIAL_HOPS:
             deviations.append(f"hops={hops} for {train.name}: no official pipeline for this dataset")
-        if cfg.thresholds is None:
+        if cfg.supports is not None:
+            chosen = self._by_supports(miner, C, info)
+        elif cfg.thresholds is None:
             chosen = self._by_budget(miner, split, ipc, C, info)
             deviations.append("support thresholds set automatically to fill a byte budget of IPC random "
                               "training graphs per class (the paper tunes thresholds by hand)")
@@ -553,6 +570,25 @@ class Mirage(Condenser):
             raise ValueError(f"mirage: no tree-set of two or more trees is frequent in class(es) {empty} alone at "
                              f"supports {[th[c] for c in empty]}; lower the thresholds")
         info.update(mode="thresholds", support=list(th), minsup=ms)
+        return chosen
+
+    def _by_supports(self, miner: _Miner, C: int, info: dict) -> dict[int, list[_Pattern]]:
+        """The official scripts' rule (Algorithm 1 with hand-set thresholds): a tree-set is kept when at
+        least ``supports[c]`` training graphs of its class contain it; the set's size follows."""
+        sup = tuple(int(v) for v in self.config.supports)
+        if len(sup) == 1:
+            sup = sup * C
+        if len(sup) != C:
+            raise ValueError(f"mirage supports must be {C} absolute counts (or one for all), got {sup}")
+        ms = [max(2, v) for v in sup]
+        chosen = {c: miner.kept(c, ms[c], ms) for c in range(C)}
+        empty = [c for c in range(C) if not chosen[c]]
+        if empty:
+            raise ValueError(f"mirage: no tree-set of two or more trees is frequent in class(es) {empty} alone at "
+                             f"supports {[sup[c] for c in empty]} (class sizes {[miner.sizes[c] for c in empty]}); "
+                             "lower the supports")
+        info.update(mode="supports", minsup=ms, support=[ms[c] / max(miner.sizes[c], 1) for c in range(C)],
+                    class_sizes=list(miner.sizes))
         return chosen
 
     def _by_budget(self, miner: _Miner, split: _Split, ipc: int, C: int, info: dict) -> dict[int, list[_Pattern]]:
@@ -593,7 +629,8 @@ class Mirage(Condenser):
             for v in nodes[::-1].tolist():            # reversed: the first occurrence wins
                 first[int(final[v])] = v
         trees = {code: unroll(first[code], hops, in_ptr, in_src, in_eid) for code in needed}
-        graphs, roots, freq, tree_codes, tree_ptr = [], [], [], [], [0]
+        degree = np.diff(in_ptr)
+        graphs, roots, degs, freq, tree_codes, tree_ptr = [], [], [], [], [], [0]
         for c in sorted(chosen):
             for p in chosen[c]:
                 items = sorted(p.items, key=lambda i: table.string(hops, i))
@@ -607,6 +644,7 @@ class Mirage(Condenser):
                     m = np.zeros(nodes.size, dtype=bool)
                     m[0] = True
                     mask.append(m)
+                    degs.append(degree[nodes])
                     off += nodes.size
                     tree_codes.append(table.string(hops, code))
                 d = Data(x=torch.from_numpy(np.concatenate(xs)), edge_index=torch.from_numpy(np.concatenate(eis, 1)),
@@ -618,5 +656,6 @@ class Mirage(Condenser):
                 freq.append(p.support)
                 tree_ptr.append(len(tree_codes))
         return pack_graphs(graphs, root_mask=torch.from_numpy(np.concatenate(roots)),
+                           node_degree=degree_array(np.concatenate(degs)),
                            frequency=torch.tensor(freq, dtype=torch.int32), tree_codes=tree_codes,
                            tree_ptr=torch.tensor(tree_ptr, dtype=torch.long))
