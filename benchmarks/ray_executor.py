@@ -56,8 +56,7 @@ def connect(address: str | None, num_cpus: int | None) -> None:
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     kw = dict(include_dashboard=False, log_to_driver=True, runtime_env={"env_vars": env}, logging_level="ERROR")
-    if address:
-        probe(address)
+    if address:  # check_args has probed it
         ray.init(address=address, **kw)
     else:
         ray.init(num_cpus=num_cpus, **kw)
@@ -90,12 +89,6 @@ def _task(work, job, ctx, data, threads: int, *after):
 
     torch.set_num_threads(threads)
     return work(job, ctx, data)
-
-
-def failed(job, stage: str, error: BaseException) -> list[dict]:
-    return [{**job.base[key], "status": "failed", "stage": stage, "error": f"{type(error).__name__}: {error}",
-             "traceback": "".join(traceback.format_exception_only(type(error), error))[-2000:]}
-            for group in job.groups for _, _, key in group]
 
 
 def run(sweep, groups: list, work) -> None:
@@ -132,7 +125,8 @@ def run(sweep, groups: list, work) -> None:
             synset, records = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a lost worker or a teacher task that failed
             cause = getattr(e, "cause", None) or e
-            synset, records = None, failed(job, "executor", cause)
+            trace = "".join(traceback.format_exception_only(type(cause), cause))[-2000:]
+            synset, records = None, job.failed("executor", cause, trace)
             print(f"FAILED on ray {job.first.label}: {type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}",
                   file=sys.stderr)
         sweep.commit(job, synset, records)

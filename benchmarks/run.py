@@ -33,11 +33,11 @@ DEFAULT_DATASETS = ("digits", "MUTAG")
 
 def build_parser() -> argparse.ArgumentParser:
     """The sweep's command line; its destinations are also the keys of a sweep file and the fields of
-    :class:`benchmarks.sweepfile.SweepSpec`."""
+    :class:`benchmarks.api.SweepSpec`."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=None, metavar="SWEEP.toml",
-                    help="a sweep file: every option below as a key, [methods.NAME] tables for condenser "
+                    help="a sweep file: every option below as a key, [set.METHOD] tables for condenser "
                          "fields, [[run]] tables for several sweeps; flags given here override it")
     ap.add_argument("--ipc", type=int, nargs="+", default=[10], help="images (graphs) per class; several allowed")
     ap.add_argument("--datasets", nargs="+", default=None,
@@ -396,6 +396,11 @@ class SetJob:
     cached: object
     base: dict
 
+    def failed(self, stage: str, error: BaseException, trace: str) -> list[dict]:
+        """Every pending run of the set recorded as failed at ``stage``."""
+        return [{**self.base[key], "status": "failed", "stage": stage, "error": f"{type(error).__name__}: {error}",
+                 "traceback": trace} for group in self.groups for _, _, key in group]
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkContext:
@@ -423,9 +428,7 @@ def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, 
                 on_set(new)
         except Exception as e:  # noqa: BLE001 - a failed cell is recorded and the sweep goes on
             say(f"FAILED condense {job.first.label}: {type(e).__name__}: {e}")
-            return None, [{**job.base[key], "status": "failed", "stage": "condense",
-                           "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=8)}
-                          for group in job.groups for _, _, key in group]
+            return None, job.failed("condense", e, traceback.format_exc(limit=8))
     x = synset.extra
     set_fields = {"set_path": job.set_path, "set_cached": new is None, "storage_bytes": synset.storage_bytes,
                   "reads_bytes": source_bytes(train) if job.condenser.touches_full_data else synset.storage_bytes["total"],
@@ -797,8 +800,8 @@ class Sweep:
     def groups(self, todo: list, protocol) -> list[list]:
         """Pending runs in evaluation calls: one run per call, or with ``--together K`` up to K training
         seeds of one set and architecture trained as one stacked network (image protocols)."""
-        k = self.args.together
-        if k <= 1 or protocol.kind != "images" or self.args.stop_at_targets:
+        k = self.together_for(todo[0][0])
+        if k <= 1:
             return [[t] for t in todo]
         by_arch: dict[str, list] = {}
         for t in todo:
