@@ -38,10 +38,10 @@ def test_steps(benchmark, precision):
 
 def test_screened_checkpoint(benchmark):
     """One screened checkpoint of an untrained model on 10,000 test images (placed below a 50 % target
-    after the first 1,000 images)."""
+    after the first 128 images)."""
     g = torch.Generator().manual_seed(1)
     test = torch.randn(10_000, 3, 32, 32, generator=g), torch.randint(0, 10, (10_000,), generator=g)
     model = _model()
     curve = Curve(test, (50.0,), CurvePolicy())
     point = benchmark.pedantic(lambda: curve.record(model, last=False), rounds=3, warmup_rounds=1)
-    assert point["on"] == "subset" and point["screened"] == 1000
+    assert point["on"] == "subset" and point["screened"] == 128

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .budget import BatchStream, plan_steps, schedule_batches
 from .configs import dataset_config
-from .curves import CurvePolicy, Curve, accuracy, counts_for_crossing
+from .curves import CurvePolicy, Curve, counts_for_crossing
 from .engine import Clock, Forward, Schedule, TrainingDiverged, checkpoint_steps, compile_pays, fit
 from .models import create_model, model_kind
 from .protocols import Protocol, get_protocol

@@ -1,0 +1,157 @@
+"""CV-DD's building blocks: the committee schedule and weights, the committee loss, synthesis and BSSL."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from condense.methods.cvdd import (bssl_logits, committee_loss, committee_schedule, committee_weights,
+                                   crop_flip_roll, patch_init, resized_crop_box, synthesize)
+from condense.methods.infer import BNStatLoss
+from condense.models import create_model
+
+CIFAR10_PRIORS = (63.01, 65.25, 68.52, 67.61, 67.57)  # ResNet-18, ResNet-50, ShuffleNetV2, MobileNetV2, DenseNet-121
+
+
+def test_committee_schedule_per_ipc_index():
+    """IPC 1: the two best priors (ShuffleNetV2 and MobileNetV2 on CIFAR-10); IPC 10: pair i of the
+    ten pairs of five in order; other IPCs: two distinct members per index, drawn with the seed;
+    committee 1: the best prior alone (SRe2L++)."""
+    assert committee_schedule(CIFAR10_PRIORS, 1) == [(2, 3)]
+    assert committee_schedule(CIFAR10_PRIORS, 10) == list(itertools.combinations(range(5), 2))
+    fifty = committee_schedule(CIFAR10_PRIORS, 50, seed=3)
+    assert len(fifty) == 50 and all(len(set(c)) == 2 for c in fifty)
+    assert fifty == committee_schedule(CIFAR10_PRIORS, 50, seed=3) != committee_schedule(CIFAR10_PRIORS, 50, seed=4)
+    assert len(set(fifty)) > 5  # drawn per index, not one pair for all
+    assert committee_schedule(CIFAR10_PRIORS, 10, size=1) == [(2,)] * 10
+
+
+def test_committee_schedule_refuses_a_pool_too_small():
+    with pytest.raises(ValueError, match="a committee of 2 needs a pool of at least 2"):
+        committee_schedule((60.0,), 10)
+
+
+def test_weights_are_a_softmax_of_priors_over_the_temperature():
+    w = committee_weights((63.01, 65.25), 5.0)
+    a, b = math.exp(63.01 / 5), math.exp(65.25 / 5)
+    assert w.tolist() == pytest.approx([a / (a + b), b / (a + b)], rel=1e-6)
+    assert committee_weights((63.01, 65.25), 10.0)[1] < w[1]  # a higher temperature flattens
+
+
+def _teacher(seed: int, width: int = 8):
+    torch.manual_seed(seed)
+    m = create_model("convnet_bn", (3, 8, 8), 4, width=width, depth=2)
+    with torch.no_grad():  # running statistics away from (0, 1), as a trained teacher has
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+    return m.eval()
+
+
+def test_committee_loss_is_the_weighted_sum_of_ce_and_bn_with_the_first_layer_times_ten():
+    """Eq. 6 by hand: per member CE + r_bn·(10·‖Δσ²₁‖ + 10·‖Δμ₁‖ + ‖Δσ²₂‖ + ‖Δμ₂‖), statistics of each
+    BN layer's input over (N, H, W) with biased variance, weighted by the committee weights."""
+    models = [_teacher(0), _teacher(1)]
+    w = committee_weights((60.0, 64.0), 5.0)
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+    bns = [BNStatLoss(m, 4, 10.0) for m in models]
+    got = committee_loss(models, w, bns, x, y, r_bn=0.01)
+    want = 0.0
+    for m, wk in zip(models, w.tolist()):
+        inputs = []
+        hooks = [mod.register_forward_hook(lambda mod, i, o: inputs.append((mod, i[0])))
+                 for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+        ce = F.cross_entropy(m(x), y)
+        for h in hooks:
+            h.remove()
+        bn = 0.0
+        for layer, (mod, h) in enumerate(inputs):
+            mean, var = h.mean((0, 2, 3)), h.var((0, 2, 3), unbiased=False)
+            bn += (10.0 if layer == 0 else 1.0) * (torch.norm(var - mod.running_var) + torch.norm(mean - mod.running_mean))
+        want += wk * (ce + 0.01 * bn)
+    assert len(inputs) == 2
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+
+
+def _hand_bn_forward(m, x):
+    """A depth-2 BN ConvNet with BatchNorm on the batch's own statistics, written out."""
+    h = x
+    mods = list(m.features)
+    i = 0
+    while i < len(mods):
+        conv, bn = mods[i], mods[i + 1]
+        h = conv(h)
+        mean, var = h.mean((0, 2, 3), keepdim=True), h.var((0, 2, 3), unbiased=False, keepdim=True)
+        h = (h - mean) / torch.sqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
+        h = F.avg_pool2d(F.relu(h), 2)
+        i += 4
+    return m.classifier(h.flatten(1))
+
+
+def test_bssl_uses_the_batch_statistics_of_each_half():
+    """Train-mode BN on chunks of 8 inside batches of 16: the labels equal a hand computation with each
+    chunk's own statistics, differ from eval-mode labels (running statistics), and leave the teachers'
+    running statistics untouched."""
+    models = [_teacher(0), _teacher(1)]
+    w = committee_weights((60.0, 64.0), 10.0)
+    x = torch.randn(20, 3, 8, 8)  # 16 + 4: the last batch holds one short chunk
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
+    got = bssl_logits(models, w, x)
+    with torch.no_grad():
+        want = torch.cat([sum(wk * _hand_bn_forward(m, xb) for m, wk in zip(models, w.tolist()))
+                          for xb in (x[:8], x[8:16], x[16:])])
+        eval_mode = sum(wk * m(x) for m, wk in zip(models, w.tolist()))
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, eval_mode, atol=1e-2)
+    for m, b in zip(models, before):
+        assert all(torch.equal(v, b[k]) for k, v in m.state_dict().items())
+        assert not m.training
+
+
+def test_patch_init_is_a_mosaic_of_four_real_images_of_the_class():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(40, 3, 8, 8)
+    labels = torch.arange(40) % 4
+    mosaics, idx = patch_init(images, labels, 4, 2, g)
+    assert mosaics.shape == (8, 3, 8, 8) and idx.shape == (2, 4, 4)
+    assert all((labels[idx[k, c]] == c).all() and idx[k, c].unique().numel() == 4 for k in range(2) for c in range(4))
+    quarter = F.interpolate(images[idx[1, 3, 2]][None], size=(4, 4), mode="bilinear", antialias=True)[0]
+    assert torch.allclose(mosaics[1 * 4 + 3][:, 4:, :4], quarter, atol=1e-6)  # bottom-left: the third image
+
+
+def test_crop_flip_roll_is_one_draw_per_batch_and_seeded():
+    for s in range(50):
+        top, left, h, w = resized_crop_box(32, 32, torch.Generator().manual_seed(s))
+        assert 0 <= top and 0 <= left and top + h <= 32 and left + w <= 32 and h > 0 and w > 0
+    x = torch.rand(1, 3, 16, 16).repeat(3, 1, 1, 1)
+    a = crop_flip_roll(x, torch.Generator().manual_seed(1), 4)
+    b = crop_flip_roll(x, torch.Generator().manual_seed(1), 4)
+    assert torch.equal(a, b) and torch.equal(a[0], a[1]) and torch.equal(a[0], a[2])  # one draw for the batch
+
+
+def test_synthesis_lowers_the_committee_loss_and_keeps_pixels_in_range():
+    models = [_teacher(0), _teacher(1)]
+    for m in models:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    w = committee_weights((60.0, 64.0), 5.0)
+    y = torch.arange(4)
+    x0 = torch.rand(4, 3, 8, 8) * 2 - 1
+    lo, hi = torch.full((1, 3, 1, 1), -1.0), torch.full((1, 3, 1, 1), 1.0)
+
+    def loss(x):
+        bns = [BNStatLoss(m, 4, 10.0) for m in models]
+        try:
+            return float(committee_loss(models, w, bns, x, y, 0.01))
+        finally:
+            for b in bns:
+                b.close()
+
+    x = synthesize(models, w, x0, y, iterations=60, lr=0.1, r_bn=0.01, first_bn_multiplier=10.0, jitter=1,
+                   lo=lo, hi=hi, g=torch.Generator().manual_seed(0))
+    assert loss(x) < 0.95 * loss(x0)  # optimised under random resized crops, measured without them
+    assert x.min() >= -1.0 and x.max() <= 1.0
