@@ -9,6 +9,18 @@ from condense.models import create_model, list_models, model_kind
 IMAGE_SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 64, 64)]
 
 
+def test_cifar_forms_of_the_cvdd_pool_have_the_usual_sizes():
+    """ResNet-50 and DenseNet-121 as CIFAR code builds them (3×3 stride-1 stem, no max-pool; DenseNet's
+    stem feeds its first block directly) have 23,520,842 and 6,956,298 parameters for 10 classes: a
+    7×7 stem, a kept max-pool or an extra stem BatchNorm changes the count."""
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(create_model("resnet50", (3, 32, 32), 10)) == 23_520_842
+    assert count(create_model("densenet121", (3, 32, 32), 10)) == 6_956_298
+    m = create_model("shufflenetv2_x0_5", (3, 32, 32), 10)
+    assert [s[0].branch2[0].in_channels for s in (m.stage2, m.stage3, m.stage4)] == [24, 48, 96]
+    assert m.fc.in_features == 1024 and m.conv1[0].stride == (1, 1)
+
+
 @pytest.mark.parametrize("name", list_models("images"))
 @pytest.mark.parametrize("shape", IMAGE_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_image_models_forward_backward(name, shape):
