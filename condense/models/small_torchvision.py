@@ -7,12 +7,16 @@ import torchvision.models as tvm
 from ._registry import register_model
 
 
-@register_model("resnet18")
-def resnet18(in_shape, num_classes, **kw):
-    m = tvm.resnet18(weights=None, num_classes=num_classes, **kw)
+def _small_stem_resnet(build, in_shape, num_classes, **kw):
+    m = build(weights=None, num_classes=num_classes, **kw)
     m.conv1 = nn.Conv2d(in_shape[0], 64, 3, 1, 1, bias=False)
     m.maxpool = nn.Identity()
     return m
+
+
+@register_model("resnet18")
+def resnet18(in_shape, num_classes, **kw):
+    return _small_stem_resnet(tvm.resnet18, in_shape, num_classes, **kw)
 
 
 @register_model("mobilenetv2")
@@ -35,10 +39,7 @@ def shufflenetv2(in_shape, num_classes, **kw):
 @register_model("resnet50")
 def resnet50(in_shape, num_classes, **kw):
     """ResNet-50 in CIFAR form (3×3 stride-1 stem, no max-pool): a CV-DD paper-pool teacher."""
-    m = tvm.resnet50(weights=None, num_classes=num_classes, **kw)
-    m.conv1 = nn.Conv2d(in_shape[0], 64, 3, 1, 1, bias=False)
-    m.maxpool = nn.Identity()
-    return m
+    return _small_stem_resnet(tvm.resnet50, in_shape, num_classes, **kw)
 
 
 @register_model("densenet121")
