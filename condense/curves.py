@@ -124,11 +124,6 @@ def correct(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32, dtype
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool, device=y.device)
 
 
-def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32, dtype: str = "float32") -> float:
-    """Top-1 accuracy (%) in eval mode (:func:`correct`)."""
-    return 100.0 * int(correct(model, x, y, batch_size, dtype).sum()) / max(1, x.shape[0])
-
-
 class Curve:
     """The checkpoints of one run, screened and confirmed by a :class:`CurvePolicy`."""
 
@@ -239,11 +234,9 @@ class Curve:
             return {"acc": acc, "on": "subset", "screen_acc": acc, "screened": k}
         screen, k, below = self.screen(model)
         self.screened_images += k
-        if last:
-            with self.final:
+        if last or not below:
+            with self.final if last else contextlib.nullcontext():
                 return {"acc": self._full(model), "on": "full", "screen_acc": screen, "screened": k}
-        if not below:
-            return {"acc": self._full(model), "on": "full", "screen_acc": screen, "screened": k}
         return {"acc": screen, "on": "subset", "screen_acc": screen, "screened": k}
 
     def _full(self, model) -> float:

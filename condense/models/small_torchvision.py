@@ -27,13 +27,17 @@ def mobilenetv2(in_shape, num_classes, **kw):
     return m
 
 
-@register_model("shufflenetv2")
-def shufflenetv2(in_shape, num_classes, **kw):
-    m = tvm.shufflenet_v2_x1_0(weights=None, num_classes=num_classes, **kw)
+def _small_stem_shufflenet(build, in_shape, num_classes, **kw):
+    m = build(weights=None, num_classes=num_classes, **kw)
     first = m.conv1[0]
     m.conv1[0] = nn.Conv2d(in_shape[0], first.out_channels, 3, 1, 1, bias=False)
     m.maxpool = nn.Identity()
     return m
+
+
+@register_model("shufflenetv2")
+def shufflenetv2(in_shape, num_classes, **kw):
+    return _small_stem_shufflenet(tvm.shufflenet_v2_x1_0, in_shape, num_classes, **kw)
 
 
 @register_model("resnet50")
@@ -57,8 +61,4 @@ def densenet121(in_shape, num_classes, **kw):
 @register_model("shufflenetv2_x0_5")
 def shufflenetv2_x0_5(in_shape, num_classes, **kw):
     """ShuffleNetV2 at width 0.5 (stages of 48, 96 and 192 channels) in CIFAR form: CV-DD's ShuffleNetV2."""
-    m = tvm.shufflenet_v2_x0_5(weights=None, num_classes=num_classes, **kw)
-    first = m.conv1[0]
-    m.conv1[0] = nn.Conv2d(in_shape[0], first.out_channels, 3, 1, 1, bias=False)
-    m.maxpool = nn.Identity()
-    return m
+    return _small_stem_shufflenet(tvm.shufflenet_v2_x0_5, in_shape, num_classes, **kw)
