@@ -480,15 +480,22 @@ def row_cells(a: dict) -> list[str]:
     return cells
 
 
-PART_NAMES = {"images": "img", "soft_labels": "soft", "compensators": "comp", "indices": "idx", "graphs": "graphs"}
+PART_NAMES = {"images": "img", "soft_labels": "soft", "compensators": "comp", "indices": "idx", "graphs": "graphs",
+              "replay": "replay views"}
 
 
 def fmt_parts(parts: dict) -> str:
-    """A breakdown when a set stores more than images and labels (soft labels, compensators)."""
+    """A breakdown when a set stores more than images and labels (soft labels, compensators); with
+    replay labels (per-epoch logits and the views they label) also their share of the total."""
     shown = {k: v for k, v in parts.items() if k not in ("labels",) and v}
     if len(shown) < 2:
         return ""
-    return " (" + " · ".join(f"{PART_NAMES.get(k, k)} {fmt_bytes(v)}" for k, v in shown.items()) + ")"
+    out = " · ".join(f"{PART_NAMES.get(k, k)} {fmt_bytes(v)}" for k, v in shown.items())
+    if shown.get("replay"):
+        total = sum(v for k, v in parts.items() if k != "total" and v)
+        share = (shown.get("soft_labels", 0) + shown["replay"]) / max(1, total)
+        out += f" · replay labels {100 * share:.0f} %"
+    return f" ({out})"
 
 
 def match_cell(a: dict) -> str:

@@ -667,7 +667,8 @@ class Sweep:
             baseline = "random-kd" if soft else "random"
             out += self.cells(name, kind, ps["hard"], [m, "full"], self.args.ipc)
             for p in (own, flip):
-                out += self.cells(name, kind, p, [m, baseline], self.args.ipc)
+                if p is not None:  # fkd has no augmentation-off twin (ARS is then "—")
+                    out += self.cells(name, kind, p, [m, baseline], self.args.ipc)
         return out
 
     def check_budget_mix(self, dataset: str, archs, protocol) -> None:
@@ -856,7 +857,10 @@ BASELINES = ("random", "random-kd", "full")
 
 def aug_variant(p):
     """The protocol with its augmentation switched (ARS): on when off (DSA for ``dc``, crop + flip
-    otherwise), and off when on (mixup too, for ``kd``)."""
+    otherwise), and off when on (mixup too, for ``kd``). ``fkd`` has none: its replay labels belong to
+    the stored augmented views, so it cannot train without them (None)."""
+    if p.augment == "fkd":
+        return None
     if p.augment is None:
         return p.replace(augment="dsa" if p.name == "dc" else "rs2" if p.name == "rs2" else "crop-flip")
     return p.replace(augment=None, mixup_alpha=0.0)

@@ -107,6 +107,8 @@ def compute(tables: dict) -> list[dict]:
             if len(deltas) == 2:
                 s["ars"] = ars(deltas["aug"], deltas["plain"])
                 s["delta_aug"], s["delta_plain"] = deltas["aug"], deltas["plain"]
+            elif p.get("augment") == "fkd":
+                s["notes"].append("ARS: fkd trains replayed augmented views and has no augmentation-off twin")
             else:
                 s["notes"].append("ARS: needs this table and one that differs only in augmentation, each with "
                                   f"{a['method']} and {BASELINE[label]} at IPC {a['ipc']}")

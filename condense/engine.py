@@ -119,6 +119,7 @@ class Schedule:
     epochs: int = 1
     passes: int = 1
     steps_per_pass: int = 1
+    decay: str = "all"                # "matrices": weight decay only on weights of more than one dimension
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -130,7 +131,7 @@ class Schedule:
     def from_protocol(cls, p, passes: int, steps_per_pass: int) -> "Schedule":
         return cls(optimizer=p.optimizer, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
                    nesterov=p.nesterov, kind=p.schedule, eta_min=p.eta_min, epochs=p.epochs, passes=passes,
-                   steps_per_pass=steps_per_pass)
+                   steps_per_pass=steps_per_pass, decay=getattr(p, "decay", "all"))
 
     @property
     def total_steps(self) -> int:
@@ -155,6 +156,9 @@ class Schedule:
         """(optimizer, LambdaLR) positioned at step ``start``; ``state`` restores an optimizer's
         state dict (a resumed run) before the schedule takes over its learning rate."""
         params = list(params)
+        if self.decay == "matrices":  # SRe2L/FKD's get_parameters: no decay on biases and norm scales
+            params = [{"params": [q for q in params if q.ndim > 1]},
+                      {"params": [q for q in params if q.ndim <= 1], "weight_decay": 0.0}]
         if self.optimizer == "sgd":
             opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
                                   nesterov=self.nesterov, foreach=True)

@@ -159,7 +159,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def make_augment(p: Protocol, dataset: str):
-    if p.augment is None:
+    if p.augment is None or p.augment == "fkd":  # fkd: the loss draws or replays its views (fkd_batch)
         return None
     from .augment import DSA, CropFlip
 
@@ -187,6 +187,10 @@ class ImageTask:
     y: torch.Tensor                       # hard labels on the device
     soft: torch.Tensor | None = None      # static soft labels (kd)
     rounds: torch.Tensor | None = None    # rounds × n indices into x (subset-schedule)
+    replay: dict | None = None            # per-epoch stored views (fkd; condense.replay)
+    replay_logits: torch.Tensor | None = None   # E × N × C logits of those views, on the device
+    replay_batch: int = 0
+    num_classes: int = 0
 
     @property
     def set_size(self) -> int:
@@ -196,6 +200,9 @@ class ImageTask:
     def stream_for(self, g: torch.Generator):
         """``epoch -> stream`` of index batches: one stream over the set's instances, or, for a
         schedule, a fresh shuffle of round ``epoch`` (RS2: each round is one pass)."""
+        if self.replay is not None:  # the stored visiting order: positions of epoch e, in sequence
+            n = self.set_size
+            return lambda epoch: _ReplayStream(epoch, n, self.replay_logits.shape[0])
         if self.rounds is None:
             whole = BatchStream(self.set_size, g, self.x.device)
             return lambda epoch: whole
@@ -216,7 +223,70 @@ class _RoundStream:
         return self.pool[self.inner.take(k).to(self.pool.device)]
 
 
+class _ReplayStream:
+    """Positions ``epoch·N + p`` in stored order; a pass never runs past its epoch's N views."""
+
+    def __init__(self, epoch: int, n: int, epochs: int):
+        if epoch >= epochs:
+            raise ValueError(f"the set stores {epochs} replay epochs but training reached epoch {epoch + 1}")
+        self.base, self.n, self.pos = epoch * n, n, 0
+
+    def take(self, k: int) -> torch.Tensor:
+        if self.pos + k > self.n:
+            raise ValueError(f"a replay epoch holds {self.n} views; a pass asked for {self.pos + k}")
+        out = torch.arange(self.base + self.pos, self.base + self.pos + k)
+        self.pos += k
+        return out
+
+
+def fkd_batch(task: ImageTask, idx: torch.Tensor, p: Protocol, g: torch.Generator):
+    """A batch of the ``fkd`` protocol: (views, target probabilities at T, or None with hard targets).
+
+    Replay sets: the stored views of these positions and their stored logits. Others: the same
+    augmentations drawn now from ``g`` (a crop and a flip per image, one CutMix per batch), with the
+    targets mixed by the area each image keeps: static soft labels as tempered probabilities, hard
+    labels as one-hot ones (trained under cross-entropy)."""
+    from . import replay
+
+    if task.replay is not None:
+        n = task.set_size
+        e = int(idx[0]) // n
+        pos = idx - e * n
+        x = replay.views(task.x, task.replay, e, pos, task.replay_batch)
+        return x, F.softmax(task.replay_logits[e, pos.to(task.x.device)].float() / p.temperature, dim=1), True
+    idx = idx.to(task.x.device)
+    k, (h, w) = idx.shape[0], task.x.shape[-2:]
+    rec = {key: v[None] for key, v in replay.draw_epoch(k, h, w, k, g, shuffle=False).items()}
+    x = replay.views(task.x[idx], rec, 0, torch.arange(k), k)
+    partner = rec["mix_perm"][0].long().to(x.device)
+    r1, c1, r2, c2 = rec["mix_box"][0, 0].tolist()
+    keep = 1.0 - (r2 - r1) * (c2 - c1) / (h * w)
+    if task.soft is not None:
+        t = F.softmax(task.soft[idx].float() / p.temperature, dim=1)
+        return x, keep * t + (1 - keep) * t[partner], True
+    onehot = F.one_hot(task.y[idx], task.num_classes).float()
+    return x, keep * onehot + (1 - keep) * onehot[partner], False
+
+
+def fkd_loss(model, task: ImageTask, idx, p: Protocol, g: torch.Generator) -> torch.Tensor:
+    """FKD's student loss (``train_fkd.py``): per chunk of ``batch / accumulate`` views,
+    ``KL(target ‖ softmax(f(x)/T))`` averaged over the chunk (no T²), divided by ``accumulate``;
+    hard-label sets: cross-entropy against their CutMix-mixed one-hot targets at T = 1."""
+    x, target, soft = fkd_batch(task, idx, p, g)
+    chunk = max(1, (p.batch_size or x.shape[0]) // p.accumulate)
+    total = x.new_zeros(())
+    for xc, tc in zip(x.split(chunk), target.split(chunk)):
+        out = model(xc)
+        if soft:
+            total = total + F.kl_div(F.log_softmax(out / p.temperature, dim=1), tc, reduction="batchmean")
+        else:
+            total = total - (tc * F.log_softmax(out, dim=1)).sum(1).mean()
+    return total / p.accumulate
+
+
 def _loss(model, task: ImageTask, idx, p: Protocol, aug, g: torch.Generator) -> torch.Tensor:
+    if p.augment == "fkd":
+        return fkd_loss(model, task, idx, p, g)
     x, y = task.x[idx], task.y[idx]
     if aug is not None:
         x = aug(x)
@@ -261,6 +331,9 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
     aug = make_augment(p, dataset)
     plan = plan_steps(p.budget, p.passes, p.batch_size, task.set_size,
                       None if task.rounds is not None else reference_size)
+    if task.replay is not None and plan.reference_size != task.set_size:
+        raise ValueError(f"replay labels cover passes over the set's {task.set_size} images, but the step budget "
+                         f"is passes over {plan.reference_size} items; evaluate it at its own IPC")
     net = Forward(model, compile_pays(plan.samples, task.x[0].numel(), device) if compile == "auto" else compile)
     total = plan.total_steps
     marks = checkpoint_steps(total, p.checkpoints)
@@ -460,6 +533,24 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     return _result(arch, p, kw, runs, targets, s, device)
 
 
+def val_accuracy(synset: SyntheticSet, val, protocol: Protocol, arch: str = "convnet", seed: int = 0,
+                 device: str | torch.device = "cpu", progress: bool = False) -> float:
+    """The ``val`` accuracy (%) of one student trained on ``synset`` by ``protocol``, tested once at the
+    end: for choices a method makes from its own data (CV-DD's student priors), never the test split."""
+    if getattr(val, "split", None) != "val" or getattr(val, "name", None) != synset.source_dataset:
+        raise ValueError(f"val_accuracy needs the 'val' split of {synset.source_dataset}, got "
+                         f"{getattr(val, 'name', '?')}/{getattr(val, 'split', '?')}")
+    device = resolve_device(device)
+    p = protocol.replace(checkpoints=1)
+    task, val_xy = _image_task(synset, val, device, None, p)
+    kw = dict(p.arch_kwargs) if arch in ("convnet", "convnet_bn") else {}
+    torch.manual_seed(seed)
+    model = create_model(arch, tuple(val.shape), synset.num_classes, **kw).to(device)
+    run = train_images(model, task, p, seed, device, val_xy, synset.source_dataset, progress,
+                       reference_size=synset.ipc * synset.num_classes, curve_policy=CurvePolicy(method="full"))
+    return float(run.final_acc)
+
+
 def _together(arch, kw, s, test, task, test_xy, p, seeds, device, progress, reference, targets, policy, compile,
               together) -> list[SeedRun]:
     """Seeds in groups of ``together``, each group stacked when it can be (else one at a time)."""
@@ -545,8 +636,24 @@ def _image_task(s: SyntheticSet, test, device, source, protocol: Protocol, root=
         x, y = source.tensors(device)
         return ImageTask(x=x, y=y, rounds=s.indices.to(device).long()), test_xy
     soft = s.soft_labels.to(device).float() if s.soft_label_policy == "static" else None
-    if protocol.loss == "kd" and soft is None:
-        raise ValueError(f"protocol {protocol.name!r} trains on soft labels, and this {s.method!r} set has none "
-                         "(random-kd is the random baseline with teacher soft labels)")
+    where = s.path or f"the {s.method!r} set"
     x, y = s.instances()
-    return ImageTask(x=x.to(device), y=y.to(device), soft=soft), test_xy
+    task = ImageTask(x=x.to(device), y=y.to(device), soft=soft, num_classes=s.num_classes)
+    if protocol.augment == "fkd":
+        if s.soft_label_policy == "replay":
+            if s.replay_epochs < protocol.passes:
+                raise ValueError(f"{where}: stores {s.replay_epochs} replay epochs of soft labels but protocol "
+                                 f"{protocol.name!r} trains {protocol.passes}; condense it for this protocol "
+                                 "(replayed labels are never reused for a second epoch)")
+            if s.replay_batch != protocol.batch_size:
+                raise ValueError(f"{where}: its replay labels were made for batches of {s.replay_batch} but protocol "
+                                 f"{protocol.name!r} trains batches of {protocol.batch_size}")
+            task.replay, task.replay_batch = s.replay, s.replay_batch
+            task.replay_logits = s.soft_labels.to(device)
+        return task, test_xy
+    if protocol.loss == "kd" and soft is None:
+        why = ("its soft labels are per-epoch replay labels: evaluate it under the fkd protocol"
+               if s.soft_label_policy == "replay" else "random-kd is the random baseline with teacher soft labels")
+        raise ValueError(f"protocol {protocol.name!r} trains on static soft labels, and this {s.method!r} set has "
+                         f"none ({why})")
+    return task, test_xy

@@ -24,10 +24,11 @@ from .engine import OPTIMIZERS, SCHEDULES, dc_drop_epoch, lr_multiplier
 
 
 PRESETS = ("quick", "paper")
-AUGMENTS = ("dsa", "crop-flip", "rs2")
+AUGMENTS = ("dsa", "crop-flip", "rs2", "fkd")
 LOSSES = ("ce", "kd")
 FREQUENCY_MODES = ("proportional", "once")
 PRECISIONS = ("fp32", "bf16")
+DECAYS = ("all", "matrices")
 GRAPH_PROTOCOLS = {"graph"}
 
 
@@ -55,6 +56,8 @@ class Protocol:
     frequency_mode: str | None = None  # graph sets with pattern frequencies (Mirage): proportional | once
     budget: str = "steps"              # steps: every row trains the plain IPC×C set's steps; epochs: its own passes
     precision: str = "fp32"            # fp32, or bf16: forward and loss under bfloat16 autocast (a separate group)
+    accumulate: int = 1                # forward/backward chunks per optimizer step (gradient accumulation)
+    decay: str = "all"                 # weight decay on all parameters, or on "matrices" (weights of > 1 dim)
 
     def __post_init__(self):
         check_config(
@@ -66,7 +69,10 @@ class Protocol:
             loss=Rule(choices=LOSSES), temperature=Rule(lo=0, lo_open=True, hi=1000), mixup_alpha=Rule(lo=0, hi=100),
             checkpoints=Rule(lo=1, hi=100_000), eval_batch_size=Rule(lo=1, hi=1_000_000),
             frequency_mode=Rule(choices=FREQUENCY_MODES), budget=Rule(choices=BUDGETS),
-            precision=Rule(choices=PRECISIONS))
+            precision=Rule(choices=PRECISIONS), accumulate=Rule(lo=1, hi=1024), decay=Rule(choices=DECAYS))
+        if self.batch_size is not None and self.batch_size % self.accumulate:
+            raise ValueError(f"protocol {self.name}.batch_size ({self.batch_size}) must be a multiple of accumulate "
+                             f"({self.accumulate})")
         if self.eta_min > self.lr:
             raise ValueError(f"protocol {self.name}.eta_min must be <= lr ({self.lr:g}), got {self.eta_min:g}")
 
@@ -94,8 +100,9 @@ class Protocol:
         d["arch_kwargs"] = dict(self.arch_kwargs)
         if d["frequency_mode"] is None:  # a graph-only field: other protocols' records stay as they were
             del d["frequency_mode"]
-        if d["precision"] == "fp32":  # the default: records from before the field keep their key
-            del d["precision"]
+        for k, default in (("precision", "fp32"), ("accumulate", 1), ("decay", "all")):
+            if d[k] == default:  # defaults: records from before the field keep their key
+                del d[k]
         return d
 
     def label(self) -> str:
@@ -168,7 +175,21 @@ def _kd(preset: str) -> Protocol:
                     arch_kwargs=(("width", 128), ("norm", "instancenorm"), ("pooling", "avgpool")))
 
 
-PROTOCOLS = {"dc": _dc, "graph": _graph, "rs2": _rs2, "rs2-ratio": _rs2_ratio, "kd": _kd}
+def _fkd(preset: str) -> Protocol:
+    """Replayed soft labels as CV-DD's ``validate/train_fkd.py`` trains (FKD; SRe2L's pipeline):
+    batch 16 in two accumulated chunks of 8, AdamW lr 1e-3 with weight decay 0.01 on weight matrices
+    only, cosine per epoch, KL divergence at T = 20 without T² (each chunk's batch mean over the
+    chunks). A set with replay labels trains on its stored views (crops, flips, CutMix) and their
+    logits, epoch by epoch; any other set draws the same augmentations from the training seed, with
+    its static soft labels (or one-hot hard labels, under cross-entropy) mixed by CutMix's area.
+    ``paper`` and ``quick``: 300 epochs, the official length."""
+    return Protocol(name="fkd", version=1, preset=preset, epochs=300, batch_size=16, optimizer="adamw", lr=1e-3,
+                    momentum=0.0, weight_decay=0.01, schedule="cosine-epoch", augment="fkd", loss="kd",
+                    temperature=20.0, mixup_alpha=0.0, accumulate=2, decay="matrices",
+                    arch_kwargs=(("width", 128), ("norm", "instancenorm"), ("pooling", "avgpool")))
+
+
+PROTOCOLS = {"dc": _dc, "graph": _graph, "rs2": _rs2, "rs2-ratio": _rs2_ratio, "kd": _kd, "fkd": _fkd}
 
 
 def register_protocol(name: str, builder, kind: str = "images") -> None:

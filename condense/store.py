@@ -19,12 +19,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from . import replay as _replay
 from ._paths import atomic_write
 from ._version import __version__
 
 FORMAT = "condense.synthetic"
-FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)   # version 2 adds the optional compensators part (INFER)
+FORMAT_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)   # version 2 adds the optional compensators part (INFER), 3 the replay part
 KINDS = ("images", "subset-schedule", "graphs")
 IMAGE_ENCODINGS = ("uint8", "unit", "standardized")
 SOFT_POLICIES = ("static", "replay")
@@ -93,6 +94,8 @@ class SyntheticSet:
     soft_label_attrs: dict = field(default_factory=dict)
     compensators: dict[str, torch.Tensor] | None = None   # INFER's universal feature compensators
     compensator_encoding: str = "affine-uint8"
+    replay: dict[str, torch.Tensor] | None = None         # per-epoch views of replay soft labels (CV-DD)
+    replay_batch: int = 0                                  # the replay's batch size (CutMix pairs within it)
     # subset-schedule kind
     indices: torch.Tensor | None = None
     source_size: int | None = None
@@ -104,7 +107,7 @@ class SyntheticSet:
     device: str = "cpu"
     created_utc: str = ""
     library_version: str = __version__
-    format_version: int = FORMAT_VERSION
+    format_version: int = 0       # 0: the lowest version that describes the set (3 with replay, else 2)
     deviations: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
     path: Path | None = None
@@ -114,6 +117,8 @@ class SyntheticSet:
             raise ValueError(f"unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         self.class_names = tuple(str(c) for c in self.class_names)
         self.deviations = tuple(self.deviations)
+        if not self.format_version or (self.replay is not None and self.format_version < FORMAT_VERSION):
+            self.format_version = FORMAT_VERSION if self.replay is not None else 2
         if not self.created_utc:
             self.created_utc = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -142,6 +147,8 @@ class SyntheticSet:
             out["soft_labels"] = {"soft_labels": _np(self.soft_labels)}
         if self.compensators is not None:
             out["compensators"] = {k: _np(v) for k, v in self.compensators.items()}
+        if self.replay is not None:
+            out["replay"] = {k: _np(v) for k, v in self.replay.items()}
         if self.indices is not None:
             out["indices"] = {"indices": _np(self.indices)}
         if self.graphs is not None:
@@ -213,12 +220,58 @@ class SyntheticSet:
         n = int(self.labels.shape[0])
         return n if self.compensators is None else n + int(self._init_batches()[2].sum())
 
-    def dataset(self, transform: Callable | None = None):
-        """A torch ``Dataset``: (image, label[, soft label]) for images, ``Data`` for graphs."""
+    @property
+    def replay_epochs(self) -> int:
+        """Epochs of stored replay views (0: none)."""
+        return int(self.soft_labels.shape[0]) if self.soft_label_policy == "replay" else 0
+
+    def replay_views(self, epoch: int, positions: torch.Tensor | None = None,
+                     images: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Epoch ``epoch``'s stored views at ``positions`` (default: all, in visiting order), with the
+        hard label of each view's own image and its stored logits (:mod:`condense.replay`).
+        ``images``: the standardized images on a device (default: :meth:`float_images`)."""
+        if self.soft_label_policy != "replay":
+            raise ValueError(f"{self.path or 'this set'}: has no replay soft labels")
+        if not isinstance(epoch, int) or not 0 <= epoch < self.replay_epochs:
+            raise ValueError(f"{self.path or 'this set'}: replay epoch must be in [0, {self.replay_epochs}), got {epoch!r}")
+        x = self.float_images() if images is None else images
+        pos = torch.arange(len(self)) if positions is None else positions.long().cpu()
+        v = _replay.views(x, self.replay, epoch, pos, self.replay_batch)
+        y = self.labels.long()[self.replay["order"][epoch].long()[pos]]
+        return v, y, self.soft_labels[epoch][pos]
+
+    def attach_replay(self, other: "SyntheticSet") -> "SyntheticSet":
+        """This set with the replay soft labels of ``other`` (e.g. a separate replay file), refused
+        unless they were made for exactly these images and labels."""
+        if other.soft_label_policy != "replay" or other.replay is None:
+            raise FormatError(f"{other.path or 'the other set'}: holds no replay soft labels")
+        mine, theirs = _replay.set_digest(self.images, self.labels), _replay.set_digest(other.images, other.labels)
+        if mine != theirs:
+            raise FormatError(f"{other.path or 'the other set'}: replay labels were made for another set (images and "
+                              f"labels fingerprint {theirs[:12]}…, this set {mine[:12]}…)")
+        return replace(self, format_version=FORMAT_VERSION, soft_labels=other.soft_labels, soft_label_policy="replay",
+                       soft_label_attrs=dict(other.soft_label_attrs), replay=dict(other.replay),
+                       replay_batch=other.replay_batch)
+
+    def dataset(self, transform: Callable | None = None, epoch: int | None = None, hard_only: bool = False):
+        """A torch ``Dataset``: (image, label[, soft label]) for images, ``Data`` for graphs.
+
+        A set with replay soft labels gives epoch ``epoch``'s stored augmented views, in visiting order,
+        with their logits (``epoch`` is then required: its labels belong to those views only);
+        ``hard_only=True`` gives the plain images with hard labels instead."""
         if self.kind == "images":
+            if self.soft_label_policy == "replay" and not hard_only:
+                if epoch is None:
+                    raise ValueError(f"{self.path or 'this set'}: its soft labels are per epoch "
+                                     f"({self.replay_epochs} replay epochs): pass epoch=e for that epoch's stored "
+                                     "views and logits, or hard_only=True for the images with hard labels")
+                x, y, soft = self.replay_views(epoch)
+                return SyntheticImageDataset(x, y, soft, transform)
+            if epoch is not None and not hard_only:
+                raise ValueError(f"{self.path or 'this set'}: has no replay soft labels; epoch applies only to them")
             x, y = self.instances()
-            return SyntheticImageDataset(x, y, self.soft_labels if self.soft_label_policy == "static" else None,
-                                         transform)
+            soft = self.soft_labels if self.soft_label_policy == "static" and not hard_only else None
+            return SyntheticImageDataset(x, y, soft, transform)
         if self.kind == "graphs":
             return _graph_data_list(self.graphs)
         raise ValueError("a subset-schedule set indexes its source: call .resolve(source) for per-round datasets")
@@ -397,6 +450,12 @@ def _write(f, s: SyntheticSet) -> None:
         if s.soft_labels is not None:
             _write_array(f, "soft_labels", _np(s.soft_labels), policy=s.soft_label_policy,
                          attrs_json=json.dumps(s.soft_label_attrs, sort_keys=True))
+        if s.replay is not None:
+            g = f.create_group("replay")
+            g.attrs["batch_size"] = int(s.replay_batch)
+            g.attrs["set_sha256"] = _replay.set_digest(s.images, s.labels)
+            for k in _replay.REPLAY_KEYS:
+                _write_array(g, k, _np(s.replay[k]))
         if s.compensators is not None:
             g = f.create_group("compensators")
             g.attrs["encoding"] = s.compensator_encoding
@@ -576,6 +635,10 @@ def _check_declared_shapes(f, path: Path) -> None:
             elif v is not None and (b != (v[0],) or ib != (x[0],)):
                 problems.append("compensators/batch needs one entry per compensator and compensators/image_batch "
                                 "one per image")
+    sl, order = _shape(f, "soft_labels"), _shape(f, "replay/order")
+    if order is not None and (sl is None or len(sl) != 3 or sl[:2] != order or (x is not None and order[1:] != x[:1])):
+        problems.append(f"replay/order has shape {order}; it needs one row per replay epoch of soft_labels {sl} "
+                        f"and one entry per image")
     g = f.get("graphs")
     if g is not None and hasattr(g, "keys"):
         gx, gei, gy = _shape(g, "x"), _shape(g, "edge_index"), _shape(g, "labels")
@@ -673,6 +736,17 @@ def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:
             kw["soft_labels"] = torch.from_numpy(np.ascontiguousarray(_array(f, "soft_labels", path)))
             kw["soft_label_policy"] = str(sl.attrs.get("policy", ""))
             kw["soft_label_attrs"] = json.loads(sl.attrs.get("attrs_json", "{}"))
+        if "replay" in f:
+            g = f["replay"]
+            if not hasattr(g, "keys"):
+                raise FormatError(f"{path}: '/replay' must be a group")
+            kw["replay"] = {k: torch.from_numpy(np.ascontiguousarray(_array(g, k, path, "replay/")))
+                            for k in _replay.REPLAY_KEYS}
+            kw["replay_batch"] = int(g.attrs.get("batch_size", 0))
+            made_for = str(g.attrs.get("set_sha256", ""))
+            if made_for != _replay.set_digest(kw["images"], kw["labels"]):
+                raise FormatError(f"{path}: the replay labels were made for another set (their images and labels "
+                                  f"fingerprint {made_for[:12]}… differs from this file's)")
         if "compensators" in f:
             g = f["compensators"]
             if not hasattr(g, "keys"):
@@ -820,10 +894,17 @@ def _check_images(s: SyntheticSet) -> list[str]:
         elif s.soft_label_policy == "static" and tuple(sl.shape) != (n_inst, s.num_classes):
             p.append(f"static soft_labels must be {n_inst}×{s.num_classes} (one row per instance), "
                      f"got {tuple(sl.shape)}")
-        elif s.soft_label_policy == "replay" and (sl.ndim != 3 or sl.shape[-1] != s.num_classes):
-            p.append(f"replay soft_labels must be epochs×n×{s.num_classes}, got {tuple(sl.shape)}")
-        elif not sl.dtype.is_floating_point or not _finite(sl):
+        elif s.soft_label_policy == "replay" and s.replay is None:
+            p.append("replay soft_labels need the /replay views they label")
+        elif s.soft_label_policy == "replay" and s.compensators is not None:
+            p.append("replay soft_labels label a set's own images; a set with compensators stores static ones")
+        elif s.soft_label_policy == "replay":
+            p.extend(_replay.check(s.replay, sl, n_inst, s.num_classes, int(s.images.shape[-2]),
+                                   int(s.images.shape[-1]), s.replay_batch)[:1])
+        if not p and (not sl.dtype.is_floating_point or not _finite(sl)):
             p.append("soft_labels must be finite floats")
+    if s.replay is not None and s.soft_label_policy != "replay":
+        p.append("a /replay part without replay soft labels")
     return p
 
 

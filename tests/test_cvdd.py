@@ -19,19 +19,23 @@ CIFAR10_PRIORS = (63.01, 65.25, 68.52, 67.61, 67.57)  # ResNet-18, ResNet-50, Sh
 def test_committee_schedule_per_ipc_index():
     """IPC 1: the two best priors (ShuffleNetV2 and MobileNetV2 on CIFAR-10); IPC 10: pair i of the
     ten pairs of five in order; other IPCs: two distinct members per index, drawn with the seed;
-    committee 1: the best prior alone (SRe2L++)."""
+    committee 1: the pool's first teacher alone (SRe2L++: ResNet-18 in the paper pool)."""
     assert committee_schedule(CIFAR10_PRIORS, 1) == [(2, 3)]
     assert committee_schedule(CIFAR10_PRIORS, 10) == list(itertools.combinations(range(5), 2))
     fifty = committee_schedule(CIFAR10_PRIORS, 50, seed=3)
     assert len(fifty) == 50 and all(len(set(c)) == 2 for c in fifty)
     assert fifty == committee_schedule(CIFAR10_PRIORS, 50, seed=3) != committee_schedule(CIFAR10_PRIORS, 50, seed=4)
     assert len(set(fifty)) > 5  # drawn per index, not one pair for all
-    assert committee_schedule(CIFAR10_PRIORS, 10, size=1) == [(2,)] * 10
+    assert committee_schedule(CIFAR10_PRIORS, 10, size=1) == [(0,)] * 10
 
 
 def test_committee_schedule_refuses_a_pool_too_small():
     with pytest.raises(ValueError, match="a committee of 2 needs a pool of at least 2"):
         committee_schedule((60.0,), 10)
+    with pytest.raises(ValueError, match="IPC-10 committees are the pool's pairs.*4 teachers has 6 pairs"):
+        committee_schedule((60.0, 61.0, 62.0, 63.0), 10)
+    with pytest.raises(ValueError, match="1 \\(SRe2L\\+\\+\\) or 2 members"):
+        committee_schedule(CIFAR10_PRIORS, 10, size=3)
 
 
 def test_weights_are_a_softmax_of_priors_over_the_temperature():
@@ -93,8 +97,9 @@ def _hand_bn_forward(m, x):
 
 
 def test_bssl_uses_the_batch_statistics_of_each_half():
-    """Train-mode BN on chunks of 8 inside batches of 16: the labels equal a hand computation with each
-    chunk's own statistics, differ from eval-mode labels (running statistics), and leave the teachers'
+    """Train-mode BN on the two halves of every batch of 16 (split at len // 2, so a last batch of 4 is
+    two halves of 2, as the official relabelling splits): the labels equal a hand computation with each
+    half's own statistics, differ from eval-mode labels (running statistics), and leave the teachers'
     running statistics untouched."""
     models = [_teacher(0), _teacher(1)]
     w = committee_weights((60.0, 64.0), 10.0)
@@ -103,7 +108,7 @@ def test_bssl_uses_the_batch_statistics_of_each_half():
     got = bssl_logits(models, w, x)
     with torch.no_grad():
         want = torch.cat([sum(wk * _hand_bn_forward(m, xb) for m, wk in zip(models, w.tolist()))
-                          for xb in (x[:8], x[8:16], x[16:])])
+                          for xb in (x[:8], x[8:16], x[16:18], x[18:])])
         eval_mode = sum(wk * m(x) for m, wk in zip(models, w.tolist()))
     assert torch.allclose(got, want, atol=1e-5)
     assert not torch.allclose(got, eval_mode, atol=1e-2)
@@ -151,7 +156,49 @@ def test_synthesis_lowers_the_committee_loss_and_keeps_pixels_in_range():
             for b in bns:
                 b.close()
 
-    x = synthesize(models, w, x0, y, iterations=60, lr=0.1, r_bn=0.01, first_bn_multiplier=10.0, jitter=1,
-                   lo=lo, hi=hi, g=torch.Generator().manual_seed(0))
+    x = synthesize(models, [(0, 1)], [w.tolist()], x0, y, iterations=60, lr=0.1, r_bn=0.01,
+                   first_bn_multiplier=10.0, jitter=1, lo=lo, hi=hi, g=torch.Generator().manual_seed(0))
     assert loss(x) < 0.95 * loss(x0)  # optimised under random resized crops, measured without them
     assert x.min() >= -1.0 and x.max() <= 1.0
+
+
+def test_batches_recovered_together_equal_batches_recovered_alone():
+    """All IPC indices are optimised in one loop (one Adam over all pixels, every member forwarding the
+    batches it votes on): each batch ends exactly where its own run, with its own committee, ends."""
+    models = [_teacher(0), _teacher(1), _teacher(2)]
+    for m in models:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    committees = [(0, 1), (1, 2)]
+    weights = [committee_weights((60.0, 64.0), 5.0).tolist(), committee_weights((64.0, 62.0), 5.0).tolist()]
+    x0, y = torch.rand(8, 3, 8, 8) * 2 - 1, torch.arange(4).repeat(2)
+    lo, hi = torch.full((1, 3, 1, 1), -1.0), torch.full((1, 3, 1, 1), 1.0)
+    kw = dict(iterations=5, lr=0.1, r_bn=0.01, first_bn_multiplier=10.0, jitter=1, lo=lo, hi=hi)
+
+    together = synthesize(models, committees, weights, x0, y, g=torch.Generator().manual_seed(0), **kw)
+    # The joint run draws batch 0's and batch 1's augmentation in turn; alone, each batch gets the
+    # draws the joint run gave it.
+    g = torch.Generator().manual_seed(0)
+    draws = []
+    for _ in range(5):
+        for b in range(2):
+            state = g.get_state()
+            crop_flip_roll(x0[:4], g, 1)
+            draws.append(state)
+    for b in range(2):
+        states = iter(draws[b::2])
+
+        def replay_aug(x, _g, jitter, states=states):
+            gg = torch.Generator()
+            gg.set_state(next(states))
+            return crop_flip_roll(x, gg, jitter)
+
+        import condense.methods.cvdd as cvdd
+        real = cvdd.crop_flip_roll
+        cvdd.crop_flip_roll = replay_aug
+        try:
+            alone = synthesize(models, [committees[b]], [weights[b]], x0[4 * b:4 * b + 4], y[:4],
+                               g=torch.Generator(), **kw)
+        finally:
+            cvdd.crop_flip_roll = real
+        assert torch.allclose(alone, together[4 * b:4 * b + 4], atol=1e-5)

@@ -28,10 +28,13 @@ def list_condensers(kind: str | None = None) -> list[str]:
 
 def default_condensers(kind: str, protocol) -> list[str]:
     """What a sweep runs by default: every condenser for the kind, and under a soft-label protocol
-    only those that store soft labels (others would have nothing to train on)."""
+    only those that store soft labels (others would have nothing to train on); ``fkd`` also trains
+    ``random`` (its hard labels under CutMix cross-entropy), the row every method must beat."""
     names = [n for n in list_condensers(kind) if _CONDENSERS[n].default_run]
     if getattr(protocol, "loss", "ce") == "kd":
         names = [n for n in list_condensers(kind) if _CONDENSERS[n].soft_labels]
+        if getattr(protocol, "augment", None) == "fkd":
+            names = ["random"] + names
     return names
 
 

@@ -27,19 +27,27 @@ What the official code does, and this module with it:
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import json
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import generator, per_class_indices
+from .._paths import atomic_write, cache_dir
+from ..checks import Rule
+from ..replay import crop_flip, resized_crop_box
+from ..teachers import (QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, pool_costs, pool_summary,
+                        teacher_pool)
+from .base import Condenser, generator, per_class_indices, register_condenser
 from .infer import BNStatLoss
 
 SYNTHESIS_TEMPERATURE = 5.0
 RELABEL_TEMPERATURE = 10.0
-BSSL_BATCH, BSSL_HALF = 16, 8
+BSSL_BATCH = 16
 
 
 def committee_weights(priors, temperature: float) -> torch.Tensor:
@@ -50,21 +58,26 @@ def committee_weights(priors, temperature: float) -> torch.Tensor:
 def committee_schedule(priors, ipc: int, size: int = 2, seed: int = 0) -> list[tuple[int, ...]]:
     """The committee (indices into the pool) of every IPC index, as the official scripts choose it.
 
-    ``size=1``: the best-prior teacher for every index (SRe2L++). ``size=2``: at IPC 1 the two best
-    priors; at IPC 10 pair *i* of the pool's pairs in order, for a pool of at least five (the ten
-    pairs of five); otherwise two members drawn at random (seeded) per index."""
+    ``size=1`` (SRe2L++): the pool's first teacher for every index (ResNet-18 in the paper pool, the
+    official SRe2L++ teacher). ``size=2``: at IPC 1 the two best priors; at IPC 10 pair *i* of the
+    pool's pairs in order (a pool of five has exactly ten); otherwise two members drawn at random
+    (seeded) per index, as at IPC 50."""
     m = len(priors)
-    if size < 1:
-        raise ValueError(f"committee size must be >= 1, got {size}")
+    if size not in (1, 2):
+        raise ValueError(f"CV-DD's committee has 1 (SRe2L++) or 2 members, got {size}")
     if size > m:
         raise ValueError(f"a committee of {size} needs a pool of at least {size} teachers, got {m}")
-    best = sorted(range(m), key=lambda i: (-float(priors[i]), i))
     if size == 1:
-        return [(best[0],)] * ipc
+        return [(0,)] * ipc
     if ipc == 1:
+        best = sorted(range(m), key=lambda i: (-float(priors[i]), i))
         return [tuple(sorted(best[:size]))]
-    if ipc == 10 and size == 2 and math.comb(m, 2) >= 10:
-        return list(itertools.combinations(range(m), 2))[:10]
+    if ipc == 10:
+        pairs = list(itertools.combinations(range(m), 2))
+        if len(pairs) < 10:
+            raise ValueError(f"CV-DD's IPC-10 committees are the pool's pairs, one per IPC index, and a pool of "
+                             f"{m} teachers has {len(pairs)} pairs; use a pool of at least 5")
+        return pairs[:10]
     g = generator(seed)
     return [tuple(sorted(torch.randperm(m, generator=g)[:size].tolist())) for _ in range(ipc)]
 
@@ -88,34 +101,12 @@ def patch_init(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per
     return F.interpolate(mosaic, size=(h, w), mode="nearest") if mosaic.shape[-2:] != (h, w) else mosaic, idx
 
 
-def resized_crop_box(h: int, w: int, g: torch.Generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-    """torchvision's RandomResizedCrop parameters (top, left, height, width), drawn from ``g``."""
-    area = h * w
-    for _ in range(10):
-        target = area * float(torch.empty(1).uniform_(scale[0], scale[1], generator=g))
-        log_r = float(torch.empty(1).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g))
-        cw = int(round(math.sqrt(target * math.exp(log_r))))
-        ch = int(round(math.sqrt(target / math.exp(log_r))))
-        if 0 < cw <= w and 0 < ch <= h:
-            top = int(torch.randint(0, h - ch + 1, (1,), generator=g))
-            left = int(torch.randint(0, w - cw + 1, (1,), generator=g))
-            return top, left, ch, cw
-    r = w / h  # fallback: the centre crop at the nearest allowed ratio
-    cw, ch = (w, int(round(w / ratio[0]))) if r < ratio[0] else ((int(round(h * ratio[1])), h) if r > ratio[1] else (w, h))
-    return (h - ch) // 2, (w - cw) // 2, ch, cw
-
-
 def crop_flip_roll(x: torch.Tensor, g: torch.Generator, jitter: int) -> torch.Tensor:
     """One RandomResizedCrop and one flip for the whole batch, then a roll of 0..``jitter`` pixels."""
-    from kornia.geometry.transform import crop_and_resize
-
     h, w = x.shape[-2:]
-    top, left, ch, cw = resized_crop_box(h, w, g)
-    box = torch.tensor([[left, top], [left + cw - 1, top], [left + cw - 1, top + ch - 1], [left, top + ch - 1]],
-                       dtype=x.dtype, device=x.device)
-    out = crop_and_resize(x, box.expand(x.shape[0], 4, 2), (h, w))
-    if bool(torch.rand(1, generator=g) < 0.5):
-        out = out.flip(-1)
+    box = torch.tensor(resized_crop_box(h, w, g), dtype=torch.int16)
+    flip = torch.rand(1, generator=g) < 0.5
+    out = crop_flip(x, box.expand(x.shape[0], 4), flip.expand(x.shape[0]))
     dx, dy = (int(v) for v in torch.randint(0, jitter + 1, (2,), generator=g))
     return torch.roll(out, shifts=(dx, dy), dims=(2, 3))
 
@@ -131,49 +122,316 @@ def committee_loss(models, weights: torch.Tensor, bn_losses, x: torch.Tensor, y:
     return total
 
 
-def synthesize(models, weights: torch.Tensor, x0: torch.Tensor, y: torch.Tensor, *, iterations: int,
-               lr: float, betas=(0.5, 0.9), r_bn: float, first_bn_multiplier: float, jitter: int,
-               lo: torch.Tensor, hi: torch.Tensor, g: torch.Generator, progress: bool = False,
-               desc: str = "CV-DD") -> torch.Tensor:
-    """Recover one batch against its committee (§3.2): Adam on the pixels, cosine without warm-up,
-    the augmentation of :func:`crop_flip_roll` each iteration, pixels clamped to [lo, hi] after each
-    step (``lo``/``hi``: per-channel bounds of the standardised range)."""
+def synthesize(models, committees, weights, x0: torch.Tensor, y: torch.Tensor, *, iterations: int, lr: float,
+               betas=(0.5, 0.9), r_bn: float, first_bn_multiplier: float, jitter: int, lo: torch.Tensor,
+               hi: torch.Tensor, g: torch.Generator, progress: bool = False, desc: str = "CV-DD") -> torch.Tensor:
+    """Recover every IPC index's batch against its committee (§3.2, Eq. 6), all batches at once.
+
+    ``x0`` holds ``len(committees)`` batches of C images (batch-major); batch *b* is optimised against
+    the pool members ``committees[b]`` with weights ``weights[b]``. Each iteration draws the augmentation
+    of :func:`crop_flip_roll` once per batch; every member sees the same augmented batch. Adam on the
+    pixels (elementwise, so one optimiser over all batches is one per batch), cosine without warm-up,
+    pixels clamped to [lo, hi] after each step. The teachers are frozen in eval mode, so batches never
+    interact: this equals recovering each batch on its own, as the official code does."""
     from tqdm.auto import trange
 
+    nb = len(committees)
+    c = x0.shape[0] // nb
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr, betas=betas, eps=1e-8)
-    bns = [BNStatLoss(m, x.shape[0], first_bn_multiplier) for m in models]
+    roles = {}   # member -> (rows of the batches it votes on, its weight on each of those batches)
+    for k in sorted({k for com in committees for k in com}):
+        batches = [b for b, com in enumerate(committees) if k in com]
+        rows = torch.cat([torch.arange(b * c, (b + 1) * c) for b in batches]).to(x.device)
+        w = torch.tensor([float(weights[b][committees[b].index(k)]) for b in batches], device=x.device)
+        roles[k] = (rows, w, BNStatLoss(models[k], c, first_bn_multiplier))
     try:
         for it in trange(iterations, desc=desc, disable=not progress, leave=False, unit="it"):
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * it / iterations))
-            loss = committee_loss(models, weights, bns, crop_flip_roll(x, g, jitter), y, r_bn)
+            xa = torch.cat([crop_flip_roll(xb, g, jitter) for xb in x.split(c)])
+            loss = x.new_zeros(())
+            for k, (rows, w, bn) in roles.items():
+                ce = F.cross_entropy(models[k](xa[rows]), y[rows], reduction="none").view(-1, c).mean(1)
+                loss = loss + (w * (ce + r_bn * bn.pop())).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             with torch.no_grad():
                 x.copy_(torch.maximum(torch.minimum(x, hi), lo))
     finally:
-        for bn in bns:
+        for _, _, bn in roles.values():
             bn.close()
     return x.detach()
 
 
-@torch.no_grad()
-def bssl_logits(models, weights: torch.Tensor, x: torch.Tensor, batch: int = BSSL_BATCH,
-                half: int = BSSL_HALF) -> torch.Tensor:
-    """Batch-specific soft labels (§3.3): ``Σ_k w_k z_k`` with every teacher in train mode, so that its
-    BatchNorm layers use the statistics of the synthetic batch, forwarded in batches of ``batch`` as
-    chunks of ``half``. Runs on copies: the teachers' running statistics are not updated."""
+def train_mode_copies(models) -> list[nn.Module]:
+    """Copies of the teachers in train mode whose BatchNorm layers normalise with the batch's own
+    statistics and never update their running buffers (momentum 0)."""
     copies = []
     for m in models:
         c = copy.deepcopy(m).train()
         for mod in c.modules():
             if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                mod.momentum = 0.0  # train-mode statistics, running buffers left as they are
+                mod.momentum = 0.0
         copies.append(c)
+    return copies
+
+
+@torch.no_grad()
+def _bssl(copies, weights: list[float], x: torch.Tensor, batch: int) -> torch.Tensor:
+    """BSSL logits of ``x`` in batches of ``batch``, each forwarded as two halves (split at len // 2)
+    that BatchNorm normalises with their own statistics. (One pass over all halves with per-half
+    statistics computes the same and was measured slower on CPUs.)"""
     out = []
     for i in range(0, x.shape[0], batch):
-        for xb in x[i:i + batch].split(half):
-            out.append(sum(w * c(xb) for c, w in zip(copies, weights.tolist())))
+        xb = x[i:i + batch]
+        half = xb.shape[0] // 2
+        chunks = [xb[:half], xb[half:]] if half else [xb]
+        out.append(sum(w * torch.cat([c(ch) for ch in chunks]) for c, w in zip(copies, weights)))
     return torch.cat(out)
+
+
+def bssl_logits(models, weights: torch.Tensor, x: torch.Tensor, batch: int = BSSL_BATCH) -> torch.Tensor:
+    """Batch-specific soft labels (§3.3): ``Σ_k w_k z_k`` with every teacher in train mode, so that its
+    BatchNorm layers use the statistics of the synthetic batch, each batch of ``batch`` forwarded as
+    two halves split at ``len // 2`` (the official relabelling). Runs on copies: the teachers' running
+    statistics are not updated."""
+    return _bssl(train_mode_copies(models), weights.tolist(), x, batch)
+
+
+def relabel_replay(models, weights: torch.Tensor, x: torch.Tensor, epochs: int, batch: int, g: torch.Generator,
+                   progress: bool = False) -> tuple[dict, torch.Tensor]:
+    """FKD-style replay labels with BSSL (§3.3): for each epoch a seeded visiting order, a
+    RandomResizedCrop (0.08–1) and flip per view and CutMix (β(1, 1)) per batch
+    (:func:`condense.replay.draw`), and the committee's BSSL logits of exactly those views, in batches
+    of ``batch``. Returns (the replay record, E×N×C logits)."""
+    from tqdm.auto import trange
+
+    from .. import replay
+
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    rec = replay.draw(epochs, n, h, w, batch, g)
+    copies, wl = train_mode_copies(models), weights.tolist()
+    logits = []
+    for e in trange(epochs, desc="BSSL replay labels", disable=not progress, leave=False, unit="epoch"):
+        logits.append(_bssl(copies, wl, replay.views(x, rec, e, torch.arange(n), batch), batch))
+    return rec, torch.stack(logits)
+
+
+# ----------------------------------------------------------------------------- the condensers
+
+# The paper's pool in CIFAR form (ResNet-18, ResNet-50, ShuffleNetV2, MobileNetV2, DenseNet-121) and five
+# BatchNorm ConvNets of different widths and depths that a CPU trains in minutes.
+PAPER_POOL = ("resnet18", "resnet50", "shufflenetv2_x0_5", "mobilenetv2_cifar", "densenet121")
+QUICK_POOL_CVDD = QUICK_POOL + ("convnet_bn-w64-d2",)
+# The official relabelling scripts' priors (--model-weight), in the pool's order.
+OFFICIAL_PRIORS = {"cifar10": (63.0, 65.3, 68.5, 67.6, 67.4)}
+PRIOR_MODES = ("student", "val", "explicit")
+LABEL_MODES = ("replay", "static")
+
+
+@dataclass(frozen=True)
+class CVDDConfig:
+    teachers: tuple[str, ...] = PAPER_POOL
+    teacher_recipe: str = "paper"
+    teacher_seed: int = 0
+    committee: int = 2                # 1: SRe2L++ (the pool's first teacher alone)
+    prior: str = "student"            # student | val | explicit
+    priors: tuple[float, ...] = ()    # the explicit priors, one per teacher
+    iterations: int = 4000
+    lr: float = 0.25
+    beta1: float = 0.5
+    beta2: float = 0.9
+    r_bn: float = 0.01
+    first_bn_multiplier: float = 10.0
+    jitter: int | None = None         # roll range; None: side/8 (4 on 32×32)
+    soft_labels: str = "replay"       # replay: per-epoch BSSL labels of stored views | static: one per image
+    replay_epochs: int = 300
+    replay_batch: int = 16
+    soft_label_dtype: str = "float16"
+    prior_ipc: int = 10               # prior="student": the single-teacher sets' IPC
+    prior_epochs: int = 100           # prior="student": their students' fkd epochs
+
+    def __post_init__(self):
+        check_pool_config(self, "cvdd", committee=Rule(choices=(1, 2)), prior=Rule(choices=PRIOR_MODES),
+                          iterations=Rule(lo=1, hi=10_000_000), lr=Rule(lo=0, lo_open=True),
+                          beta1=Rule(lo=0, hi=1, hi_open=True), beta2=Rule(lo=0, hi=1, hi_open=True),
+                          r_bn=Rule(lo=0), first_bn_multiplier=Rule(lo=0), jitter=Rule(lo=0, hi=1024),
+                          soft_labels=Rule(choices=LABEL_MODES), replay_epochs=Rule(lo=1, hi=100_000),
+                          replay_batch=Rule(lo=1, hi=100_000), soft_label_dtype=Rule(choices=SOFT_DTYPES),
+                          prior_ipc=Rule(lo=1, hi=10_000), prior_epochs=Rule(lo=1, hi=100_000))
+        if self.prior == "explicit" and len(self.priors) != len(self.teachers):
+            raise ValueError(f"cvdd.priors: prior='explicit' needs one prior per teacher ({len(self.teachers)}), "
+                             f"got {len(self.priors)}")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.priors):
+            raise ValueError(f"cvdd.priors must be finite numbers, got {list(self.priors)!r}")
+
+    @classmethod
+    def preset(cls, name: str):
+        if name == "paper":
+            return cls()
+        return cls(teachers=QUICK_POOL_CVDD, teacher_recipe="quick", prior="val", iterations=500)
+
+
+@register_condenser
+class CVDD(Condenser):
+    """CV-DD: committee-voted synthesis and BSSL replay labels (module docstring)."""
+
+    name = "cvdd"
+    Config = CVDDConfig
+    soft_labels = True
+    deviations = (
+        "synthesis runs in fp32, where the official code uses fp16 autocast with a gradient scaler",
+        "crops are resized on tensors (kornia, bilinear) where the official code resizes PIL images",
+        "the real-patch initialisation (2×2 mosaics of four real images of the class) is rebuilt from the "
+        "paper's figure: its code is not in the official repository",
+    )
+
+    def for_protocol(self, protocol) -> "CVDD":
+        """Replay labels for exactly the ``fkd`` protocol's epochs and batch, static ones for ``kd``
+        (which trains on one label per image). Hard-label protocols take the set as configured, so that
+        its hard-label row (HLR) is the same set, with the same configuration, as its ``fkd`` row."""
+        cfg = self.config
+        if getattr(protocol, "augment", None) == "fkd":
+            if cfg.soft_labels != "replay":
+                return self
+            return type(self)(cfg, replay_epochs=protocol.passes, replay_batch=protocol.batch_size or cfg.replay_batch)
+        if getattr(protocol, "loss", "ce") == "kd" and cfg.soft_labels != "static":
+            return type(self)(cfg, soft_labels="static")
+        return self
+
+    def _condense(self, train, ipc, *, seed, device, progress):
+        cfg = self.config
+        c = len(train.classes)
+        if cfg.committee > len(cfg.teachers):
+            raise ValueError(f"{self.name}: a committee of {cfg.committee} needs a pool of at least {cfg.committee} "
+                             f"teachers, got {len(cfg.teachers)}")
+        priors0 = cfg.priors if cfg.prior == "explicit" else (0.0,) * len(cfg.teachers)
+        committees = committee_schedule(priors0, ipc, cfg.committee, seed)  # refuses what it cannot serve early
+        pool = teacher_pool(train, cfg.teachers, TeacherRecipe.preset(cfg.teacher_recipe), seed=cfg.teacher_seed,
+                            device=device, progress=progress)
+        priors, prior_info = self.priors(train, pool, device, progress)
+        committees = committee_schedule(priors, ipc, cfg.committee, seed)
+        images, src = self.recover(train, pool, priors, committees, ipc, seed, device, progress)
+        labels = torch.arange(c).repeat(ipc)
+        relabelers = sorted({k for com in committees for k in com}) if cfg.committee == 1 else list(range(len(pool)))
+        w = committee_weights([priors[k] for k in relabelers], RELABEL_TEMPERATURE)
+        models = [pool[k].model for k in relabelers]
+        x = train.normalize(images.to(device))
+        g = generator(seed + 1)
+        parts = {"kind": "images", "images": images, "image_encoding": "uint8", "labels": labels}
+        dtype = getattr(torch, cfg.soft_label_dtype)
+        attrs = {"space": "logits", "teachers": [cfg.teachers[k] for k in relabelers],
+                 "weights": [round(v, 6) for v in w.tolist()], "rule": "BSSL: the weighted sum of train-mode teacher logits"}
+        if cfg.soft_labels == "replay":
+            rec, logits = relabel_replay(models, w, x, cfg.replay_epochs, cfg.replay_batch, g, progress)
+            parts.update(soft_labels=logits.cpu().to(dtype), soft_label_policy="replay", replay=rec,
+                         replay_batch=cfg.replay_batch)
+            attrs["views"] = "per epoch: RandomResizedCrop (0.08-1) + flip per view, CutMix beta(1, 1) per batch"
+        else:
+            order = torch.randperm(len(labels), generator=g)
+            static = torch.empty(len(labels), c)
+            static[order] = bssl_logits(models, w, x[order.to(device)], cfg.replay_batch).cpu()
+            parts.update(soft_labels=static.to(dtype), soft_label_policy="static")
+            attrs["views"] = "the stored images, one seeded shuffle, in batches of replay_batch"
+        parts["soft_label_attrs"] = attrs
+        parts.update(pool_costs(pool))
+        parts["extra"] = {"committees": [list(com) for com in committees], "priors": [round(float(p), 4) for p in priors],
+                          "prior_mode": prior_info, "relabel_teachers": [cfg.teachers[k] for k in relabelers],
+                          "source_indices": src.tolist(), **pool_summary(pool)}
+        return parts
+
+    def recover(self, train, pool, priors, committees, ipc, seed, device, progress):
+        """§3.2: real-patch initialisation, then the committee synthesis of every IPC index; returns
+        uint8 images (batch-major: IPC index, then class) and the source indices of the patches."""
+        cfg = self.config
+        c = len(train.classes)
+        g = generator(seed)
+        mosaic, src = patch_init(train.images, train.labels, c, ipc, g)
+        x0 = train.normalize(mosaic.round().clamp(0, 255).to(torch.uint8).to(device))
+        y = torch.arange(c, device=device).repeat(ipc)
+        mean = torch.tensor(train.mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(train.std, device=device).view(1, -1, 1, 1)
+        lo, hi = (0 - mean) / std, (1 - mean) / std
+        weights = [committee_weights([priors[k] for k in com], SYNTHESIS_TEMPERATURE).tolist() for com in committees]
+        jitter = cfg.jitter if cfg.jitter is not None else max(1, train.shape[-1] // 8)
+        torch.manual_seed(seed)
+        x = synthesize([t.model for t in pool], committees, weights, x0, y, iterations=cfg.iterations, lr=cfg.lr,
+                       betas=(cfg.beta1, cfg.beta2), r_bn=cfg.r_bn, first_bn_multiplier=cfg.first_bn_multiplier,
+                       jitter=jitter, lo=lo, hi=hi, g=g, progress=progress, desc=f"{self.name} synthesis")
+        pixels = (x * std + mean).clamp(0, 1)
+        return (pixels * 255).round().to(torch.uint8).cpu(), src
+
+    def priors(self, train, pool, device, progress) -> tuple[tuple[float, ...], dict]:
+        """The teachers' priors by ``prior`` mode, and what the set records about them."""
+        cfg = self.config
+        if cfg.prior == "explicit":
+            return tuple(float(v) for v in cfg.priors), {"mode": "explicit"}
+        if cfg.prior == "val":
+            return tuple(float(t.val_acc) for t in pool), {"mode": "val", "what": "each teacher's own val accuracy"}
+        return student_priors(self, train, pool, device, progress)
+
+
+def _prior_key(cond: CVDD, train, pool) -> str:
+    cfg = asdict(cond.config)
+    for k in ("committee", "prior", "priors", "soft_labels", "replay_epochs"):
+        cfg.pop(k, None)
+    from ..identity import code_identity
+
+    blob = json.dumps({"source": train.fingerprint, "teachers": [t.key for t in pool], "config": cfg,
+                       "code": code_identity("cvdd", parts=("version", "condenser"))}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def student_priors(cond: CVDD, train, pool, device, progress) -> tuple[tuple[float, ...], dict]:
+    """``prior="student"`` (§3.2): each teacher's prior is the ``val`` accuracy of a student trained on
+    the data that teacher distils alone (``prior_ipc`` images per class, its own BSSL replay labels,
+    the ``fkd`` protocol for ``prior_epochs`` epochs, training seed 0). Computed once per pool and
+    configuration and cached (``$CONDENSE_CACHE/cvdd-priors``)."""
+    import time
+
+    from ..data import load_dataset
+    from ..evaluate import val_accuracy
+    from ..protocols import get_protocol
+
+    cfg = cond.config
+    key = _prior_key(cond, train, pool)
+    path = cache_dir() / "cvdd-priors" / f"{train.name}-{key}.json"
+    try:
+        blob = json.loads(path.read_text())
+        if isinstance(blob, dict) and len(blob.get("priors", ())) == len(pool) and \
+                all(isinstance(v, (int, float)) and 0 <= v <= 100 for v in blob["priors"]):
+            return tuple(float(v) for v in blob["priors"]), {**blob["info"], "cached": True}
+    except (OSError, ValueError):
+        pass
+    val = load_dataset(train.name, "val")
+    priors, seconds = [], []
+    for i, t in enumerate(pool):
+        single = type(cond)(cfg, committee=1, prior="explicit", priors=(1.0,), teachers=(cfg.teachers[i],),
+                            soft_labels="replay", replay_epochs=cfg.prior_epochs)
+        start = time.perf_counter()
+        s = single.condense(train, cfg.prior_ipc, seed=0, device=device, progress=progress)
+        p = get_protocol("fkd", "quick", epochs=cfg.prior_epochs, batch_size=cfg.replay_batch)
+        priors.append(val_accuracy(s, val, p, device=device, progress=progress))
+        seconds.append(round(time.perf_counter() - start, 3))
+    info = {"mode": "student", "what": f"val accuracy of a ConvNet trained by fkd for {cfg.prior_epochs} epochs on "
+                                       f"each teacher's own IPC-{cfg.prior_ipc} set", "seconds": seconds, "key": key}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, data=json.dumps({"priors": priors, "info": info}, indent=1).encode())
+    return tuple(priors), {**info, "cached": False}
+
+
+@dataclass(frozen=True)
+class SRe2LPPConfig(CVDDConfig):
+    committee: int = 1
+
+
+@register_condenser
+class SRe2LPP(CVDD):
+    """SRe2L++: CV-DD's pipeline with a committee of one, the pool's first teacher (ResNet-18 in the
+    paper pool), for synthesis and relabelling alike (the paper's single-teacher baseline)."""
+
+    name = "sre2l++"
+    Config = SRe2LPPConfig
+    default_run = False  # the ablation: it runs where asked, and in soft-label tables
