@@ -24,8 +24,8 @@ class DatasetConfig:
 
 DATASET_CONFIGS: dict[str, DatasetConfig] = {
     "digits": DatasetConfig((80.0, 90.0), quick_protocol=(("epochs", 100), ("checkpoints", 25)),
-                            quick_condensers=(("infer.iterations", 100), ("cvdd.iterations", 100),
-                                              ("cvdd.soft_labels", "static"), ("sre2l++.iterations", 100),
+                            quick_condensers=(("infer.iterations", 50), ("cvdd.iterations", 25),
+                                              ("cvdd.soft_labels", "static"), ("sre2l++.iterations", 25),
                                               ("sre2l++.soft_labels", "static"))),
     "mnist": DatasetConfig((90.0, 95.0, 98.0)),
     "fashion-mnist": DatasetConfig((70.0, 80.0, 85.0)),
