@@ -110,6 +110,9 @@ def cmd_inspect(args) -> int:
                   f"{s.num_instances()} training instances")
         if s.soft_labels is not None:
             print(f"  soft labels          {tuple(s.soft_labels.shape)} {s.soft_labels.dtype} ({s.soft_label_policy})")
+        if s.replay is not None:
+            print(f"  replay views         {s.replay_epochs} epochs of {len(s)} views in batches of {s.replay_batch} "
+                  "(crop, flip, CutMix; dataset(epoch=e))")
         print("  per class:            count   mean     std")
         for c in range(s.num_classes):
             m = s.labels == c

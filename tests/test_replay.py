@@ -196,3 +196,35 @@ def test_weight_decay_on_matrices_only():
     assert decayed == {id(model[0].weight), id(model[3].weight)}
     assert np.isclose(get_protocol("fkd").to_dict()["weight_decay"], 0.01)
     assert "decay" not in get_protocol("kd").to_dict()  # defaults keep older records' keys
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("mix_perm", 11, "same batch"),
+    ("order", 0, "visit each image exactly once"),
+    ("crop", 30, "outside the 8×8 image"),
+])
+def test_a_crafted_replay_file_is_refused_in_one_line(tmp_path, key, value, message):
+    """The reader applies the replay rules to what it reads: an edited (and resealed) file fails to
+    load with one line naming the file and the problem."""
+    path = save(_replay_set(), tmp_path / "r.h5")
+    with h5py.File(path, "r+") as f:
+        a = f[f"replay/{key}"][()]
+        a.flat[0] = value
+        f[f"replay/{key}"][...] = a
+    reseal(path)
+    with pytest.raises(FormatError, match=rf"r\.h5: .*{message}") as e:
+        load(path)
+    assert "\n" not in str(e.value)
+
+
+def test_fkd_tables_hold_random_and_every_soft_label_condenser():
+    from condense.methods import create_condenser, default_condensers
+
+    fkd = default_condensers("images", get_protocol("fkd"))
+    assert fkd[0] == "random" and {"cvdd", "sre2l++", "infer", "random-kd"} <= set(fkd)
+    dc = default_condensers("images", get_protocol("dc"))
+    assert "cvdd" in dc and "sre2l++" not in dc  # the ablation runs where asked, and in soft-label tables
+    c = create_condenser("cvdd", "quick")
+    assert c.for_protocol(get_protocol("fkd", epochs=7)).config.replay_epochs == 7
+    assert c.for_protocol(get_protocol("kd")).config.soft_labels == "static"
+    assert c.for_protocol(get_protocol("dc")).config == c.config  # the HLR row is the fkd row's set
