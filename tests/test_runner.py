@@ -203,14 +203,18 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
 
 
 def test_the_main_jobs_quick_budgets_come_from_the_dataset_config_and_the_cli_wins(tmp_path):
-    """digits under `quick`: 100 epochs, 25 checkpoints, INFER at 100 iterations (the main job's sizes);
-    `--epochs`, `--checkpoints` and `--set` replace them; `paper` and other datasets keep their own."""
+    """digits under `quick`: 100 epochs, 25 checkpoints, INFER at 50 iterations, CV-DD at 25 with static
+    labels (the main job's sizes); `--epochs`, `--checkpoints` and `--set` replace them; `paper` and other
+    datasets keep their own."""
     from benchmarks.run import Sweep, parse_args
 
     sweep = Sweep(parse_args(["--out", str(tmp_path / "a"), "--no-progress"]))
     p = sweep.protocol("images", "digits")
     assert (p.epochs, p.checkpoints) == (100, 25)
-    assert sweep.condenser("infer", p, "digits").config.iterations == 100
+    assert sweep.condenser("infer", p, "digits").config.iterations == 50
+    cvdd = sweep.condenser("cvdd", p, "digits").config
+    assert (cvdd.iterations, cvdd.soft_labels) == (25, "static")
+    assert sweep.condenser("cvdd", sweep.protocol("images", "mnist"), "mnist").config.iterations == 500
     assert sweep.condenser("infer", sweep.protocol("images", "mnist"), "mnist").config.iterations == 200
     assert sweep.protocol("images", "mnist").epochs == 300
     sweep.lock.release()
