@@ -162,6 +162,39 @@ def test_synthesis_lowers_the_committee_loss_and_keeps_pixels_in_range():
     assert x.min() >= -1.0 and x.max() <= 1.0
 
 
+def test_synthesis_follows_the_gradient_of_eq6(monkeypatch):
+    """What ``synthesize`` optimises is Eq. 6 as :func:`committee_loss` computes it (checked by hand
+    above): its first gradient on the pixels equals the gradient of ``committee_loss`` on the same
+    augmented batch (the draws replayed from the same generator state)."""
+    import condense.methods.cvdd as cvdd
+
+    models = [_teacher(0), _teacher(1)]
+    for m in models:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    w = committee_weights((60.0, 64.0), 5.0)
+    x0, y = torch.rand(4, 3, 8, 8) * 2 - 1, torch.arange(4)
+    grads = []
+
+    class Recorder(torch.optim.SGD):  # the pixels' gradient at the first step, then no update
+        def step(self, closure=None):
+            grads.append(self.param_groups[0]["params"][0].grad.clone())
+
+    monkeypatch.setattr(cvdd.torch.optim, "Adam", lambda params, **kw: Recorder(params, lr=kw["lr"]))
+    big = (torch.full((1, 3, 1, 1), -9.0), torch.full((1, 3, 1, 1), 9.0))
+    synthesize(models, [(0, 1)], [w.tolist()], x0, y, iterations=1, lr=0.1, r_bn=0.01, first_bn_multiplier=10.0,
+               jitter=1, lo=big[0], hi=big[1], g=torch.Generator().manual_seed(5))
+    x = x0.clone().requires_grad_(True)
+    bns = [BNStatLoss(m, 4, 10.0) for m in models]
+    try:
+        committee_loss(models, w, bns, crop_flip_roll(x, torch.Generator().manual_seed(5), 1), y, 0.01).backward()
+    finally:
+        for b in bns:
+            b.close()
+    assert len(grads) == 1 and grads[0].abs().sum() > 0
+    assert torch.allclose(grads[0], x.grad, atol=1e-6)
+
+
 def test_batches_recovered_together_equal_batches_recovered_alone():
     """All IPC indices are optimised in one loop (one Adam over all pixels, every member forwarding the
     batches it votes on): each batch ends exactly where its own run, with its own committee, ends."""
