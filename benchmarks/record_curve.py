@@ -75,6 +75,9 @@ def replay(rec: dict, policy, targets=None):
         def full_correct(self, i):
             return rec["fp32"][i][self.sx if self.screening else self.x]
 
+        def rest_correct(self, i, lo):
+            return rec["fp32"][i][self.sx[lo:]]
+
     y = rec["y"]
     curve = Replayed((torch.arange(y.numel()), y), tuple(rec["targets"]) if targets is None else targets, policy)
     last = len(rec["step"]) - 1

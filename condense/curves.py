@@ -18,7 +18,9 @@ times the training it measures on a CPU. A screened curve gets the same answer f
    are needed, never more than half the test set (past that, the full pass that settles it is cheaper);
 2. a checkpoint that screening cannot place below every open target is *confirmed* on the full test
    set in fp32; its full accuracy is what the curve records there, and decides the crossing; its
-   per-image correctness becomes the anchor;
+   per-image correctness becomes the anchor. Where screening ran in fp32 (a CPU), the confirming pass
+   keeps the prefix it screened and reads only the rest of the test set (``reuse``): the same
+   forward passes of the same model copy, so the same predictions, and one full pass of reading;
 3. the last checkpoint is always a full-test-set fp32 pass: it is the reported accuracy.
 
 Only confirmed (full) points can be a crossing (:func:`counts_for_crossing`); a point recorded from
@@ -77,6 +79,7 @@ class CurvePolicy:
     batch: int | None = None      # images per forward pass; None: 16 at 32×32 on a CPU (cpu_batch),
                                   # the protocol's eval_batch_size elsewhere
     channels_last: bool | None = None  # evaluate a channels-last copy; None: on a CPU from 28×28 on
+    reuse: bool = True            # a confirming fp32 pass keeps the fp32-screened prefix, reads the rest
 
     def __post_init__(self):
         if self.method not in CURVE_METHODS:
@@ -152,6 +155,7 @@ class Curve:
         self.points: list[dict] = []
         self.full_points = 0
         self.screened_images = 0
+        self.reused_images = 0   # screened images a confirming pass did not read again
         self.anchor: tuple[float, torch.Tensor] | None = None  # (accuracy, correctness in screening order)
         self.first_read = policy.subset  # what the next checkpoint reads first
         self.final = Clock(self.x.device)  # the last checkpoint's full pass (the reported accuracy)
@@ -175,6 +179,11 @@ class Curve:
             return correct(model, self.sx, self.sy, self.batch_size)
         return correct(model, self.x, self.y, self.batch_size)
 
+    def rest_correct(self, model, lo: int) -> torch.Tensor:
+        """Correctness in fp32 of images ``lo:`` of the screening order (what a confirming pass still
+        reads after an fp32 screen of ``lo`` images)."""
+        return correct(model, self.sx[lo:], self.sy[lo:], self.batch_size)
+
     # -- screening
 
     def _se(self, variance: float, k: int) -> float:
@@ -197,8 +206,8 @@ class Curve:
                 best = paired
         return best
 
-    def screen(self, model) -> tuple[float, int, bool]:
-        """(screened estimate, images screened, placed below every open target).
+    def screen(self, model) -> tuple[float, torch.Tensor, bool]:
+        """(screened estimate, correctness of the screened prefix, placed below every open target).
 
         The first read is what the previous checkpoint needed (×1.2, at least ``min_read``; ``subset``
         at the first checkpoint); each further read brings the total to what the current estimate says
@@ -209,40 +218,50 @@ class Curve:
         while True:
             parts.append(self.screen_correct(model, k, hi))
             k = hi
-            est, se = self.estimate(torch.cat(parts))
+            prefix = torch.cat(parts)
+            est, se = self.estimate(prefix)
             gap = target - est - allowance  # what z standard errors must fit under
             need = k * (z * se / gap) ** 2 if gap > 0 else math.inf  # se shrinks as 1/sqrt(k)
             if need <= k:
                 self.first_read = min(k, max(self.policy.min_read, math.ceil(1.2 * need)))
-                return est, k, True
+                return est, prefix, True
             self.first_read = subset
             if est >= target + z * se + allowance or gap <= 0 or k >= half:
-                return est, k, False  # a crossing candidate, or too close to tell: the full pass settles it
+                return est, prefix, False  # a crossing candidate, or too close to tell: the full pass settles it
             hi = min(half, 4 * k, max(k + self.policy.min_read, math.ceil(1.2 * need)))
 
     def record(self, model, last: bool) -> dict:
         """Evaluate one checkpoint; returns ``{"acc", "on"}`` plus ``screen_acc`` and ``screened`` (images)
-        when it was screened."""
-        model = self.prepared(model)
+        when it was screened. The last checkpoint's evaluation, screening included, is timed as the
+        final pass (it reads the test set once)."""
+        with self.final if last else contextlib.nullcontext():
+            return self._record(self.prepared(model), last)
+
+    def _record(self, model, last: bool) -> dict:
         if not self.screening or (last and not self.open):
-            with self.final if last else contextlib.nullcontext():
-                return {"acc": self._full(model), "on": "full"}
+            return {"acc": self._full(model), "on": "full"}
         if not self.open:  # every target reached: the rest of the curve is screened for the plot only
             k = self.policy.subset
             acc = 100.0 * int(self.screen_correct(model, 0, k).sum()) / k
             self.screened_images += k
             return {"acc": acc, "on": "subset", "screen_acc": acc, "screened": k}
-        screen, k, below = self.screen(model)
+        screen, prefix, below = self.screen(model)
+        k = int(prefix.numel())
         self.screened_images += k
         if last or not below:
-            with self.final if last else contextlib.nullcontext():
-                return {"acc": self._full(model), "on": "full", "screen_acc": screen, "screened": k}
+            keep = prefix if self.policy.reuse and self.screen_dtype == "float32" else None
+            return {"acc": self._full(model, keep), "on": "full", "screen_acc": screen, "screened": k}
         return {"acc": screen, "on": "subset", "screen_acc": screen, "screened": k}
 
-    def _full(self, model) -> float:
-        """A full fp32 pass: the point's accuracy, the next anchor, and the targets it reaches close."""
+    def _full(self, model, prefix: torch.Tensor | None = None) -> float:
+        """A full fp32 pass: the point's accuracy, the next anchor, and the targets it reaches close.
+        ``prefix``: the fp32 correctness of the first images of the screening order, already read."""
         self.full_points += 1
-        c = self.full_correct(model)
+        if prefix is not None and prefix.numel():
+            self.reused_images += int(prefix.numel())
+            c = torch.cat([prefix, self.rest_correct(model, int(prefix.numel()))])
+        else:
+            c = self.full_correct(model)
         acc = 100.0 * int(c.sum()) / max(1, self.n)
         if self.screening:
             self.anchor = (acc, c)
@@ -255,7 +274,7 @@ class Curve:
         if self.screening:
             d.update({k: v for k, v in asdict(self.policy).items() if k not in ("method", "batch")},
                      screen_dtype=self.screen_dtype, channels_last=self.channels_last,
-                     screened_images=self.screened_images)
+                     screened_images=self.screened_images, reused_images=self.reused_images)
         return d
 
 

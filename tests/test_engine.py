@@ -167,6 +167,29 @@ def test_the_paired_estimate_reads_a_fraction_of_the_images():
             assert abs(p["acc"] - truth) < max(1.0, 4 * se), i
 
 
+def test_a_confirming_pass_reads_only_what_screening_left():
+    """On the recorded MNIST run, a confirming fp32 pass keeps the prefix an fp32 screen read and reads
+    the rest: every point, every TTA and the anchors stay exactly those of reading the whole test set
+    again, and the curve reads fewer images (screened + full passes - reused). A pass that kept a
+    prefix of another order, or of another checkpoint, changes points or crossings; bfloat16 screens are
+    never kept (the full pass is fp32)."""
+    from benchmarks.record_curve import load_record, replay
+
+    rec = load_record(RECORD)
+    n = int(rec["n"])
+    for targets in (tuple(rec["targets"].tolist()), (85.0, 88.0, 90.0, 91.0, 92.0, 95.0)):
+        again = replay(rec, CurvePolicy(reuse=False), targets)
+        kept = replay(rec, CurvePolicy(), targets)
+        assert kept.points == again.points and again.reused_images == 0
+        assert kept.full_points == again.full_points and kept.screened_images == again.screened_images
+        assert 0 < kept.reused_images < kept.screened_images
+        read = kept.screened_images + kept.full_points * n - kept.reused_images
+        assert read < again.screened_images + again.full_points * n
+        assert kept.describe()["reused_images"] == kept.reused_images
+    bf16 = replay(rec, CurvePolicy(screen_dtype="bfloat16"), tuple(rec["targets"].tolist()))
+    assert bf16.reused_images == 0
+
+
 def test_a_subset_point_is_never_a_crossing():
     curve = [{"acc": 91.0, "on": "subset", "train_seconds": 1.0},
              {"acc": 90.5, "on": "full", "train_seconds": 2.0}]
