@@ -46,6 +46,20 @@ GPU_SUITE_KS = (1, 10, 100)
 GOAL_SECONDS_PER_MODEL = 0.25
 
 
+BF16_FEATURES = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+
+
+def cpu_features() -> str:
+    """The CPU's units that decide how fast bf16 and fp32 kernels run (from /proc/cpuinfo; "" where
+    it cannot be read): ratios measured on hosts with different units are not comparable."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return ""
+    return ",".join(f for f in BF16_FEATURES if f in flags)
+
+
 def _sync(device) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -112,7 +126,7 @@ def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, 
             "curve_over_train": run.eval_seconds / run.train_seconds,
             "curve_over_train_without_final": (run.eval_seconds - final) / run.train_seconds,
             "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine()}
+            "cpu": platform.processor() or platform.machine(), "cpu_features": cpu_features()}
 
 
 def gpu_suite_case(dataset: str, ipc: int, epochs: int, ks, device, *, width: int | None = None,
@@ -217,7 +231,7 @@ def main(argv=None) -> int:
     if args.gpu_suite:
         return run_gpu_suite(args, device)
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-          f"cpu={platform.processor() or platform.machine()} curve={args.curve} precision={args.precision} compile={args.compile}")
+          f"cpu={platform.processor() or platform.machine()} features={cpu_features() or '?'} curve={args.curve} precision={args.precision} compile={args.compile}")
     print(f"{'case':<12} {'steps':>6} {'ref train s':>11} {'ref total s':>11} {'suite train s':>13} "
           f"{'curve s':>8} {'final s':>8} {'suite total s':>13} {'total ×':>8} {'per step ×':>10} {'curve/train':>11} "
           f"{'w/o final':>9} "

@@ -240,7 +240,8 @@ class _ReplayStream:
 
 
 def fkd_batch(task: ImageTask, idx: torch.Tensor, p: Protocol, g: torch.Generator):
-    """A batch of the ``fkd`` protocol: (views, target probabilities at T, or None with hard targets).
+    """A batch of the ``fkd`` protocol: (views, target probabilities, ``soft``: whether they are soft labels
+    tempered at T, trained by KL, rather than mixed one-hot ones).
 
     Replay sets: the stored views of these positions and their stored logits. Others: the same
     augmentations drawn now from ``g`` (a crop and a flip per image, one CutMix per batch), with the

@@ -10,7 +10,7 @@ What the official code does, and this module with it:
 - **Committee per IPC index**, chosen once, never per iteration (:func:`committee_schedule`): at
   IPC 1 the two members with the highest priors, at IPC 10 the pool's pairs in order (pair *i* for
   IPC index *i*), otherwise two members drawn at random per index. ``committee=1`` is the SRe2L++
-  ablation (the best-prior teacher alone).
+  ablation (the pool's first teacher alone, ResNet-18 in the paper pool, as the official scripts).
 - **Weights** ``w = softmax(prior / 5)`` for synthesis and ``softmax(prior / 10)`` for relabelling
   (:func:`committee_weights`).
 - **Synthesis loss** (Eq. 6): ``Σ_k w_k [CE(f_k(x̃), y) + r_bn Σ_l m_l (‖σ²_l − σ̂²_l‖₂ + ‖μ_l − μ̂_l‖₂)]``
