@@ -111,14 +111,20 @@ def crop_flip_roll(x: torch.Tensor, g: torch.Generator, jitter: int) -> torch.Te
     return torch.roll(out, shifts=(dx, dy), dims=(2, 3))
 
 
+def member_terms(model, bn, x: torch.Tensor, y: torch.Tensor, group: int, r_bn: float) -> torch.Tensor:
+    """One member's term of Eq. 6, ``CE + r_bn · BN``, for each batch of ``group`` images in ``x`` (one
+    IPC index's batch; ``bn``: the member's :class:`BNStatLoss`, grouping the same batches)."""
+    ce = F.cross_entropy(model(x), y, reduction="none").view(-1, group).mean(1)
+    return ce + r_bn * bn.pop()
+
+
 def committee_loss(models, weights: torch.Tensor, bn_losses, x: torch.Tensor, y: torch.Tensor,
                    r_bn: float) -> torch.Tensor:
     """Eq. 6 for one batch: ``Σ_k w_k (CE_k + r_bn · BN_k)`` (``bn_losses``: one :class:`BNStatLoss`
     per member, grouping the whole batch)."""
     total = x.new_zeros(())
     for model, w, bn in zip(models, weights.tolist(), bn_losses):
-        ce = F.cross_entropy(model(x), y)
-        total = total + w * (ce + r_bn * bn.pop().sum())
+        total = total + w * member_terms(model, bn, x, y, x.shape[0], r_bn).sum()
     return total
 
 
@@ -152,8 +158,7 @@ def synthesize(models, committees, weights, x0: torch.Tensor, y: torch.Tensor, *
             xa = torch.cat([crop_flip_roll(xb, g, jitter) for xb in x.split(c)])
             loss = x.new_zeros(())
             for k, (rows, w, bn) in roles.items():
-                ce = F.cross_entropy(models[k](xa[rows]), y[rows], reduction="none").view(-1, c).mean(1)
-                loss = loss + (w * (ce + r_bn * bn.pop())).sum()
+                loss = loss + (w * member_terms(models[k], bn, xa[rows], y[rows], c, r_bn)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
