@@ -46,7 +46,7 @@ GPU_SUITE_KS = (1, 10, 100)
 GOAL_SECONDS_PER_MODEL = 0.25
 
 
-BF16_FEATURES = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+CPU_FEATURES = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
 
 
 def cpu_features() -> str:
@@ -57,7 +57,7 @@ def cpu_features() -> str:
                       if line.startswith("flags")), [])
     except OSError:
         return ""
-    return ",".join(f for f in BF16_FEATURES if f in flags)
+    return ",".join(f for f in CPU_FEATURES if f in flags)
 
 
 def _sync(device) -> None:

@@ -15,7 +15,8 @@ times the training it measures on a CPU. A screened curve gets the same answer f
    is below the lowest target still open by more than ``z`` standard errors (plus an ``allowance``
    when screening in bfloat16, which changed at most 0.14 % of predictions and 0.07 accuracy points
    on the recorded MNIST run); otherwise it reads as many more images as the current estimate says
-   are needed, never more than half the test set (past that, the full pass that settles it is cheaper);
+   are needed, never more than half the test set (past that, the full pass settles it: without
+   ``reuse`` that pass is cheaper, and with it reading on measured no cheaper on the recorded run);
 2. a checkpoint that screening cannot place below every open target is *confirmed* on the full test
    set in fp32; its full accuracy is what the curve records there, and decides the crossing; its
    per-image correctness becomes the anchor. Where screening ran in fp32 (a CPU), the confirming pass
