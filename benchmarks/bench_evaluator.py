@@ -1,8 +1,9 @@
 """The suite's evaluator side by side with a DC-style reference loop, in one process.
 
 The reference is how Dataset Condensation's code evaluates a set: one model at a time, plain
-PyTorch, SGD (lr 0.01, momentum 0.9, weight decay 5e-4), batch 256, E+1 passes with the rate ×0.1
-and a fresh optimizer after pass E//2+1, and one test pass at the end. The suite trains the same
+PyTorch (DC's ConvNet, with ``nn.AvgPool2d``: :func:`dc_network`), SGD (lr 0.01, momentum 0.9,
+weight decay 5e-4), batch 256, E+1 passes with the rate ×0.1 and a fresh optimizer after pass
+E//2+1, and one test pass at the end. The suite trains the same
 set under the same protocol (``dc`` quick: ConvNet-3, 300 epochs) with its full 50-point
 test-accuracy curve. Two ratios, reference ÷ suite:
 
@@ -65,6 +66,19 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def dc_network(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` as DC's code builds it: PyTorch's ``nn.AvgPool2d(2, 2)`` wherever the suite's ConvNet
+    pools by pair sums (:class:`condense.models.convnet.AvgPool2x2`, the same values); same weights."""
+    from condense.models.convnet import AvgPool2x2
+
+    for name, child in model.named_children():
+        if isinstance(child, AvgPool2x2):
+            setattr(model, name, torch.nn.AvgPool2d(2, 2))
+        else:
+            dc_network(child)
+    return model
+
+
 def reference_loop(model, x, y, test_x, test_y, epochs: int, seed: int, batch_size: int = 256, aug=None) -> dict:
     """DC's evaluation loop, written plainly: the baseline every speedup is measured against
     (``aug``: applied to every batch, as DC applies DSA)."""
@@ -109,7 +123,7 @@ def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, 
     x, y = x.to(device), y.to(device)
     tx, ty = test.tensors(device)
     torch.manual_seed(seed)
-    model = create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs)).to(device)
+    model = dc_network(create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs))).to(device)
     ref = reference_loop(model, x, y, tx, ty, epochs, seed)
     t0 = time.perf_counter()
     r = evaluate(s, test, seeds=[seed], protocol=proto, device=device, curve=curve, compile=compile)
@@ -150,7 +164,7 @@ def gpu_suite_case(dataset: str, ipc: int, epochs: int, ks, device, *, width: in
     ref = []
     for seed in range(reference_models):
         torch.manual_seed(seed)
-        model = create_model("convnet", tuple(test.shape), s.num_classes, **kw).to(device)
+        model = dc_network(create_model("convnet", tuple(test.shape), s.num_classes, **kw)).to(device)
         ref.append(reference_loop(model, x, y, tx, ty, epochs, seed, aug=make_augment(proto, dataset)))
     ref_per_model = sum(r["total_seconds"] for r in ref) / len(ref)
     for k in ks:

@@ -45,6 +45,72 @@ def test_convnet_norms_and_dc_shapes(norm):
     assert n_gn == (3 if norm in ("instancenorm", "layernorm") else 0)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 3, 7, 9), (1, 2, 3, 2), (3, 128, 16, 16)])
+def test_convnet_pooling_is_torchs_2x2_average_pool_to_every_order(shape):
+    """The ConvNet's pair-sum pooling gives nn.AvgPool2d(2, 2)'s values and gradients, drops odd edges as
+    it does, has exact second derivatives (its backward is its own adjoint), runs under vmap, and
+    hands channels-last inputs to PyTorch's kernel: a wrong stride, scale, edge or adjoint fails here."""
+    import torch.nn.functional as F
+
+    from condense.models.convnet import AvgPool2x2
+
+    pool = AvgPool2x2()
+    assert isinstance(pool, torch.nn.AvgPool2d)
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.double, requires_grad=True)
+    torch.testing.assert_close(pool(x), F.avg_pool2d(x, 2, 2))
+    g = torch.randn_like(F.avg_pool2d(x, 2, 2))
+    torch.testing.assert_close(torch.autograd.grad(pool(x), x, g)[0], torch.autograd.grad(F.avg_pool2d(x, 2, 2), x, g)[0])
+    if x.numel() < 2000:
+        assert torch.autograd.gradcheck(pool, (x,)) and torch.autograd.gradgradcheck(pool, (x,))
+    xs = torch.randn(3, *shape)
+    torch.testing.assert_close(torch.vmap(pool)(xs), F.avg_pool2d(xs.flatten(0, 1), 2, 2).unflatten(0, (3, shape[0])))
+    cl = x.detach().float().contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(pool(cl), F.avg_pool2d(cl, 2, 2))
+
+
+def test_convnet_pooling_matches_torchs_in_bf16_training_steps():
+    """Two ConvNets that differ only in the pooling route (pair sums against nn.AvgPool2d) take the same
+    bf16 autocast steps to within bf16 rounding: their updates agree to a few percent."""
+    from condense.models.convnet import AvgPool2x2
+
+    torch.manual_seed(0)
+    a = create_model("convnet", (3, 32, 32), 10, width=16)
+    b = create_model("convnet", (3, 32, 32), 10, width=16)
+    b.load_state_dict(a.state_dict())
+    b.features = torch.nn.Sequential(*(torch.nn.AvgPool2d(2, 2) if isinstance(l, AvgPool2x2) else l for l in b.features))
+    x, y = torch.randn(10, 3, 32, 32), torch.randint(0, 10, (10,))
+    start = torch.cat([p.detach().flatten() for p in a.parameters()])
+    for m in (a, b):
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+        for _ in range(3):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = torch.nn.functional.cross_entropy(m(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    da, db = (torch.cat([p.detach().flatten() for p in m.parameters()]) - start for m in (a, b))
+    assert (da - db).norm() < 0.05 * da.norm()  # 0.02 measured: bf16 rounding, not another pooling
+
+
+def test_the_benchmark_reference_pools_as_dc_does():
+    """bench_evaluator's reference loop runs DC's ConvNet (PyTorch's nn.AvgPool2d, not the suite's
+    pair sums), with the same weights and outputs: a reference that borrowed the suite's faster
+    pooling would understate every speed ratio."""
+    from benchmarks.bench_evaluator import dc_network
+    from condense.models.convnet import AvgPool2x2
+
+    torch.manual_seed(0)
+    m = create_model("convnet", (3, 32, 32), 10, width=8)
+    x = torch.randn(4, 3, 32, 32)
+    before = m(x)
+    ref = dc_network(m)
+    pools = [l for l in ref.modules() if isinstance(l, torch.nn.AvgPool2d)]
+    assert len(pools) == 3 and all(type(l) is torch.nn.AvgPool2d for l in pools)
+    assert not any(isinstance(l, AvgPool2x2) for l in ref.modules())
+    torch.testing.assert_close(ref(x), before)
+
+
 def test_small_image_stems():
     r = create_model("resnet18", (3, 32, 32), 10)
     assert r.conv1.stride == (1, 1) and r.conv1.kernel_size == (3, 3) and isinstance(r.maxpool, torch.nn.Identity)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._registry import register_model
 
@@ -43,6 +44,74 @@ def default_depth(in_shape, max_depth: int = 3) -> int:
     return max(depth, 1)
 
 
+class _PairMean(torch.autograd.Function):
+    """The mean of each 2×2 block of an NCHW tensor with even H and W: rows summed in pairs, then
+    columns, ×¼. Its adjoint is :class:`_PairSpread`, so gradients of any order exist."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+        r = x[..., 0::2, :] + x[..., 1::2, :]
+        return (r[..., 0::2] + r[..., 1::2]) * 0.25
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, g):
+        return _PairSpread.apply(g)
+
+
+class _PairSpread(torch.autograd.Function):
+    """The adjoint of :class:`_PairMean`: each value ×¼ written into its 2×2 block (four strided
+    copies into an empty tensor, with no zero fill and no sums)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(g):
+        q = g * 0.25
+        out = q.new_empty(*q.shape[:-2], 2 * q.shape[-2], 2 * q.shape[-1])
+        for i in (0, 1):
+            for j in (0, 1):
+                out[..., i::2, j::2] = q
+        return out
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, g):
+        return _PairMean.apply(g)
+
+
+class AvgPool2x2(nn.AvgPool2d):
+    """DC's 2×2, stride-2 average pooling (``nn.AvgPool2d(2, 2)``: odd edges dropped), with the same
+    values, computed on a CPU by pair sums over strided views.
+
+    PyTorch's CPU kernel for NCHW (contiguous) tensors was the slowest part of a ConvNet-3 step: 33 %
+    of a bf16 step at 10 CIFAR-10 images, 2.5-9× slower forward and backward than pair sums, which
+    made bf16 steps 1.3-1.75× faster at 10 and 100 images of 32×32 (fp32: 1.3× at 10). Channels-last
+    tensors (whose PyTorch kernel is fast), other devices and compiled graphs (which fuse it) use
+    ``F.avg_pool2d``. Sums are ordered (a+b)+(c+d), so fp32 results agree with the PyTorch kernel to
+    rounding (bf16: two roundings instead of one)."""
+
+    def __init__(self):
+        super().__init__(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous() or torch.compiler.is_compiling()
+                or x.shape[-1] < 2 or x.shape[-2] < 2):
+            return F.avg_pool2d(x, 2, 2)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        if (h, w) != tuple(x.shape[-2:]):
+            x = x[..., :h, :w]
+        return _PairMean.apply(x)
+
+
 class ConvNet(nn.Module):
     def __init__(self, in_shape, num_classes: int, width: int = 128, depth: int | None = None,
                  norm: str = "instancenorm", pooling: str = "avgpool"):
@@ -57,7 +126,7 @@ class ConvNet(nn.Module):
             if d == 0:
                 h, w = h + 2 * pad - 2, w + 2 * pad - 2
             if pooling == "avgpool":
-                layers.append(nn.AvgPool2d(2, 2))
+                layers.append(AvgPool2x2())
             elif pooling == "maxpool":
                 layers.append(nn.MaxPool2d(2, 2))
             elif pooling != "none":
