@@ -18,7 +18,11 @@ makes too).
 Cases: CIFAR-10 at IPC 1, 10 and 50 and MNIST at IPC 10 (real data under ``CONDENSE_DATA``; a case
 whose dataset is missing is skipped with the reason), or any ``--cases dataset:ipc``.
 
-    python -m benchmarks.bench_evaluator [--cases cifar10:10 mnist:10] [--epochs 300] [--curve screened]
+    python -m benchmarks.bench_evaluator [--cases cifar10:10 mnist:10] [--epochs 300] [--curve screened] [--repeat 3]
+
+``--repeat N`` runs each case N times and prints the median of each ratio (each run is also a JSON
+line, with its ``repeat`` index): reference and suite run one after the other, so a shared host
+whose speed drifts between them moves a single run's ratio.
 
 ``--gpu-suite`` measures seconds per model with K seeds trained together (one stacked network,
 :func:`condense.evaluate.train_images_together`) against the reference loop with the same
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from statistics import median
 from pathlib import Path
 
 import torch
@@ -229,6 +234,9 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", nargs="?", const="on", default="off", choices=("off", "on", "auto"),
                     help="the suite trains through torch.compile: on, off, or auto (where it pays: "
                          "condense.engine.compile_pays)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each case this many times (reference, then suite) and print the median ratios: "
+                         "on a shared host one run's ratio can move by 1.5x")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", help="append one JSON line per case to this file")
     ap.add_argument("--gpu-suite", action="store_true",
@@ -239,8 +247,8 @@ def main(argv=None) -> int:
     args.compile = {"off": False, "on": True, "auto": "auto"}[args.compile]
     args.epochs_given = args.epochs is not None
     args.epochs = args.epochs if args.epochs is not None else 300
-    if args.epochs < 1 or any(k < 1 for k in args.ks) or (args.width is not None and args.width < 1):
-        ap.error("--epochs, --ks and --width must be positive")
+    if args.epochs < 1 or args.repeat < 1 or any(k < 1 for k in args.ks) or (args.width is not None and args.width < 1):
+        ap.error("--epochs, --repeat, --ks and --width must be positive")
     device = resolve_device(args.device)
     if args.gpu_suite:
         return run_gpu_suite(args, device)
@@ -252,21 +260,32 @@ def main(argv=None) -> int:
           f"{'ref acc':>7} {'suite acc':>9}")
     for case in args.cases:
         dataset, _, ipc = case.partition(":")
-        try:
-            row = run_case(dataset, int(ipc or 10), args.epochs, args.checkpoints, args.curve, device,
-                           precision=args.precision, compile=args.compile)
-        except DatasetNotFoundError as e:
-            print(f"{case:<12} skipped: {str(e).splitlines()[0][:100]}")
-            continue
-        ref, suite = row["reference"], row["suite"]
-        print(f"{case:<12} {row['steps']:>6} {ref['train_seconds']:>11.1f} {ref['total_seconds']:>11.1f} "
-              f"{suite['train_seconds']:>13.1f} {suite['eval_seconds']:>8.1f} {suite['final_pass_seconds']:>8.1f} "
-              f"{suite['total_seconds']:>13.1f} {row['ratio_total']:>8.2f} {row['ratio_per_step']:>10.2f} "
-              f"{row['curve_over_train']:>11.2f} {row['curve_over_train_without_final']:>9.2f} "
-              f"{ref['acc']:>7.2f} {suite['acc']:>9.2f}", flush=True)
-        if args.json:
-            jsonl.append(Path(args.json), row)
+        rows = []
+        for r in range(args.repeat):
+            try:
+                row = run_case(dataset, int(ipc or 10), args.epochs, args.checkpoints, args.curve, device,
+                               precision=args.precision, compile=args.compile)
+            except DatasetNotFoundError as e:
+                print(f"{case:<12} skipped: {str(e).splitlines()[0][:100]}")
+                break
+            row["repeat"] = r
+            rows.append(row)
+            ref, suite = row["reference"], row["suite"]
+            print(f"{case:<12} {row['steps']:>6} {ref['train_seconds']:>11.1f} {ref['total_seconds']:>11.1f} "
+                  f"{suite['train_seconds']:>13.1f} {suite['eval_seconds']:>8.1f} {suite['final_pass_seconds']:>8.1f} "
+                  f"{suite['total_seconds']:>13.1f} {row['ratio_total']:>8.2f} {row['ratio_per_step']:>10.2f} "
+                  f"{row['curve_over_train']:>11.2f} {row['curve_over_train_without_final']:>9.2f} "
+                  f"{ref['acc']:>7.2f} {suite['acc']:>9.2f}", flush=True)
+            if args.json:
+                jsonl.append(Path(args.json), row)
+        if len(rows) > 1:
+            print(f"{'  median':<12} {'':>6} {'':>11} {'':>11} {'':>13} {'':>8} {'':>8} {'':>13} "
+                  + " ".join(f"{median(r[k] for r in rows):>{w}.2f}" for k, w in RATIO_COLUMNS), flush=True)
     return 0
+
+
+RATIO_COLUMNS = (("ratio_total", 8), ("ratio_per_step", 10), ("curve_over_train", 11),
+                 ("curve_over_train_without_final", 9))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,22 @@ def test_the_gpu_suite_runs_every_path_on_a_cpu(tmp_path):
         assert r["ratio"] == pytest.approx(r["reference_seconds_per_model"] / r["suite_seconds_per_model"])
 
 
+def test_the_cpu_benchmark_repeats_each_case_and_prints_the_median_ratios(tmp_path, capsys):
+    """``bench_evaluator --repeat 2`` at tiny sizes: one JSON line per run with its index, and a median
+    line whose ratios are the medians of the runs' ratios."""
+    from statistics import median
+
+    from benchmarks.bench_evaluator import main
+
+    out = tmp_path / "cases.jsonl"
+    assert main(["--cases", "digits:1", "--epochs", "2", "--checkpoints", "2", "--repeat", "2", "--json", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["repeat"] for r in rows] == [0, 1] and all(r["steps"] == 3 for r in rows)
+    last = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert last[0] == "median"
+    assert float(last[2]) == pytest.approx(median(r["ratio_per_step"] for r in rows), abs=0.006)
+
+
 def test_curves_of_runs_trained_together_share_one_ordered_test_set():
     from condense.curves import Curve, CurvePolicy
 
