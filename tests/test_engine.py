@@ -240,13 +240,14 @@ def test_compiled_rows_form_their_own_table(tmp_path, monkeypatch):
 
 
 def test_compile_auto_compiles_where_it_pays_and_says_so(digits):
-    """``compile="auto"``: not for a small run (IPC 1, 8×8) nor MNIST at IPC 10 (measured slower with its
-    compilation), yes from 5·10⁷ training pixels (CIFAR-10 at IPC 10 under dc quick) and always on a
+    """``compile="auto"``: not for a small run (IPC 1, 8×8) nor at IPC 10 (measured slower with its
+    compilation), yes from 2·10⁸ training pixels (CIFAR-10 at IPC 50 under dc quick) and always on a
     GPU; anything but True, False or "auto" is refused."""
     from condense.engine import compile_pays
 
     assert not compile_pays(301 * 10, 3 * 32 * 32, "cpu")
-    assert compile_pays(301 * 100, 3 * 32 * 32, "cpu") and not compile_pays(301 * 100, 28 * 28, "cpu")
+    assert not compile_pays(301 * 100, 3 * 32 * 32, "cpu") and not compile_pays(301 * 100, 28 * 28, "cpu")
+    assert compile_pays(301 * 500, 3 * 32 * 32, "cpu") and not compile_pays(301 * 500, 28 * 28, "cpu")
     assert compile_pays(10, 64, "cuda")
     s = create_condenser("random").condense(digits["train"], 1, seed=0)
     r = evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", epochs=2, checkpoints=1), compile="auto")
