@@ -50,6 +50,8 @@ DEFAULT_CASES = ("cifar10:1", "cifar10:10", "cifar10:50", "mnist:10")
 
 GPU_SUITE_KS = (1, 10, 100)
 GOAL_SECONDS_PER_MODEL = 0.25
+RATIO_COLUMNS = (("ratio_total", 8), ("ratio_per_step", 10), ("curve_over_train", 11),
+                 ("curve_over_train_without_final", 9))  # the ratios a --repeat median prints, with widths
 
 
 CPU_FEATURES = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
@@ -282,10 +284,6 @@ def main(argv=None) -> int:
             print(f"{'  median':<12} {'':>6} {'':>11} {'':>11} {'':>13} {'':>8} {'':>8} {'':>13} "
                   + " ".join(f"{median(r[k] for r in rows):>{w}.2f}" for k, w in RATIO_COLUMNS), flush=True)
     return 0
-
-
-RATIO_COLUMNS = (("ratio_total", 8), ("ratio_per_step", 10), ("curve_over_train", 11),
-                 ("curve_over_train_without_final", 9))
 
 
 if __name__ == "__main__":

@@ -72,13 +72,12 @@ def test_convnet_pooling_is_torchs_2x2_average_pool_to_every_order(shape):
 def test_convnet_pooling_matches_torchs_in_bf16_training_steps():
     """Two ConvNets that differ only in the pooling route (pair sums against nn.AvgPool2d) take the same
     bf16 autocast steps to within bf16 rounding: their updates agree to a few percent."""
-    from condense.models.convnet import AvgPool2x2
+    from benchmarks.bench_evaluator import dc_network
 
     torch.manual_seed(0)
     a = create_model("convnet", (3, 32, 32), 10, width=16)
-    b = create_model("convnet", (3, 32, 32), 10, width=16)
+    b = dc_network(create_model("convnet", (3, 32, 32), 10, width=16))
     b.load_state_dict(a.state_dict())
-    b.features = torch.nn.Sequential(*(torch.nn.AvgPool2d(2, 2) if isinstance(l, AvgPool2x2) else l for l in b.features))
     x, y = torch.randn(10, 3, 32, 32), torch.randint(0, 10, (10,))
     start = torch.cat([p.detach().flatten() for p in a.parameters()])
     for m in (a, b):

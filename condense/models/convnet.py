@@ -44,11 +44,20 @@ def default_depth(in_shape, max_depth: int = 3) -> int:
     return max(depth, 1)
 
 
-class _PairMean(torch.autograd.Function):
-    """The mean of each 2×2 block of an NCHW tensor with even H and W: rows summed in pairs, then
-    columns, ×¼. Its adjoint is :class:`_PairSpread`, so gradients of any order exist."""
+class _Linear(torch.autograd.Function):
+    """A linear map whose backward is another such map (its adjoint): nothing is saved for the
+    backward pass, and ``vmap`` batches it by running the forward on batched tensors."""
 
     generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+
+class _PairMean(_Linear):
+    """The mean of each 2×2 block of an NCHW tensor with even H and W: rows summed in pairs, then
+    columns, ×¼. Its adjoint is :class:`_PairSpread`, so gradients of any order exist."""
 
     @staticmethod
     def forward(x):
@@ -56,19 +65,13 @@ class _PairMean(torch.autograd.Function):
         return (r[..., 0::2] + r[..., 1::2]) * 0.25
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
     def backward(ctx, g):
         return _PairSpread.apply(g)
 
 
-class _PairSpread(torch.autograd.Function):
+class _PairSpread(_Linear):
     """The adjoint of :class:`_PairMean`: each value ×¼ written into its 2×2 block (four strided
     copies into an empty tensor, with no zero fill and no sums)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(g):
@@ -78,10 +81,6 @@ class _PairSpread(torch.autograd.Function):
             for j in (0, 1):
                 out[..., i::2, j::2] = q
         return out
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
 
     @staticmethod
     def backward(ctx, g):
