@@ -82,8 +82,7 @@ def replay(rec: dict, policy, targets=None):
     curve = Replayed((torch.arange(y.numel()), y), tuple(rec["targets"]) if targets is None else targets, policy)
     last = len(rec["step"]) - 1
     for i, step in enumerate(rec["step"].tolist()):
-        curve.points.append({"step": step, "train_seconds": float(rec["train_seconds"][i]),
-                             **curve.record(i, last=i == last)})
+        curve.add(i, {"step": step, "train_seconds": float(rec["train_seconds"][i])}, last=i == last)
     return curve
 
 

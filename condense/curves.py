@@ -24,6 +24,17 @@ times the training it measures on a CPU. A screened curve gets the same answer f
    forward passes of the same model copy, so the same predictions, and one full pass of reading;
 3. the last checkpoint is always a full-test-set fp32 pass: it is the reported accuracy.
 
+On a CPU the curve is *deferred* (``defer``; the issue's "keep weight snapshots"): each checkpoint's
+weights are copied when it is reached, and after training the last checkpoint is evaluated first. Its
+full pass is then a second anchor for every screen (the one with the smaller standard error is used;
+on a tie, the one nearer the checkpoint), and its accuracy closes no target before the checkpoints
+before it are placed; those follow in order, as above. Most checkpoints of a run lie on its plateau,
+near the last one, so they are placed with far fewer images: on the recorded MNIST run one checkpoint
+at 89.29 % is placed below 90 % without a full pass, and the curve reads 26 % fewer images (37,262
+against 50,506) for the same crossings. A curve holds at most ``DEFER_BYTES`` of copies (a ConvNet-3
+takes 1.2-1.3 MB a checkpoint); past that it evaluates what it holds and goes on live, as do runs that
+stop at a target (``live``) and curves on a GPU unless the policy asks.
+
 Only confirmed (full) points can be a crossing (:func:`counts_for_crossing`); a point recorded from
 screening alone is one that screening placed clearly below every target still open (its accuracy is
 the screened estimate, and ``screened`` says on how many images). Each curve point says where its
@@ -31,14 +42,14 @@ accuracy came from (``on``: ``full`` or ``subset``); the run records the method 
 ``extra``). ``method="full"`` evaluates every checkpoint on the full test set (the exhaustive curve).
 
 Evaluation runs in batches of ``batch`` images: on a CPU 16 images of 32×32 (more for smaller
-images, :func:`cpu_batch`) through a channels-last copy of the model from 28×28 on (small batches
-stay in cache: 1.5x faster than batches of 1,024 on two cores, and channels-last fp32 passes were
-1.2-1.4x faster still, as fast as bfloat16, so a CPU screens in fp32 and needs no allowance; on 8×8
-digits batches of 256 without channels-last were fastest); on a GPU the protocol's
-``eval_batch_size``. Students in eval mode classify
-each image on its own, so neither the batch nor the layout changes a prediction beyond kernel
-rounding (none changed in the measurement), and full passes of the screened and the exhaustive
-curve run the same way.
+images, :func:`cpu_batch`: small batches stay in cache, 1.5x faster than batches of 1,024 on two
+cores; on 8×8 digits batches of 256 were fastest); on a GPU the protocol's ``eval_batch_size``. From
+28×28 on, a CPU evaluates in whichever memory layout is faster on that host (:func:`faster_layout`,
+measured once per process and model shape): a channels-last copy of the model was 1.2-1.4x faster
+in fp32 on a CPU with AMX units, and 1.4-2x slower on one without (its GroupNorm kernel). Students
+in eval mode classify each image on its own, so neither the batch nor the layout changes a
+prediction beyond kernel rounding (none changed in the measurement), and full passes of the
+screened and the exhaustive curve run the same way.
 """
 from __future__ import annotations
 
@@ -56,7 +67,9 @@ CURVE_METHODS = ("screened", "full")
 
 VARIANCE_FLOOR = 0.01 * 0.99  # no estimate is trusted below the variance of 1 % error
 CPU_BATCH = 16                # images of 32×32 per forward pass on a CPU
-CHANNELS_LAST_PIXELS = 28 * 28  # a CPU evaluates a channels-last copy from this image size on
+CHANNELS_LAST_PIXELS = 28 * 28  # from this image size on, a CPU evaluates in the faster layout
+DEFER_BYTES = 512 * 2**20       # the most a deferred curve holds in weight snapshots (then it evaluates)
+PROBE_BATCHES = 2               # batches per timed round of the layout probe (3 rounds, the best kept)
 
 
 def cpu_batch(pixels: int | None) -> int:
@@ -79,8 +92,11 @@ class CurvePolicy:
     paired: bool = True           # also estimate from the latest full pass (a difference estimator)
     batch: int | None = None      # images per forward pass; None: 16 at 32×32 on a CPU (cpu_batch),
                                   # the protocol's eval_batch_size elsewhere
-    channels_last: bool | None = None  # evaluate a channels-last copy; None: on a CPU from 28×28 on
+    channels_last: bool | None = None  # evaluate a channels-last copy; None: on a CPU from 28×28 on,
+                                       # where it is faster (faster_layout), else never
     reuse: bool = True            # a confirming fp32 pass keeps the fp32-screened prefix, reads the rest
+    defer: bool | None = None     # hold weight snapshots and evaluate after training, the last checkpoint
+                                  # first; None: on a CPU, while the snapshots fit in DEFER_BYTES
 
     def __post_init__(self):
         if self.method not in CURVE_METHODS:
@@ -91,6 +107,45 @@ class CurvePolicy:
                              f"batch >= 1, got {self}")
         if self.screen_dtype not in (None, "bfloat16", "float32"):
             raise ValueError(f"screen_dtype must be bfloat16 or float32, got {self.screen_dtype!r}")
+
+
+_LAYOUTS: dict[tuple, dict] = {}  # faster_layout's measurements, one per model type, shape and batch
+
+
+def faster_layout(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> dict:
+    """Which memory layout evaluates ``model`` faster on this host: ``{"channels_last": bool,
+    "ms_per_image": {"nchw": ..., "channels_last": ...}}``, measured once per process for each model
+    type, input shape, batch and thread count (the kernels, not the weights, decide it).
+
+    Each layout evaluates ``PROBE_BATCHES`` batches of ``x`` three times, interleaved after a warm-up
+    batch; the best round counts. The probe reads 2 × 7 batches, a fraction of one full pass."""
+    key = (type(model).__qualname__, tuple(x.shape[1:]), batch, torch.get_num_threads())
+    if key not in _LAYOUTS:
+        layouts = {"nchw": model, "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
+        k = PROBE_BATCHES * batch
+        best = dict.fromkeys(layouts, math.inf)
+        for m in layouts.values():
+            correct(m, x[:batch], y[:batch], batch)
+        for _ in range(3):
+            for name, m in layouts.items():
+                with Clock(x.device) as clock:
+                    correct(m, x[:k], y[:k], batch)
+                best[name] = min(best[name], clock.total)
+        ms = {name: round(1000.0 * t / min(k, x.shape[0]), 4) for name, t in best.items()}
+        _LAYOUTS[key] = {"channels_last": best["channels_last"] < best["nchw"], "ms_per_image": ms}
+    return _LAYOUTS[key]
+
+
+def _snapshot(model):
+    """A copy of a module's weights (state dict) on its device; anything else (a replayed
+    checkpoint's index) as it is."""
+    if not isinstance(model, torch.nn.Module):
+        return model
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _nbytes(weights) -> int:
+    return sum(v.numel() * v.element_size() for v in weights.values()) if isinstance(weights, dict) else 0
 
 
 def stratified_order(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -132,10 +187,13 @@ class Curve:
     """The checkpoints of one run, screened and confirmed by a :class:`CurvePolicy`."""
 
     def __init__(self, test: tuple[torch.Tensor, torch.Tensor], targets, policy: CurvePolicy,
-                 batch_size: int = 1024, like: "Curve | None" = None):
+                 batch_size: int = 1024, like: "Curve | None" = None, live: bool = False,
+                 progress: bool = False):
         """``like``: a curve of the same test set and policy whose screening order this one shares (runs
         trained together keep one ordered copy of the test set). ``batch_size``: the protocol's
-        evaluation batch, used off the CPU unless the policy sets ``batch``."""
+        evaluation batch, used off the CPU unless the policy sets ``batch``. ``live``: every
+        checkpoint is evaluated when it is reached (a run that stops at a target), never deferred.
+        ``progress``: a bar over the held checkpoints while a deferred curve evaluates them."""
         self.x, self.y = test
         self.policy = policy
         cpu = self.x.device.type == "cpu"
@@ -143,7 +201,9 @@ class Curve:
         self.batch_size = policy.batch or (cpu_batch(pixels) if cpu else batch_size)
         self.screen_dtype = policy.screen_dtype or ("float32" if cpu else "bfloat16")
         large = pixels is not None and pixels >= CHANNELS_LAST_PIXELS
-        self.channels_last = (cpu and large) if policy.channels_last is None else policy.channels_last
+        # None until the first checkpoint measures the faster layout (on a CPU from 28×28 on)
+        self.channels_last = (None if cpu and large else False) if policy.channels_last is None else policy.channels_last
+        self.layout_probe: dict | None = None
         self.open = sorted(float(t) for t in targets)
         self.n = int(self.x.shape[0])
         self.screening = (policy.method == "screened" and self.n >= max(policy.min_test, 2 * policy.subset)
@@ -158,16 +218,30 @@ class Curve:
         self.screened_images = 0
         self.reused_images = 0   # screened images a confirming pass did not read again
         self.anchor: tuple[float, torch.Tensor] | None = None  # (accuracy, correctness in screening order)
+        self.last_anchor: tuple[float, torch.Tensor] | None = None  # the last checkpoint's, when deferred
+        self.anchor_at = self.last_at = 0  # the checkpoints (indices) of the two anchors
+        self.defer = bool(self.screening and not live and (cpu if policy.defer is None else policy.defer))
+        self.held: list[tuple[object, dict]] = []  # (weights, point) of checkpoints awaiting the last one
+        self.held_bytes = 0
+        self._eval_model = None  # the copy a deferred curve loads each checkpoint's weights into
+        self.progress = progress
         self.first_read = policy.subset  # what the next checkpoint reads first
         self.final = Clock(self.x.device)  # the last checkpoint's full pass (the reported accuracy)
 
     # -- the two evaluations (a recorded run replays them)
 
     def prepared(self, model):
-        """The model to evaluate: a channels-last copy where the policy asks (fp32 passes at batch 16
-        ran 1.2-1.4x faster so on two CPU cores, with identical predictions), else the model itself."""
-        if not self.channels_last or not isinstance(model, torch.nn.Module):
+        """The model to evaluate: a channels-last copy where the policy asks or where it is the faster
+        layout on this host (:func:`faster_layout`, decided at the first checkpoint), else the model."""
+        if not isinstance(model, torch.nn.Module):
             return model
+        if self.channels_last is None:
+            self.layout_probe = faster_layout(model, self.x, self.y, self.batch_size)
+            self.channels_last = self.layout_probe["channels_last"]
+        if not self.channels_last:
+            return model
+        if model is self._eval_model:  # a deferred curve's own copy: converted once, in place
+            return model.to(memory_format=torch.channels_last)
         return copy.deepcopy(model).to(memory_format=torch.channels_last)
 
     def screen_correct(self, model, lo: int, hi: int) -> torch.Tensor:
@@ -193,13 +267,17 @@ class Curve:
 
     def estimate(self, c: torch.Tensor) -> tuple[float, float]:
         """(estimated full-set accuracy, its standard error) from the correctness ``c`` of a prefix of
-        the screening order: the prefix's accuracy, or the anchor's accuracy plus the mean change
-        from the anchor on the prefix, whichever has the smaller standard error."""
+        the screening order: the prefix's accuracy, or an anchor's accuracy plus the mean change
+        from that anchor on the prefix (the latest full pass, or a deferred curve's last checkpoint),
+        whichever has the smallest standard error."""
         k = int(c.numel())
         p = float(c.float().mean())
         best = (100.0 * p, self._se(p * (1 - p), k))
-        if self.policy.paired and self.anchor is not None:
-            acc0, c0 = self.anchor
+        at = len(self.points)  # this checkpoint: on a tie the anchor nearer to it counts
+        anchors = (self.anchor, self.last_anchor) if self.policy.paired else ()
+        if self.last_at - at < at - self.anchor_at:
+            anchors = anchors[::-1]
+        for acc0, c0 in (a for a in anchors if a is not None):
             d = c.float() - c0[:k].float()
             md = float(d.mean())
             paired = (acc0 + 100.0 * md, self._se(float((d * d).mean()) - md * md, k))
@@ -231,6 +309,63 @@ class Curve:
                 return est, prefix, False  # a crossing candidate, or too close to tell: the full pass settles it
             hi = min(half, 4 * k, max(k + self.policy.min_read, math.ceil(1.2 * need)))
 
+    def add(self, model, point: dict, last: bool) -> dict | None:
+        """A checkpoint of the run (``point``: its step and clocks). A live curve evaluates it now
+        (:meth:`record`), appends the point and returns it. A deferred one keeps a copy of the weights
+        and returns None until the last checkpoint, which evaluates them all (:meth:`resolve`) and
+        returns the last point. A deferred curve whose copies would pass ``DEFER_BYTES`` evaluates
+        what it holds and goes on live."""
+        if self.defer:
+            snap = _snapshot(model)
+            self.held.append((snap, point))
+            self.held_bytes += _nbytes(snap)
+            if last:
+                return self.resolve(model)
+            if self.held_bytes + _nbytes(snap) <= DEFER_BYTES:  # room for the next one
+                return None
+            self.defer = False
+            for weights, p in self.held:
+                p.update(self.record(self._load(weights, model), last=False))
+                self.points.append(p)
+            self.held, self._eval_model = [], None
+            return self.points[-1]
+        point.update(self.record(model, last))
+        self.points.append(point)
+        return point
+
+    def resolve(self, model) -> dict:
+        """Evaluate the held checkpoints (§ module docstring, with the last checkpoint first): its full
+        fp32 pass is the reported accuracy and a second anchor for every screen, so that checkpoints
+        near it, and far before a crossing, are placed with fewer images. Its accuracy closes no
+        target before the earlier checkpoints are placed. Returns the last point."""
+        last_weights, last_point = self.held[-1]
+        last_model = self.prepared(self._load(last_weights, model))
+        still_open = list(self.open)
+        with self.final:
+            acc = self._full(last_model)
+        self.last_anchor, self.anchor, self.open = self.anchor, None, still_open
+        self.last_at = len(self.points) + len(self.held) - 1
+        from tqdm.auto import tqdm
+
+        for weights, point in tqdm(self.held[:-1], desc="test curve", unit="checkpoint", leave=False,
+                                   disable=not self.progress):
+            point.update(self._record(self.prepared(self._load(weights, model)), last=False))
+            self.points.append(point)
+        last_point.update({"acc": acc, "on": "full"})
+        self.points.append(last_point)
+        self.open = [t for t in self.open if acc < t]
+        self.held = []
+        return last_point
+
+    def _load(self, weights, model):
+        """The model with a held checkpoint's weights: one copy of ``model`` loaded in turn."""
+        if not isinstance(weights, dict):
+            return weights
+        if self._eval_model is None:
+            self._eval_model = copy.deepcopy(model)
+        self._eval_model.load_state_dict(weights)
+        return self._eval_model
+
     def record(self, model, last: bool) -> dict:
         """Evaluate one checkpoint; returns ``{"acc", "on"}`` plus ``screen_acc`` and ``screened`` (images)
         when it was screened. The last checkpoint's evaluation, screening included, is timed as the
@@ -243,7 +378,7 @@ class Curve:
             return {"acc": self._full(model), "on": "full"}
         if not self.open:  # every target reached: the rest of the curve is screened for the plot only
             k = self.policy.subset
-            acc = 100.0 * int(self.screen_correct(model, 0, k).sum()) / k
+            acc = self.estimate(self.screen_correct(model, 0, k))[0]
             self.screened_images += k
             return {"acc": acc, "on": "subset", "screen_acc": acc, "screened": k}
         screen, prefix, below = self.screen(model)
@@ -265,7 +400,7 @@ class Curve:
             c = self.full_correct(model)
         acc = 100.0 * int(c.sum()) / max(1, self.n)
         if self.screening:
-            self.anchor = (acc, c)
+            self.anchor, self.anchor_at = (acc, c), len(self.points)
         self.open = [t for t in self.open if acc < t]
         return acc
 
@@ -274,8 +409,9 @@ class Curve:
              "test_size": self.n, "batch": self.batch_size, "final_pass_seconds": self.final.total}
         if self.screening:
             d.update({k: v for k, v in asdict(self.policy).items() if k not in ("method", "batch")},
-                     screen_dtype=self.screen_dtype, channels_last=self.channels_last,
-                     screened_images=self.screened_images, reused_images=self.reused_images)
+                     screen_dtype=self.screen_dtype, channels_last=self.channels_last, layout_probe=self.layout_probe,
+                     screened_images=self.screened_images, reused_images=self.reused_images,
+                     deferred=self.defer, held_bytes=self.held_bytes)
         return d
 
 

@@ -340,14 +340,14 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
     marks = checkpoint_steps(total, p.checkpoints)
     clock, eval_clock = Clock(device), Clock(device)
     goals = tuple(targets) + ((stop_at,) if stop_at is not None else ())
-    curve = Curve(test, goals, curve_policy or CurvePolicy(), p.eval_batch_size)
+    curve = Curve(test, goals, curve_policy or CurvePolicy(), p.eval_batch_size, live=stop_at is not None,
+                  progress=progress)
     extra = {"plan": plan.to_dict(p.checkpoints)}
 
     def checkpoint(step: int, epoch: int) -> bool:
         with eval_clock:
-            point = curve.record(model, last=step == marks[-1])
-        curve.points.append({"step": step, "epoch": epoch, "train_seconds": clock.total,
-                             "cpu_seconds": clock.cpu, **point})
+            point = curve.add(model, {"step": step, "epoch": epoch, "train_seconds": clock.total,
+                                      "cpu_seconds": clock.cpu}, last=step == marks[-1])
         if stop_at is not None and point["on"] == "full" and point["acc"] >= stop_at and step < total:
             extra.update(stopped_early=True, planned_steps=total)
             return True
@@ -401,8 +401,9 @@ def train_images_together(models: list, task: ImageTask, p: Protocol, seeds: Seq
     net = Forward(stack, compile)
     marks = checkpoint_steps(plan.total_steps, p.checkpoints)
     clock, eval_clocks = Clock(device), [Clock(device) for _ in models]
-    curves = [Curve(test, tuple(targets), curve_policy or CurvePolicy(), p.eval_batch_size)]
-    curves += [Curve(test, tuple(targets), curves[0].policy, p.eval_batch_size, like=curves[0]) for _ in models[1:]]
+    curves = [Curve(test, tuple(targets), curve_policy or CurvePolicy(), p.eval_batch_size, progress=progress)]
+    curves += [Curve(test, tuple(targets), curves[0].policy, p.eval_batch_size, like=curves[0], progress=progress)
+               for _ in models[1:]]
 
     def loss_fn(batch):
         idx = torch.cat(batch).to(task.x.device)  # seed-major: K batches of B, one gather
@@ -417,9 +418,8 @@ def train_images_together(models: list, task: ImageTask, p: Protocol, seeds: Seq
         stack.unstack_into(models)
         for m, curve, ec in zip(models, curves, eval_clocks):
             with ec:
-                point = curve.record(m, last=step == marks[-1])
-            curve.points.append({"step": step, "epoch": epoch, "train_seconds": clock.total / k,
-                                 "cpu_seconds": clock.cpu / k, **point})
+                curve.add(m, {"step": step, "epoch": epoch, "train_seconds": clock.total / k,
+                              "cpu_seconds": clock.cpu / k}, last=step == marks[-1])
         return False
 
     streams = [schedule_batches(plan, task.stream_for(g)) for g in gens]
