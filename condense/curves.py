@@ -109,17 +109,18 @@ class CurvePolicy:
             raise ValueError(f"screen_dtype must be bfloat16 or float32, got {self.screen_dtype!r}")
 
 
-_LAYOUTS: dict[tuple, dict] = {}  # faster_layout's measurements, one per model type, shape and batch
+_LAYOUTS: dict[tuple, dict] = {}  # faster_layout's measurements, one per model type and size, shape and batch
 
 
 def faster_layout(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> dict:
     """Which memory layout evaluates ``model`` faster on this host: ``{"channels_last": bool,
     "ms_per_image": {"nchw": ..., "channels_last": ...}}``, measured once per process for each model
-    type, input shape, batch and thread count (the kernels, not the weights, decide it).
+    type and size, input shape, batch and thread count (the kernels, not the weights, decide it).
 
     Each layout evaluates ``PROBE_BATCHES`` batches of ``x`` three times, interleaved after a warm-up
     batch; the best round counts. The probe reads 2 × 7 batches, a fraction of one full pass."""
-    key = (type(model).__qualname__, tuple(x.shape[1:]), batch, torch.get_num_threads())
+    key = (type(model).__qualname__, sum(q.numel() for q in model.parameters()), tuple(x.shape[1:]), batch,
+           torch.get_num_threads())
     if key not in _LAYOUTS:
         layouts = {"nchw": model, "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
         k = PROBE_BATCHES * batch
