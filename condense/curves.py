@@ -318,16 +318,15 @@ class Curve:
         what it holds and goes on live."""
         if self.defer:
             snap = _snapshot(model)
+            size = _nbytes(snap)
             self.held.append((snap, point))
-            self.held_bytes += _nbytes(snap)
+            self.held_bytes += size
             if last:
                 return self.resolve(model)
-            if self.held_bytes + _nbytes(snap) <= DEFER_BYTES:  # room for the next one
+            if self.held_bytes + size <= DEFER_BYTES:  # room for the next one
                 return None
             self.defer = False
-            for weights, p in self.held:
-                p.update(self.record(self._load(weights, model), last=False))
-                self.points.append(p)
+            self._place_held(self.held, model)
             self.held, self._eval_model = [], None
             return self.points[-1]
         point.update(self.record(model, last))
@@ -346,17 +345,20 @@ class Curve:
             acc = self._full(last_model)
         self.last_anchor, self.anchor, self.open = self.anchor, None, still_open
         self.last_at = len(self.points) + len(self.held) - 1
-        from tqdm.auto import tqdm
-
-        for weights, point in tqdm(self.held[:-1], desc="test curve", unit="checkpoint", leave=False,
-                                   disable=not self.progress):
-            point.update(self._record(self.prepared(self._load(weights, model)), last=False))
-            self.points.append(point)
+        self._place_held(self.held[:-1], model)
         last_point.update({"acc": acc, "on": "full"})
         self.points.append(last_point)
         self.open = [t for t in self.open if acc < t]
         self.held = []
         return last_point
+
+    def _place_held(self, held, model) -> None:
+        """Evaluate held checkpoints in order (not the last one) and append their points."""
+        from tqdm.auto import tqdm
+
+        for weights, point in tqdm(held, desc="test curve", unit="checkpoint", leave=False, disable=not self.progress):
+            point.update(self.record(self._load(weights, model), last=False))
+            self.points.append(point)
 
     def _load(self, weights, model):
         """The model with a held checkpoint's weights: one copy of ``model`` loaded in turn."""

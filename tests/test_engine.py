@@ -263,10 +263,6 @@ class _SlowIn(torch.nn.Module):
         return self.conv(x).mean((2, 3))
 
 
-class _SlowInChannelsLast(_SlowIn):
-    pass
-
-
 @pytest.mark.parametrize("slow_channels_last", [True, False])
 def test_a_cpu_curve_evaluates_in_the_layout_that_is_faster_on_its_host(slow_channels_last, monkeypatch):
     """From 28×28 on, a CPU curve measures both layouts at its first checkpoint, evaluates in the faster
@@ -275,7 +271,7 @@ def test_a_cpu_curve_evaluates_in_the_layout_that_is_faster_on_its_host(slow_cha
     import condense.curves as curves
 
     monkeypatch.setattr(curves, "_LAYOUTS", {})
-    model = (_SlowInChannelsLast if slow_channels_last else _SlowIn)(slow_channels_last)
+    model = _SlowIn(slow_channels_last)
     x, y = torch.randn(400, 3, 28, 28), torch.randint(0, 4, (400,))
     curve = curves.Curve((x, y), (99.0,), CurvePolicy())
     assert curve.channels_last is None  # decided at the first checkpoint
