@@ -7,6 +7,7 @@ images the model classifies correctly on the full test set in fp32 (the exhausti
 bfloat16 autocast (what screening reads), bit-packed, with the test labels and the targets.
 
     python -m benchmarks.record_curve --case mnist:10 --out tests/data/curve-mnist-ipc10.npz
+    python -m benchmarks.record_curve --case cifar10:1 --out tests/data/curve-cifar10-ipc1.npz
 """
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ def replay(rec: dict, policy, targets=None):
     class Replayed(Curve):
         def screen_correct(self, i, lo, hi):
             return rec["bf16" if self.screen_dtype == "bfloat16" else "fp32"][i][self.sx[lo:hi]]
+
+        def correct_at(self, i, positions):
+            return rec["bf16" if self.screen_dtype == "bfloat16" else "fp32"][i][self.sx[positions]]
 
         def full_correct(self, i):
             return rec["fp32"][i][self.sx if self.screening else self.x]

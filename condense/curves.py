@@ -10,13 +10,30 @@ times the training it measures on a CPU. A screened curve gets the same answer f
    ways: the prefix's own accuracy, and (``paired``) the accuracy of the latest full pass (the
    *anchor*) plus the mean change of per-image correctness from the anchor on the prefix (a
    difference estimator: consecutive checkpoints agree on most images, so its variance is far
-   smaller late in training). The estimate with the smaller standard error (binomial, floored at
-   that of 1 % error, with the finite-population correction) is used. Screening stops as soon as it
-   is below the lowest target still open by more than ``z`` standard errors (plus an ``allowance``
-   when screening in bfloat16, which changed at most 0.14 % of predictions and 0.07 accuracy points
-   on the recorded MNIST run); otherwise it reads as many more images as the current estimate says
-   are needed, never more than half the test set (past that, the full pass settles it: without
-   ``reuse`` that pass is cheaper, and with it reading on measured no cheaper on the recorded run);
+   smaller late in training). The estimate with the smaller standard error (binomial, with the
+   finite-population correction) is used. A checkpoint is placed below the lowest target still open
+   when either rule says so, each at the level of ``z`` standard errors at each read (plus an ``allowance`` when
+   screening in bfloat16, which changed at most 0.14 % of predictions and 0.07 accuracy points on the
+   recorded MNIST run):
+
+   - the *standard-error rule*, from ``min_read`` images on: the estimate is below the target by more
+     than ``z`` standard errors, each variance floored at its value at the target (the target's
+     binomial variance; for a change from an anchor ``δ(1 - δ)``, ``δ`` the target's distance from
+     the anchor) and at that of 1 % error. Without the floor, a prefix that happens to hold few of a
+     checkpoint's gains estimates a low variance just when its estimate is low, and a checkpoint at
+     its target was placed below it in 1.2-1.7 % of draws instead of 0.135 %;
+   - *exact tests*, on any read (:meth:`Curve.exactly_below`): binomial tests on the prefix's correct
+     images and on its *gains* (images the checkpoint gets right and an anchor below the target gets
+     wrong: the checkpoint's accuracy is at most the anchor's plus their share), and a
+     hypergeometric test on the images an anchor below the target got wrong, read in a fixed random
+     order alongside the prefix where that anchor got at most half the test set wrong. Those are the
+     only images on which the checkpoint can gain: on a plateau 4 points under the next target, 48
+     of them place a checkpoint that the prefix would need some 270 images for.
+
+   A first read may hold ``small_read`` images (only the exact tests place from so few); otherwise
+   screening reads as many more images as the current estimate says are needed, never more than half
+   the test set (past that, the full pass settles it: without ``reuse`` that pass is cheaper, and
+   with it reading on measured no cheaper on the recorded run);
 2. a checkpoint that screening cannot place below every open target is *confirmed* on the full test
    set in fp32; its full accuracy is what the curve records there, and decides the crossing; its
    per-image correctness becomes the anchor. Where screening ran in fp32 (a CPU), the confirming pass
@@ -30,14 +47,15 @@ full pass is then a second anchor for every screen (the one with the smaller sta
 on a tie, the one nearer the checkpoint), and its accuracy closes no target before the checkpoints
 before it are placed; those follow in order, as above. Most checkpoints of a run lie on its plateau,
 near the last one, so they are placed with far fewer images: on the recorded MNIST run one checkpoint
-at 89.29 % is placed below 90 % without a full pass, and the curve reads 26 % fewer images (37,262
-against 50,506) for the same crossings. A curve holds at most ``DEFER_BYTES`` of copies (a ConvNet-3
+at 89.29 % is placed below 90 % without a full pass, and the curve reads 20 % fewer images (39,214
+against 49,313) for the same crossings. A curve holds at most ``DEFER_BYTES`` of copies (a ConvNet-3
 takes 1.2-1.3 MB a checkpoint); past that it evaluates what it holds and goes on live, as do runs that
 stop at a target (``live``) and curves on a GPU unless the policy asks.
 
 Only confirmed (full) points can be a crossing (:func:`counts_for_crossing`); a point recorded from
 screening alone is one that screening placed clearly below every target still open (its accuracy is
-the screened estimate, and ``screened`` says on how many images). Each curve point says where its
+the screened estimate, ``screened`` says on how many images of the prefix, and ``wrong_read`` how many
+of an anchor's wrong images were read beside them). Each curve point says where its
 accuracy came from (``on``: ``full`` or ``subset``); the run records the method (``curve`` in a run's
 ``extra``). ``method="full"`` evaluates every checkpoint on the full test set (the exhaustive curve).
 
@@ -85,6 +103,7 @@ class CurvePolicy:
     method: str = "screened"
     subset: int = 128             # first screened prefix (stratified) of the first checkpoint
     min_read: int = 64            # the fewest images a read adds
+    small_read: int = 48          # a first read may hold this few; under min_read only exact tests place
     min_test: int = 300           # smaller test sets are evaluated in full at every checkpoint
     z: float = 3.0                # screening margin, in standard errors of the estimate
     allowance: float = 0.5        # extra margin (accuracy points) for bfloat16 screening
@@ -101,9 +120,9 @@ class CurvePolicy:
     def __post_init__(self):
         if self.method not in CURVE_METHODS:
             raise ValueError(f"unknown curve method {self.method!r}; expected one of {', '.join(CURVE_METHODS)}")
-        if (self.subset < 1 or self.min_read < 1 or self.min_test < 0 or not (self.z >= 0) or not (self.allowance >= 0)
+        if (self.subset < 1 or self.min_read < 1 or self.small_read < 1 or self.min_test < 0 or not (self.z >= 0) or not (self.allowance >= 0)
                 or (self.batch is not None and self.batch < 1)):
-            raise ValueError(f"curve policy needs subset >= 1, min_read >= 1, min_test >= 0, z >= 0, allowance >= 0 and "
+            raise ValueError(f"curve policy needs subset >= 1, min_read >= 1, small_read >= 1, min_test >= 0, z >= 0, allowance >= 0 and "
                              f"batch >= 1, got {self}")
         if self.screen_dtype not in (None, "bfloat16", "float32"):
             raise ValueError(f"screen_dtype must be bfloat16 or float32, got {self.screen_dtype!r}")
@@ -147,6 +166,36 @@ def _snapshot(model):
 
 def _nbytes(weights) -> int:
     return sum(v.numel() * v.element_size() for v in weights.values()) if isinstance(weights, dict) else 0
+
+
+def binomial_cdf(x: int, k: int, p: float) -> float:
+    """P(X <= x) for X ~ Binomial(k, p), summed exactly in log space."""
+    if p <= 0.0 or x >= k:
+        return 1.0
+    if p >= 1.0 or x < 0:
+        return 0.0
+    lp, lq = math.log(p), math.log1p(-p)
+    logs = [math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) + i * lp + (k - i) * lq
+            for i in range(x + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+
+
+def hypergeometric_cdf(x: int, m: int, N: int, K: int) -> float:
+    """P(X <= x) for X the successes among ``m`` draws without replacement from ``N`` items of which
+    ``K`` are successes, summed exactly in log space."""
+    lo, hi = max(0, m - (N - K)), min(m, K)
+    if x >= hi:
+        return 1.0
+    if x < lo:
+        return 0.0
+
+    def lcomb(a, b):
+        return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
+
+    logs = [lcomb(K, i) + lcomb(N - K, m - i) - lcomb(N, m) for i in range(lo, x + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
 
 def stratified_order(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -218,6 +267,7 @@ class Curve:
         self.full_points = 0
         self.screened_images = 0
         self.reused_images = 0   # screened images a confirming pass did not read again
+        self.wrong_images = 0    # screened images read among an anchor's wrong ones (part of screened_images)
         self.anchor: tuple[float, torch.Tensor] | None = None  # (accuracy, correctness in screening order)
         self.last_anchor: tuple[float, torch.Tensor] | None = None  # the last checkpoint's, when deferred
         self.anchor_at = self.last_at = 0  # the checkpoints (indices) of the two anchors
@@ -227,6 +277,7 @@ class Curve:
         self._eval_model = None  # the copy a deferred curve loads each checkpoint's weights into
         self.progress = progress
         self.first_read = policy.subset  # what the next checkpoint reads first
+        self._wrong = None  # (an anchor's correctness, the positions it got wrong in a fixed random order)
         self.final = Clock(self.x.device)  # the last checkpoint's full pass (the reported accuracy)
 
     # -- the two evaluations (a recorded run replays them)
@@ -249,6 +300,10 @@ class Curve:
         """Correctness of images ``lo:hi`` of the screening order, in the screening dtype."""
         return correct(model, self.sx[lo:hi], self.sy[lo:hi], self.batch_size, self.screen_dtype)
 
+    def correct_at(self, model, positions: torch.Tensor) -> torch.Tensor:
+        """Correctness of the images at ``positions`` of the screening order, in the screening dtype."""
+        return correct(model, self.sx[positions], self.sy[positions], self.batch_size, self.screen_dtype)
+
     def full_correct(self, model) -> torch.Tensor:
         """Correctness of every test image in fp32 (in the screening order when screening)."""
         if self.screening:
@@ -266,14 +321,24 @@ class Curve:
         fpc = max(0.0, (self.n - k) / max(1, self.n - 1))
         return 100.0 * math.sqrt(max(variance, VARIANCE_FLOOR) / k * fpc)
 
-    def estimate(self, c: torch.Tensor) -> tuple[float, float]:
+    def estimate(self, c: torch.Tensor, target: float | None = None) -> tuple[float, float]:
         """(estimated full-set accuracy, its standard error) from the correctness ``c`` of a prefix of
         the screening order: the prefix's accuracy, or an anchor's accuracy plus the mean change
         from that anchor on the prefix (the latest full pass, or a deferred curve's last checkpoint),
-        whichever has the smallest standard error."""
+        whichever has the smallest standard error.
+
+        With ``target`` (a screen testing "below ``target``") each variance is at least what it would
+        be at that target (a score test's variance): ``target``'s binomial variance for the prefix's
+        own accuracy; for a change from an anchor ``a``, ``|δ|(1 - |δ|)`` with ``δ = target - a``, the
+        least variance of a per-image change whose mean is ``δ``. A prefix that happens to hold few
+        changes (or few correct images) estimates a small variance just when its estimate is low, so
+        without this floor a checkpoint at the target is placed below it far more often than ``z``
+        promises (1.7 % instead of 0.135 % on 64 images of a checkpoint at 30 % whose changes from a
+        14 % anchor are all gains)."""
         k = int(c.numel())
         p = float(c.float().mean())
-        best = (100.0 * p, self._se(p * (1 - p), k))
+        t = None if target is None else min(1.0, max(0.0, target / 100.0))
+        best = (100.0 * p, self._se(max(p * (1 - p), 0.0 if t is None else t * (1 - t)), k))
         at = len(self.points)  # this checkpoint: on a tie the anchor nearer to it counts
         anchors = (self.anchor, self.last_anchor) if self.policy.paired else ()
         if self.last_at - at < at - self.anchor_at:
@@ -281,34 +346,99 @@ class Curve:
         for acc0, c0 in (a for a in anchors if a is not None):
             d = c.float() - c0[:k].float()
             md = float(d.mean())
-            paired = (acc0 + 100.0 * md, self._se(float((d * d).mean()) - md * md, k))
+            delta = 0.0 if t is None else min(1.0, abs(t - acc0 / 100.0))
+            paired = (acc0 + 100.0 * md, self._se(max(float((d * d).mean()) - md * md, delta * (1 - delta)), k))
             if paired[1] < best[1]:
                 best = paired
         return best
 
-    def screen(self, model) -> tuple[float, torch.Tensor, bool]:
-        """(screened estimate, correctness of the screened prefix, placed below every open target).
+    def exactly_below(self, c: torch.Tensor, target: float, wrong: tuple[int, int, int, int] | None = None) -> bool:
+        """Whether exact one-sided tests reject "the full-set accuracy is at least ``target``" at the
+        level of ``z`` normal standard errors, split evenly (Bonferroni) over the tests tried:
 
-        The first read is what the previous checkpoint needed (×1.2, at least ``min_read``; ``subset``
-        at the first checkpoint); each further read brings the total to what the current estimate says
-        is needed (×1.2, at least ``min_read`` more, at most 4× what was read)."""
+        - binomial, on the prefix correctness ``c``: its correct images against ``target``; and, for
+          each anchor below ``target``, the images this checkpoint gets right and the anchor gets
+          wrong (*gains*: the full-set accuracy is at most the anchor's plus their share of the test
+          set, so reaching ``target`` needs a share of gains of at least the gap);
+        - hypergeometric, ``wrong = (gains, read, N, K)``: gains among the first ``read`` of the
+          ``N`` images an anchor got wrong, in a fixed random order, when reaching ``target`` needs
+          at least ``K`` of them (:meth:`_wrong_images`).
+
+        Unlike the standard-error rule they assume no normal approximation and no variance estimate,
+        so they hold on the smallest reads."""
+        k = int(c.numel())
+        tests = [lambda x=int(c.sum()): binomial_cdf(x, k, target / 100.0)]
+        for anchor in (self.anchor, self.last_anchor) if self.policy.paired else ():
+            if anchor is not None and anchor[0] < target:
+                gains = int((c & ~anchor[1][:k]).sum())
+                tests.append(lambda x=gains, p=(target - anchor[0]) / 100.0: binomial_cdf(x, k, p))
+        if wrong is not None:
+            tests.append(lambda: hypergeometric_cdf(*wrong))
+        alpha = 0.5 * math.erfc(self.policy.z / math.sqrt(2)) / len(tests)
+        return any(test() <= alpha for test in tests)
+
+    def _wrong_images(self, target: float) -> tuple[torch.Tensor, int] | None:
+        """The images (positions in the screening order) that an anchor below ``target`` got wrong, in
+        a fixed random order, and how many of them a checkpoint must get right to reach ``target``
+        (its accuracy is at most the anchor's plus those gains). None without such an anchor or when
+        it got more than half the test set wrong (reading its wrong images then gains little over
+        the prefix). The anchor nearer the checkpoint is used."""
+        at = len(self.points)
+        anchors = [self.anchor, self.last_anchor] if self.policy.paired else []
+        if self.last_at - at < at - self.anchor_at:
+            anchors = anchors[::-1]
+        for anchor in anchors:
+            if anchor is None or not (50.0 <= anchor[0] < target):
+                continue
+            if self._wrong is None or self._wrong[0] is not anchor[1]:
+                where = (~anchor[1]).nonzero().squeeze(1)
+                order = torch.randperm(where.numel(), generator=torch.Generator().manual_seed(0))
+                self._wrong = (anchor[1], where[order.to(where.device)])
+            need = math.ceil(self.n * (target - anchor[0]) / 100.0 - 1e-9)
+            return self._wrong[1], need
+        return None
+
+    def screen(self, model) -> tuple[float, torch.Tensor, bool, int]:
+        """(screened estimate, correctness of the screened prefix, placed below every open target,
+        images read beyond the prefix).
+
+        The first read is what the previous checkpoint needed (×1.2, at least ``small_read``;
+        ``subset`` at the first checkpoint); each further read brings the total to what the current
+        estimate says is needed (×1.2, at least ``min_read`` more, at most 4× what was read). The
+        standard-error rule places a checkpoint from ``min_read`` images on; an exact test
+        (:meth:`exactly_below`) on any read. Where an anchor below the target got at most half the
+        test set wrong, each read is matched by as many of those images (:meth:`_wrong_images`): the
+        only ones where the checkpoint can gain on the anchor. A small read that is not placed is
+        completed to ``min_read`` first (the read it replaced)."""
         target, z, subset, half = self.open[0], self.policy.z, self.policy.subset, self.n // 2
+        min_read, small = self.policy.min_read, min(self.policy.small_read, self.policy.min_read)
         allowance = self.policy.allowance if self.screen_dtype == "bfloat16" else 0.0
-        parts, k, hi = [], 0, min(self.first_read, half)
+        wrong = self._wrong_images(target - allowance)
+        parts, k, hi, gained, m = [], 0, min(self.first_read, half), 0, 0
         while True:
             parts.append(self.screen_correct(model, k, hi))
             k = hi
             prefix = torch.cat(parts)
-            est, se = self.estimate(prefix)
+            est, se = self.estimate(prefix, target - allowance)
             gap = target - est - allowance  # what z standard errors must fit under
             need = k * (z * se / gap) ** 2 if gap > 0 else math.inf  # se shrinks as 1/sqrt(k)
-            if need <= k:
-                self.first_read = min(k, max(self.policy.min_read, math.ceil(1.2 * need)))
-                return est, prefix, True
+            if need <= k and k >= min_read:
+                self.first_read = min(k, max(small, math.ceil(1.2 * need)))
+                return est, prefix, True, m
+            if wrong is not None and m < min(k, wrong[0].numel()):
+                upto = min(k, wrong[0].numel())
+                gained += int(self.correct_at(model, wrong[0][m:upto]).sum())
+                m = upto
+            if self.exactly_below(prefix, target - allowance, (gained, m, wrong[0].numel(), wrong[1]) if m else None):
+                self.first_read = min(k, small)
+                return est, prefix, True, m
             self.first_read = subset
             if est >= target + z * se + allowance or gap <= 0 or k >= half:
-                return est, prefix, False  # a crossing candidate, or too close to tell: the full pass settles it
-            hi = min(half, 4 * k, max(k + self.policy.min_read, math.ceil(1.2 * need)))
+                return est, prefix, False, m  # a crossing candidate, or too close to tell: the full pass settles it
+            if k < min_read:  # a small first read that did not place it: on to the usual first read
+                hi = min(half, min_read)
+            else:
+                hi = min(half, 4 * k, max(k + min_read, math.ceil(1.2 * need)))
 
     def add(self, model, point: dict, last: bool) -> dict | None:
         """A checkpoint of the run (``point``: its step and clocks). A live curve evaluates it now
@@ -384,13 +514,16 @@ class Curve:
             acc = self.estimate(self.screen_correct(model, 0, k))[0]
             self.screened_images += k
             return {"acc": acc, "on": "subset", "screen_acc": acc, "screened": k}
-        screen, prefix, below = self.screen(model)
+        screen, prefix, below, extra = self.screen(model)
         k = int(prefix.numel())
-        self.screened_images += k
+        self.screened_images += k + extra
+        self.wrong_images += extra
         if last or not below:
             keep = prefix if self.policy.reuse and self.screen_dtype == "float32" else None
-            return {"acc": self._full(model, keep), "on": "full", "screen_acc": screen, "screened": k}
-        return {"acc": screen, "on": "subset", "screen_acc": screen, "screened": k}
+            point = {"acc": self._full(model, keep), "on": "full", "screen_acc": screen, "screened": k}
+        else:
+            point = {"acc": screen, "on": "subset", "screen_acc": screen, "screened": k}
+        return {**point, "wrong_read": extra} if extra else point
 
     def _full(self, model, prefix: torch.Tensor | None = None) -> float:
         """A full fp32 pass: the point's accuracy, the next anchor, and the targets it reaches close.
@@ -414,6 +547,7 @@ class Curve:
             d.update({k: v for k, v in asdict(self.policy).items() if k not in ("method", "batch")},
                      screen_dtype=self.screen_dtype, channels_last=self.channels_last, layout_probe=self.layout_probe,
                      screened_images=self.screened_images, reused_images=self.reused_images,
+                     wrong_images=self.wrong_images,
                      deferred=self.defer, held_bytes=self.held_bytes)
         return d
 
