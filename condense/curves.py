@@ -175,10 +175,8 @@ def binomial_cdf(x: int, k: int, p: float) -> float:
     if p >= 1.0 or x < 0:
         return 0.0
     lp, lq = math.log(p), math.log1p(-p)
-    logs = [math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) + i * lp + (k - i) * lq
-            for i in range(x + 1)]
-    top = max(logs)
-    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+    return _sum_exp([math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) + i * lp + (k - i) * lq
+                     for i in range(x + 1)])
 
 
 def hypergeometric_cdf(x: int, m: int, N: int, K: int) -> float:
@@ -193,7 +191,11 @@ def hypergeometric_cdf(x: int, m: int, N: int, K: int) -> float:
     def lcomb(a, b):
         return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
 
-    logs = [lcomb(K, i) + lcomb(N - K, m - i) - lcomb(N, m) for i in range(lo, x + 1)]
+    return _sum_exp([lcomb(K, i) + lcomb(N - K, m - i) - lcomb(N, m) for i in range(lo, x + 1)])
+
+
+def _sum_exp(logs: list[float]) -> float:
+    """A probability summed from the logs of its terms, capped at 1."""
     top = max(logs)
     return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
@@ -321,6 +323,15 @@ class Curve:
         fpc = max(0.0, (self.n - k) / max(1, self.n - 1))
         return 100.0 * math.sqrt(max(variance, VARIANCE_FLOOR) / k * fpc)
 
+    def _anchors(self) -> list[tuple[float, torch.Tensor]]:
+        """The anchors a screen of this checkpoint can pair with (none unless ``paired``), the one nearer
+        to it first (on a tie, the latest full pass)."""
+        at = len(self.points)
+        anchors = [self.anchor, self.last_anchor] if self.policy.paired else []
+        if self.last_at - at < at - self.anchor_at:
+            anchors = anchors[::-1]
+        return [a for a in anchors if a is not None]
+
     def estimate(self, c: torch.Tensor, target: float | None = None) -> tuple[float, float]:
         """(estimated full-set accuracy, its standard error) from the correctness ``c`` of a prefix of
         the screening order: the prefix's accuracy, or an anchor's accuracy plus the mean change
@@ -339,11 +350,7 @@ class Curve:
         p = float(c.float().mean())
         t = None if target is None else min(1.0, max(0.0, target / 100.0))
         best = (100.0 * p, self._se(max(p * (1 - p), 0.0 if t is None else t * (1 - t)), k))
-        at = len(self.points)  # this checkpoint: on a tie the anchor nearer to it counts
-        anchors = (self.anchor, self.last_anchor) if self.policy.paired else ()
-        if self.last_at - at < at - self.anchor_at:
-            anchors = anchors[::-1]
-        for acc0, c0 in (a for a in anchors if a is not None):
+        for acc0, c0 in self._anchors():
             d = c.float() - c0[:k].float()
             md = float(d.mean())
             delta = 0.0 if t is None else min(1.0, abs(t - acc0 / 100.0))
@@ -368,8 +375,8 @@ class Curve:
         so they hold on the smallest reads."""
         k = int(c.numel())
         tests = [lambda x=int(c.sum()): binomial_cdf(x, k, target / 100.0)]
-        for anchor in (self.anchor, self.last_anchor) if self.policy.paired else ():
-            if anchor is not None and anchor[0] < target:
+        for anchor in self._anchors():
+            if anchor[0] < target:
                 gains = int((c & ~anchor[1][:k]).sum())
                 tests.append(lambda x=gains, p=(target - anchor[0]) / 100.0: binomial_cdf(x, k, p))
         if wrong is not None:
@@ -383,12 +390,8 @@ class Curve:
         (its accuracy is at most the anchor's plus those gains). None without such an anchor or when
         it got more than half the test set wrong (reading its wrong images then gains little over
         the prefix). The anchor nearer the checkpoint is used."""
-        at = len(self.points)
-        anchors = [self.anchor, self.last_anchor] if self.policy.paired else []
-        if self.last_at - at < at - self.anchor_at:
-            anchors = anchors[::-1]
-        for anchor in anchors:
-            if anchor is None or not (50.0 <= anchor[0] < target):
+        for anchor in self._anchors():
+            if not (50.0 <= anchor[0] < target):
                 continue
             if self._wrong is None or self._wrong[0] is not anchor[1]:
                 where = (~anchor[1]).nonzero().squeeze(1)
