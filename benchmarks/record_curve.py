@@ -64,9 +64,11 @@ def load_record(path) -> dict:
     return r
 
 
-def replay(rec: dict, policy, targets=None):
+def replay(rec: dict, policy, targets=None, order_seed: int = 0):
     """Run :class:`condense.curves.Curve` over a record: each checkpoint's evaluations read the recorded
-    correctness instead of a model. Returns the curve (its ``points`` and counters)."""
+    correctness instead of a model. ``order_seed``: the seed of the screening order (the suite's runs
+    use 0; other seeds replay the run under other test orders). Returns the curve (its ``points`` and
+    counters)."""
     from condense.curves import Curve
 
     class Replayed(Curve):
@@ -84,6 +86,11 @@ def replay(rec: dict, policy, targets=None):
 
     y = rec["y"]
     curve = Replayed((torch.arange(y.numel()), y), tuple(rec["targets"]) if targets is None else targets, policy)
+    if order_seed and curve.screening:
+        from condense.curves import stratified_order
+
+        order = stratified_order(y, order_seed)
+        curve.sx, curve.sy = curve.x[order], y[order]
     last = len(rec["step"]) - 1
     for i, step in enumerate(rec["step"].tolist()):
         curve.add(i, {"step": step, "train_seconds": float(rec["train_seconds"][i])}, last=i == last)

@@ -1,4 +1,4 @@
-"""Test-accuracy curves that cost little and keep time-to-accuracy exact.
+"""Test-accuracy curves that cost little and keep time-to-accuracy the exhaustive curve's (at 99.9 % per target).
 
 Time-to-accuracy is the training time at the first checkpoint whose accuracy on the **full** test set
 reaches the target (DESIGN §4). Evaluating the full test set at all 50 checkpoints costs several
@@ -11,29 +11,39 @@ times the training it measures on a CPU. A screened curve gets the same answer f
    *anchor*) plus the mean change of per-image correctness from the anchor on the prefix (a
    difference estimator: consecutive checkpoints agree on most images, so its variance is far
    smaller late in training). The estimate with the smaller standard error (binomial, with the
-   finite-population correction) is used. A checkpoint is placed below the lowest target still open
-   when either rule says so, each at the level of ``z`` standard errors at each read (plus an ``allowance`` when
-   screening in bfloat16, which changed at most 0.14 % of predictions and 0.07 accuracy points on the
-   recorded MNIST run):
+   finite-population correction) is what a screened point reports.
 
-   - the *standard-error rule*, from ``min_read`` images on: the estimate is below the target by more
-     than ``z`` standard errors, each variance floored at its value at the target (the target's
-     binomial variance; for a change from an anchor ``δ(1 - δ)``, ``δ`` the target's distance from
+   A checkpoint is placed below the lowest target still open (less an ``allowance`` when screening in
+   bfloat16, which changed at most 0.14 % of predictions and 0.07 accuracy points on the recorded
+   MNIST run) only at the policy's ``level`` (0.1 %) **over the whole screen**: a screen reads only
+   planned sizes (:meth:`Curve.reads`: 64 images doubled up to half the test set; 8 looks on 10,000
+   images) and each look spends ``level / looks``, split evenly (Bonferroni) over the tests it makes
+   on the anchor nearer the checkpoint (fixed by position before the look reads):
+
+   - without an anchor, a binomial test on the prefix's correct images;
+   - the *standard-error rule*, from ``min_read`` images on: the difference estimate from the anchor
+     is below the target by more than the normal quantile of the test's level, in standard errors,
+     its variance floored at its value at the target (``δ(1 - δ)``, ``δ`` the target's distance from
      the anchor) and at that of 1 % error. Without the floor, a prefix that happens to hold few of a
-     checkpoint's gains estimates a low variance just when its estimate is low, and a checkpoint at
-     its target was placed below it in 1.2-1.7 % of draws instead of 0.135 %;
-   - *exact tests*, on any read (:meth:`Curve.exactly_below`): binomial tests on the prefix's correct
-     images and on its *gains* (images the checkpoint gets right and an anchor below the target gets
-     wrong: the checkpoint's accuracy is at most the anchor's plus their share), and a
-     hypergeometric test on the images an anchor below the target got wrong, read in a fixed random
-     order alongside the prefix where that anchor got at most half the test set wrong. Those are the
-     only images on which the checkpoint can gain: on a plateau 4 points under the next target, 48
-     of them place a checkpoint that the prefix would need some 270 images for.
+     checkpoint's gains estimates a low variance just when its estimate is low;
+   - when the anchor is below the target, a binomial test on the prefix's *gains* (images the
+     checkpoint gets right and the anchor wrong: its accuracy is at most the anchor's plus their
+     share), and, where the anchor got at most half the test set wrong, a hypergeometric test on those
+     wrong images, read in a fixed random order alongside the prefix: the only images on which the
+     checkpoint can gain.
 
-   A first read may hold ``small_read`` images (only the exact tests place from so few); otherwise
-   screening reads as many more images as the current estimate says are needed, never more than half
-   the test set (past that, the full pass settles it: without ``reuse`` that pass is cheaper, and
-   with it reading on measured no cheaper on the recorded run);
+   By the union bound a checkpoint that reached its target is placed below it with probability at
+   most ``level``, whichever reads a screen takes; only the crossing checkpoint can move a target's
+   time-to-accuracy, so a run's reported TTA differs from the exhaustive curve's with probability at
+   most 0.1 % per target (fp32 screening; in bfloat16 add the allowance's margin). A screen that
+   tested every look at the full level (before) placed a checkpoint at its target below it in
+   0.37-0.76 % of random test orders; this one in 0.005-0.04 % (``benchmarks.screen_level``).
+
+   The first checkpoint reads ``subset`` images first, a checkpoint after a placed one the smallest
+   planned read; each further read is the planned size of 1.2× what the estimate says is needed, at
+   least the next one and at most 4× what was read, never more than half the test set (past that,
+   the full pass settles it: without ``reuse`` that pass is cheaper, and with it reading on measured
+   no cheaper on the recorded run);
 2. a checkpoint that screening cannot place below every open target is *confirmed* on the full test
    set in fp32; its full accuracy is what the curve records there, and decides the crossing; its
    per-image correctness becomes the anchor. Where screening ran in fp32 (a CPU), the confirming pass
@@ -43,12 +53,12 @@ times the training it measures on a CPU. A screened curve gets the same answer f
 
 On a CPU the curve is *deferred* (``defer``; the issue's "keep weight snapshots"): each checkpoint's
 weights are copied when it is reached, and after training the last checkpoint is evaluated first. Its
-full pass is then a second anchor for every screen (the one with the smaller standard error is used;
-on a tie, the one nearer the checkpoint), and its accuracy closes no target before the checkpoints
+full pass is then a second anchor for every screen (its tests use the anchor nearer the checkpoint,
+its reported estimate the one with the smaller standard error), and its accuracy closes no target before the checkpoints
 before it are placed; those follow in order, as above. Most checkpoints of a run lie on its plateau,
 near the last one, so they are placed with far fewer images: on the recorded MNIST run one checkpoint
-at 89.29 % is placed below 90 % without a full pass, and the curve reads 20 % fewer images (39,214
-against 49,313) for the same crossings. A curve holds at most ``DEFER_BYTES`` of copies (a ConvNet-3
+at 89.29 % is placed below 90 % without a full pass, and the curve reads 20 % fewer images (42,032
+against 52,480) for the same crossings. A curve holds at most ``DEFER_BYTES`` of copies (a ConvNet-3
 takes 1.2-1.3 MB a checkpoint); past that it evaluates what it holds and goes on live, as do runs that
 stop at a target (``live``) and curves on a GPU unless the policy asks.
 
@@ -75,6 +85,7 @@ import contextlib
 import copy
 import math
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import torch
 
@@ -102,10 +113,10 @@ def cpu_batch(pixels: int | None) -> int:
 class CurvePolicy:
     method: str = "screened"
     subset: int = 128             # first screened prefix (stratified) of the first checkpoint
-    min_read: int = 64            # the fewest images a read adds
-    small_read: int = 48          # a first read may hold this few; under min_read only exact tests place
+    min_read: int = 64            # the standard-error rule tests from this many images on (exact tests on any)
+    small_read: int = 64          # the smallest planned read; the planned reads double from it (Curve.reads)
     min_test: int = 300           # smaller test sets are evaluated in full at every checkpoint
-    z: float = 3.0                # screening margin, in standard errors of the estimate
+    level: float = 0.001          # the most often a checkpoint at its target is placed below it, over a screen
     allowance: float = 0.5        # extra margin (accuracy points) for bfloat16 screening
     screen_dtype: str | None = None  # None: float32 on a CPU, bfloat16 elsewhere
     paired: bool = True           # also estimate from the latest full pass (a difference estimator)
@@ -120,10 +131,10 @@ class CurvePolicy:
     def __post_init__(self):
         if self.method not in CURVE_METHODS:
             raise ValueError(f"unknown curve method {self.method!r}; expected one of {', '.join(CURVE_METHODS)}")
-        if (self.subset < 1 or self.min_read < 1 or self.small_read < 1 or self.min_test < 0 or not (self.z >= 0) or not (self.allowance >= 0)
-                or (self.batch is not None and self.batch < 1)):
-            raise ValueError(f"curve policy needs subset >= 1, min_read >= 1, small_read >= 1, min_test >= 0, z >= 0, allowance >= 0 and "
-                             f"batch >= 1, got {self}")
+        if (self.subset < 1 or self.min_read < 1 or self.small_read < 1 or self.min_test < 0 or not (0 < self.level < 0.5)
+                or not (self.allowance >= 0) or (self.batch is not None and self.batch < 1)):
+            raise ValueError(f"curve policy needs subset >= 1, min_read >= 1, small_read >= 1, min_test >= 0, 0 < level < 0.5, "
+                             f"allowance >= 0 and batch >= 1, got {self}")
         if self.screen_dtype not in (None, "bfloat16", "float32"):
             raise ValueError(f"screen_dtype must be bfloat16 or float32, got {self.screen_dtype!r}")
 
@@ -169,14 +180,15 @@ def _nbytes(weights) -> int:
 
 
 def binomial_cdf(x: int, k: int, p: float) -> float:
-    """P(X <= x) for X ~ Binomial(k, p), summed exactly in log space."""
+    """P(X <= x) for X ~ Binomial(k, p), through the regularised incomplete beta function (exact to
+    rounding in either tail)."""
     if p <= 0.0 or x >= k:
         return 1.0
     if p >= 1.0 or x < 0:
         return 0.0
-    lp, lq = math.log(p), math.log1p(-p)
-    return _sum_exp([math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) + i * lp + (k - i) * lq
-                     for i in range(x + 1)])
+    from scipy.special import bdtr
+
+    return float(bdtr(x, k, p))
 
 
 def hypergeometric_cdf(x: int, m: int, N: int, K: int) -> float:
@@ -192,6 +204,17 @@ def hypergeometric_cdf(x: int, m: int, N: int, K: int) -> float:
         return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
 
     return _sum_exp([lcomb(K, i) + lcomb(N - K, m - i) - lcomb(N, m) for i in range(lo, x + 1)])
+
+
+def _normal_quantile(alpha: float) -> float:
+    """z with P(Z > z) = ``alpha`` for a standard normal Z."""
+    return NormalDist().inv_cdf(1.0 - alpha)
+
+
+def _normal_tail(estimate: tuple[float, float], target: float) -> float:
+    """P(Z <= (est - target) / se): the one-sided p-value of "the accuracy is at least ``target``"."""
+    est, se = estimate
+    return NormalDist().cdf((est - target) / se) if se > 0 else (0.0 if est < target else 1.0)
 
 
 def _sum_exp(logs: list[float]) -> float:
@@ -336,112 +359,151 @@ class Curve:
         """(estimated full-set accuracy, its standard error) from the correctness ``c`` of a prefix of
         the screening order: the prefix's accuracy, or an anchor's accuracy plus the mean change
         from that anchor on the prefix (the latest full pass, or a deferred curve's last checkpoint),
-        whichever has the smallest standard error.
+        whichever has the smallest standard error. It is what a screened point reports and what plans
+        the next read; placing a checkpoint is :meth:`placed_below`'s, on one anchor fixed in advance.
 
-        With ``target`` (a screen testing "below ``target``") each variance is at least what it would
-        be at that target (a score test's variance): ``target``'s binomial variance for the prefix's
-        own accuracy; for a change from an anchor ``a``, ``|δ|(1 - |δ|)`` with ``δ = target - a``, the
-        least variance of a per-image change whose mean is ``δ``. A prefix that happens to hold few
-        changes (or few correct images) estimates a small variance just when its estimate is low, so
-        without this floor a checkpoint at the target is placed below it far more often than ``z``
-        promises (1.7 % instead of 0.135 % on 64 images of a checkpoint at 30 % whose changes from a
-        14 % anchor are all gains)."""
+        With ``target`` each variance is floored at its value at that target (:meth:`_paired`)."""
         k = int(c.numel())
         p = float(c.float().mean())
         t = None if target is None else min(1.0, max(0.0, target / 100.0))
         best = (100.0 * p, self._se(max(p * (1 - p), 0.0 if t is None else t * (1 - t)), k))
-        for acc0, c0 in self._anchors():
-            d = c.float() - c0[:k].float()
-            md = float(d.mean())
-            delta = 0.0 if t is None else min(1.0, abs(t - acc0 / 100.0))
-            paired = (acc0 + 100.0 * md, self._se(max(float((d * d).mean()) - md * md, delta * (1 - delta)), k))
+        for anchor in self._anchors():
+            paired = self._paired(c, anchor, target)
             if paired[1] < best[1]:
                 best = paired
         return best
 
-    def exactly_below(self, c: torch.Tensor, target: float, wrong: tuple[int, int, int, int] | None = None) -> bool:
-        """Whether exact one-sided tests reject "the full-set accuracy is at least ``target``" at the
-        level of ``z`` normal standard errors, split evenly (Bonferroni) over the tests tried:
-
-        - binomial, on the prefix correctness ``c``: its correct images against ``target``; and, for
-          each anchor below ``target``, the images this checkpoint gets right and the anchor gets
-          wrong (*gains*: the full-set accuracy is at most the anchor's plus their share of the test
-          set, so reaching ``target`` needs a share of gains of at least the gap);
-        - hypergeometric, ``wrong = (gains, read, N, K)``: gains among the first ``read`` of the
-          ``N`` images an anchor got wrong, in a fixed random order, when reaching ``target`` needs
-          at least ``K`` of them (:meth:`_wrong_images`).
-
-        Unlike the standard-error rule they assume no normal approximation and no variance estimate,
-        so they hold on the smallest reads."""
+    def _paired(self, c: torch.Tensor, anchor: tuple[float, torch.Tensor], target: float | None) -> tuple[float, float]:
+        """The difference estimate from ``anchor`` (its accuracy plus the mean per-image change on the
+        prefix) and its standard error. With ``target`` (a test of "below ``target``") the variance is
+        at least ``|δ|(1 - |δ|)``, ``δ = target - anchor``: the least variance of a per-image change
+        whose mean is ``δ`` (a score test's variance). A prefix that happens to hold few changes
+        estimates a small variance just when its estimate is low; without this floor a checkpoint at
+        its target was placed below it in 1.2-1.7 % of draws instead of 0.135 %."""
         k = int(c.numel())
-        tests = [lambda x=int(c.sum()): binomial_cdf(x, k, target / 100.0)]
-        for anchor in self._anchors():
-            if anchor[0] < target:
-                gains = int((c & ~anchor[1][:k]).sum())
-                tests.append(lambda x=gains, p=(target - anchor[0]) / 100.0: binomial_cdf(x, k, p))
+        acc0, c0 = anchor
+        d = c.float() - c0[:k].float()
+        md = float(d.mean())
+        delta = 0.0 if target is None else min(1.0, abs(target / 100.0 - acc0 / 100.0))
+        return acc0 + 100.0 * md, self._se(max(float((d * d).mean()) - md * md, delta * (1 - delta)), k)
+
+    def reads(self) -> list[int]:
+        """The planned reads of a screen (images of the screening order): ``small_read`` doubled until
+        half the test set, then half the test set. A screen tests only at these sizes, so that its
+        level can be spent over every look it may take (:meth:`placed_below`)."""
+        half = self.n // 2
+        out, k = [], max(1, self.policy.small_read)
+        while k < half:
+            out.append(k)
+            k *= 2
+        return out + [half]
+
+    def look_level(self, k: int) -> float:
+        """The share of the screen's level a look at ``k`` images spends (the shares of all planned reads
+        sum to ``level``)."""
+        return self.policy.level / len(self.reads())
+
+    def _read_at_least(self, k: float) -> int:
+        """The smallest planned read of at least ``k`` images (half the test set at most)."""
+        return next((r for r in self.reads() if r >= k), self.n // 2)
+
+    def tests_at(self, k: int, wrong: bool) -> int:
+        """How many tests a look at ``k`` images makes (:meth:`placed_below`), decided before it reads:
+        the binomial test on the prefix; with an anchor, the standard-error rule (from ``min_read``
+        images on) and, when the anchor is below the target, the gains test; the wrong-images test."""
+        anchors = self._anchors()[:1]
+        if not anchors:
+            return 1 + bool(wrong)
+        return (k >= self.policy.min_read) + (anchors[0][0] < self.open[0]) + bool(wrong) or 1
+
+    def placed_below(self, c: torch.Tensor, target: float, wrong: tuple[int, int, int, int] | None = None,
+                     level: float | None = None) -> bool:
+        """Whether one look at the prefix correctness ``c`` rejects "the full-set accuracy is at least
+        ``target``" at ``level`` (a look's share of the screen's level, split evenly, Bonferroni, over
+        the tests it makes). The tests, on the anchor nearer the checkpoint (chosen by position, never
+        by what the prefix shows):
+
+        - binomial on the prefix's correct images against ``target``;
+        - binomial on the *gains* (images the checkpoint gets right and the anchor, below ``target``,
+          gets wrong): the full-set accuracy is at most the anchor's plus their share, so reaching
+          ``target`` needs a share of gains of at least the gap;
+        - hypergeometric, ``wrong = (gains, read, N, K)``: gains among the first ``read`` of the ``N``
+          images the anchor got wrong, in a fixed random order, when reaching ``target`` needs at least
+          ``K`` of them (:meth:`_wrong_images`);
+        - the standard-error rule, from ``min_read`` images on: the anchor's difference estimate
+          (:meth:`_paired`, its variance floored at the target's) is below ``target`` by more than the
+          normal quantile of the test's level, in standard errors.
+
+        The first three are exact (no normal approximation, no estimated variance), so they hold on
+        the smallest reads."""
+        k = int(c.numel())
+        anchors = self._anchors()[:1]
+        tests = [] if anchors else [lambda x=int(c.sum()): binomial_cdf(x, k, target / 100.0)]
+        if anchors and anchors[0][0] < target:
+            gains = int((c & ~anchors[0][1][:k]).sum())
+            tests.append(lambda x=gains, p=(target - anchors[0][0]) / 100.0: binomial_cdf(x, k, p))
         if wrong is not None:
             tests.append(lambda: hypergeometric_cdf(*wrong))
-        alpha = 0.5 * math.erfc(self.policy.z / math.sqrt(2)) / len(tests)
+        if anchors and k >= self.policy.min_read:
+            tests.append(lambda: _normal_tail(self._paired(c, anchors[0], target), target))
+        alpha = (self.look_level(k) if level is None else level) / len(tests)
         return any(test() <= alpha for test in tests)
 
     def _wrong_images(self, target: float) -> tuple[torch.Tensor, int] | None:
         """The images (positions in the screening order) that an anchor below ``target`` got wrong, in
         a fixed random order, and how many of them a checkpoint must get right to reach ``target``
-        (its accuracy is at most the anchor's plus those gains). None without such an anchor or when
-        it got more than half the test set wrong (reading its wrong images then gains little over
-        the prefix). The anchor nearer the checkpoint is used."""
-        for anchor in self._anchors():
-            if not (50.0 <= anchor[0] < target):
-                continue
-            if self._wrong is None or self._wrong[0] is not anchor[1]:
-                where = (~anchor[1]).nonzero().squeeze(1)
-                order = torch.randperm(where.numel(), generator=torch.Generator().manual_seed(0))
-                self._wrong = (anchor[1], where[order.to(where.device)])
-            need = math.ceil(self.n * (target - anchor[0]) / 100.0 - 1e-9)
-            return self._wrong[1], need
-        return None
+        (its accuracy is at most the anchor's plus those gains). None unless the anchor nearer the
+        checkpoint is below ``target`` and got at most half the test set wrong (reading its wrong
+        images then gains little over the prefix)."""
+        anchor = next(iter(self._anchors()), None)
+        if anchor is None or not (50.0 <= anchor[0] < target):
+            return None
+        if self._wrong is None or self._wrong[0] is not anchor[1]:
+            where = (~anchor[1]).nonzero().squeeze(1)
+            order = torch.randperm(where.numel(), generator=torch.Generator().manual_seed(0))
+            self._wrong = (anchor[1], where[order.to(where.device)])
+        need = math.ceil(self.n * (target - anchor[0]) / 100.0 - 1e-9)
+        return self._wrong[1], need
 
     def screen(self, model) -> tuple[float, torch.Tensor, bool, int]:
         """(screened estimate, correctness of the screened prefix, placed below every open target,
         images read beyond the prefix).
 
-        The first read is what the previous checkpoint needed (×1.2, at least ``small_read``;
-        ``subset`` at the first checkpoint); each further read brings the total to what the current
-        estimate says is needed (×1.2, at least ``min_read`` more, at most 4× what was read). The
-        standard-error rule places a checkpoint from ``min_read`` images on; an exact test
-        (:meth:`exactly_below`) on any read. Where an anchor below the target got at most half the
-        test set wrong, each read is matched by as many of those images (:meth:`_wrong_images`): the
-        only ones where the checkpoint can gain on the anchor. A small read that is not placed is
-        completed to ``min_read`` first (the read it replaced)."""
-        target, z, subset, half = self.open[0], self.policy.z, self.policy.subset, self.n // 2
-        min_read, small = self.policy.min_read, min(self.policy.small_read, self.policy.min_read)
+        The screen reads only planned sizes (:meth:`reads`) and spends its level evenly over them: a
+        checkpoint that reached the target is placed below it with probability at most ``level`` over
+        the whole screen, whichever reads it takes (Bonferroni over the planned looks, and within a
+        look over its tests, :meth:`placed_below`). The first read is the planned size of what the
+        previous checkpoint needed (×1.2, at least ``small_read``; ``subset`` at the first
+        checkpoint); each further read is the planned size of what the current estimate says is
+        needed (×1.2), at least the next planned size and at most 4× what was read. Where the anchor
+        below the target got at most half the test set wrong, each read is matched by as many of those
+        images (:meth:`_wrong_images`): the only ones where the checkpoint can gain on it."""
+        target, half = self.open[0], self.n // 2
+        small = self.policy.small_read
         allowance = self.policy.allowance if self.screen_dtype == "bfloat16" else 0.0
         wrong = self._wrong_images(target - allowance)
-        parts, k, hi, gained, m = [], 0, min(self.first_read, half), 0, 0
+        parts, k, hi, gained, m = [], 0, self._read_at_least(min(self.first_read, half)), 0, 0
         while True:
             parts.append(self.screen_correct(model, k, hi))
             k = hi
             prefix = torch.cat(parts)
-            est, se = self.estimate(prefix, target - allowance)
-            gap = target - est - allowance  # what z standard errors must fit under
-            need = k * (z * se / gap) ** 2 if gap > 0 else math.inf  # se shrinks as 1/sqrt(k)
-            if need <= k and k >= min_read:
-                self.first_read = min(k, max(small, math.ceil(1.2 * need)))
-                return est, prefix, True, m
             if wrong is not None and m < min(k, wrong[0].numel()):
                 upto = min(k, wrong[0].numel())
                 gained += int(self.correct_at(model, wrong[0][m:upto]).sum())
                 m = upto
-            if self.exactly_below(prefix, target - allowance, (gained, m, wrong[0].numel(), wrong[1]) if m else None):
-                self.first_read = min(k, small)
+            est, se = self.estimate(prefix, target - allowance)
+            look = self.look_level(k)
+            z = _normal_quantile(look / self.tests_at(k, wrong is not None))
+            gap = target - est - allowance  # what z standard errors must fit under
+            need = k * (z * se / gap) ** 2 if gap > 0 else math.inf  # se shrinks as 1/sqrt(k)
+            if self.placed_below(prefix, target - allowance, (gained, m, wrong[0].numel(), wrong[1]) if m else None,
+                                 look):
+                self.first_read = small
                 return est, prefix, True, m
-            self.first_read = subset
-            if est >= target + z * se + allowance or gap <= 0 or k >= half:
+            self.first_read = self.policy.subset
+            if est >= target + z * se + allowance or (gap <= 0 and k >= self.policy.subset) or k >= half:
                 return est, prefix, False, m  # a crossing candidate, or too close to tell: the full pass settles it
-            if k < min_read:  # a small first read that did not place it: on to the usual first read
-                hi = min(half, min_read)
-            else:
-                hi = min(half, 4 * k, max(k + min_read, math.ceil(1.2 * need)))
+            hi = self._read_at_least(min(4 * k, max(k + 1, 1.2 * need)))
 
     def add(self, model, point: dict, last: bool) -> dict | None:
         """A checkpoint of the run (``point``: its step and clocks). A live curve evaluates it now
