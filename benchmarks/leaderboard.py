@@ -97,10 +97,38 @@ def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
+UNRECORDED = "unrecorded"
+
+
+def measured_on(r: dict) -> dict:
+    """What a record was measured on and how, beyond its protocol: the device kind (``cpu``, ``mps``,
+    ``cuda (GPU name)``), the source data's fingerprint, the curve method and whether TF32 was allowed.
+    Older records carry what they recorded (the device from their machine, the curve method from the
+    run's curve record) and ``unrecorded`` for the rest, so they group apart rather than with today's."""
+    extra = r.get("run_extra") or {}
+    m = r.get("machine") or {}
+    device = r.get("device_kind") or m.get("device_kind")
+    if device is None and m.get("device"):
+        kind = str(m["device"]).split(":")[0]
+        device = f"cuda ({m['gpu']})" if kind == "cuda" and m.get("gpu") else kind
+    curve = r.get("curve_method") or (extra.get("curve") or {}).get("method")
+    tf32 = extra.get("tf32")
+    if tf32 is None and device in ("cpu", "mps"):
+        tf32 = False  # TF32 is a CUDA mode: a CPU run never had it
+    return {"device": device or UNRECORDED, "source": r.get("source_fingerprint") or UNRECORDED,
+            "curve": curve or UNRECORDED, "tf32": UNRECORDED if tf32 is None else bool(tf32)}
+
+
+CONTEXT_FIELDS = ("device", "source", "curve", "tf32")
+
+
 def table_key(r: dict) -> tuple:
+    """What a table's rows share: dataset, architecture, the protocol in full, stopped early, compiled,
+    stacked seeds, then :func:`measured_on` (device kind, source fingerprint, curve method, TF32)."""
+    ctx = measured_on(r)
     return (r["dataset"], r["arch"], _canon(r["protocol"]), bool(r.get("stop_at_targets") or
                                                               (r.get("run_extra") or {}).get("stopped_early")),
-            bool(r.get("compile")), int(r.get("together") or 1))
+            bool(r.get("compile")), int(r.get("together") or 1), *(str(ctx[f]) for f in CONTEXT_FIELDS))
 
 
 def cell_key(r: dict) -> tuple:
@@ -296,7 +324,7 @@ def _row(rs: list[dict], clock: str) -> dict:
         "paper": paper_aggregate(rs),
         "curves": [(condense_seconds(r, clock) or 0.0,
                     [(c[time_key], c["acc"]) for c in r.get("curve", []) if time_key in c]) for r in rs],
-        "source": first.get("source", ""),
+        "source": first.get("source", ""), "measured": measured_on(first),
     }
 
 
@@ -338,9 +366,11 @@ def _headings(tables: dict) -> None:
         fields = sorted({f for k in keys for f in tables[k]["protocol_dict"]})
         varying = [f for f in fields if f not in shown and
                    len({_canon(tables[k]["protocol_dict"].get(f)) for k in keys}) > 1]
+        differ = [i for i, f in enumerate(CONTEXT_FIELDS) if len({k[6 + i] for k in keys}) > 1]
         for k in keys:
             t = tables[k]
             extra = [f"{f}={t['protocol_dict'].get(f)}" for f in varying]
+            extra += [_context_label(CONTEXT_FIELDS[i], k[6 + i], t) for i in differ]
             if k[3]:
                 extra.append("stopped at the top target")
             if k[4]:
@@ -348,6 +378,18 @@ def _headings(tables: dict) -> None:
             if len(k) > 5 and k[5] > 1:
                 extra.append(f"up to {k[5]} training seeds stacked (seconds per model)")
             t["heading"] = " · ".join([protocol_label(t["protocol_dict"]), *extra])
+
+
+def _context_label(field: str, value: str, table: dict) -> str:
+    """How a heading names a :func:`measured_on` field that differs from a neighbouring table's."""
+    if field == "device":
+        return f"measured on {value}"
+    if field == "source":
+        src = table["rows"][0].get("source") or ""
+        return f"source {value[:12]}" + (f" ({src})" if src else "")
+    if field == "curve":
+        return {"full": "exhaustive curve", "screened": "screened curve"}.get(value, f"curve {value}")
+    return {"True": "TF32 allowed", "False": "no TF32"}.get(value, f"TF32 {value}")
 
 
 def _pstdev(xs):
@@ -374,20 +416,23 @@ def add_byte_matches(tables: dict) -> None:
 
 def add_speedups(tables: dict) -> None:
     """TTA speedup of a row against ``full``: the ``full`` row of its own table at its IPC, else one
-    trained by the same recipe elsewhere. A speedup is shown only when both rows put their test
+    trained by the same recipe elsewhere on the same kind of device and the same source data. A speedup is shown only when both rows put their test
     checkpoints on the same grid of steps; otherwise the cell says why there is none."""
+    def ref_key(a):  # a reference elsewhere: the same recipe, measured on the same kind of device and data
+        return a["dataset"], a["arch"], a["recipe"], a["measured"]["device"], a["measured"]["source"]
+
     refs: dict[tuple, list[dict]] = defaultdict(list)
     for t in tables.values():
         for a in t["rows"]:
             if a["method"] == "full":
-                refs[(a["dataset"], a["arch"], a["recipe"])].append(a)
+                refs[ref_key(a)].append(a)
     for t in tables.values():
         for a in t["rows"]:
             a["speedup"], a["speedup_note"] = {}, None
             if a["method"] == "full":
                 continue
             same = [r for r in t["rows"] if r["method"] == "full" and r["ipc"] == a["ipc"]]
-            cands = same or refs.get((a["dataset"], a["arch"], a["recipe"]), [])
+            cands = same or refs.get(ref_key(a), [])
             if not cands:
                 continue
             ref = cands[0]

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--checkpoints", type=int, default=None,
                     help="test-accuracy checkpoints per run (protocol default 50: every 2%% of steps)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--curve", choices=("screened", "full"), default="screened",
+                    help="test curve: screened (default; each target's time-to-accuracy the exhaustive curve's "
+                         "with probability >= 99.9 %%) or full (every checkpoint on the whole test set); "
+                         "each its own table")
     ap.add_argument("--out", type=Path, default=Path("runs/default"))
     ap.add_argument("--data-root", default=None, help="data root (default $CONDENSE_DATA)")
     ap.add_argument("--retry-failed", action="store_true", help="run cells recorded as failed again")
@@ -239,9 +243,14 @@ def versions() -> dict:
 
 
 def machine(device) -> dict:
+    """Where a run is measured, filled in the process that measures it (a Ray worker's own, not the
+    driver's): the device and its kind, the host, the process, CPUs, torch threads and platform."""
     import torch
 
-    info = {"device": str(device), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    from condense.evaluate import device_kind
+
+    info = {"device": str(device), "device_kind": device_kind(device), "host": platform.node(), "pid": os.getpid(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(terse=True)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -408,6 +417,7 @@ class WorkContext:
     progress: bool
     stop_at_targets: bool
     compile: bool
+    curve: str = "screened"
 
 
 def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, list[dict]]:
@@ -419,6 +429,7 @@ def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, 
 
     train, test, val = data
     device = resolve_device(ctx.device)
+    where = machine(device)  # this process's: on a cluster the worker that measures the seconds
     synset, new = job.cached, None
     if synset is None:
         try:
@@ -439,13 +450,14 @@ def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, 
                   "set_extra": {k: v for k, v in x.items() if k != "source_indices"}}
     records = []
     for group in job.groups:
-        recs = [{**job.base[key], **set_fields} for _, _, key in group]
+        recs = [{**job.base[key], **set_fields, "machine": where, "device_kind": where["device_kind"]}
+                for _, _, key in group]
         cell, a = group[0][0], group[0][1]
         try:
             res = evaluate(synset, test, arch=a, protocol=cell.protocol, seeds=[c.train_seed for c, _, _ in group],
                            device=device, val=val, source=train, progress=ctx.progress,
                            stop_at_targets=ctx.stop_at_targets, budget_ipc=cell.ipc, compile=ctx.compile,
-                           together=len(group))
+                           together=len(group), curve=ctx.curve)
         except Exception as e:  # noqa: BLE001
             for (cell, a, _), rec in zip(group, recs):
                 rec.update(status="failed", stage="evaluate", error=f"{type(e).__name__}: {e}",
@@ -725,7 +737,8 @@ class Sweep:
         key = {"dataset": cell.dataset, "source": train.fingerprint, "method": cell.method,
                "config": dataclasses.asdict(condenser.config), "ipc": cell.ipc, "set_ipc": cell.set_ipc,
                "seed": cell.seed, "train_seed": cell.train_seed, "arch": arch,
-               "protocol": cell.protocol.to_dict(), "code": identity_key(code)}
+               "protocol": cell.protocol.to_dict(), "code": identity_key(code),
+               "device": self.machine["device_kind"], "curve": self.args.curve}
         if self.args.stop_at_targets:
             key["stop_at_targets"] = True
         if self.args.compile:
@@ -748,6 +761,7 @@ class Sweep:
                 **({"compile": True} if self.args.compile else {}),
                 **({"together": self.together_for(cell)} if self.together_for(cell) > 1 else {}),
                 "touches_full_data": condenser.touches_full_data, "versions": self.versions,
+                "curve_method": self.args.curve, "device_kind": self.machine["device_kind"],
                 "machine": self.machine, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def run_set(self, items: list[tuple[Cell, tuple, object]]) -> None:
@@ -786,7 +800,7 @@ class Sweep:
 
     def context(self) -> "WorkContext":
         return WorkContext(device=str(self.device), progress=self.progress,
-                           stop_at_targets=self.args.stop_at_targets, compile=self.args.compile)
+                           stop_at_targets=self.args.stop_at_targets, compile=self.args.compile, curve=self.args.curve)
 
     def commit(self, job: "SetJob", synset, records: list[dict]) -> None:
         """The driver's half after the work: a newly condensed set goes into the set cache, then every

@@ -10,10 +10,12 @@ Distillation"; NUS-HPC-AI-Lab/DD-Ranking), computed from the suite's own rows, a
   ½ Δ(without), Δ = acc(set) − acc(random) under the set's own label pipeline.
 
 A score only combines rows that share the step budget and everything else that can differ: the
-same dataset, architecture and IPC, the same set (method and resolved config), the protocol of the
-label pipeline in full (HLR: a ``dc`` table; IOR and ARS: the set's own table), and for ARS two tables
-that differ in the augmentation fields alone. Where no such rows exist the score is "—", with the
-reason.
+same dataset, source data, device kind and architecture and IPC, the same set (method and resolved
+config), the protocol of the label pipeline in full (HLR: a ``dc`` table; IOR and ARS: the set's own
+table), a baseline row under the scored row's configuration (the fields both configs have: a
+``random-kd`` row with the same teachers, recipe and teacher seed), and for ARS two tables that
+differ in the augmentation fields alone. Where no such rows exist, or several baselines match, the
+score is "—", with the reason.
 """
 from __future__ import annotations
 
@@ -47,10 +49,39 @@ def _find(rows: list[dict], method: str, ipc: int, config: str | None = None) ->
     return None
 
 
+def shared_config(a: dict, b: dict) -> bool:
+    """Whether two rows' resolved configs agree on every field both have (a baseline's teachers, recipe,
+    teacher seed and soft-label dtype against a soft-label method's: the same soft labels)."""
+    ca, cb = a.get("config") or {}, b.get("config") or {}
+    return all(ca[k] == cb[k] for k in ca.keys() & cb.keys())
+
+
+def baseline_row(rows: list[dict], method: str, a: dict) -> tuple[dict | None, str]:
+    """The row of ``method`` at ``a``'s IPC under ``a``'s configuration (:func:`shared_config`), or None
+    and why: none at that IPC, none under this configuration, or several that match."""
+    at_ipc = [b for b in rows if b["method"] == method and b["ipc"] == a["ipc"]]
+    same = [b for b in at_ipc if shared_config(a, b)]
+    if len(same) == 1:
+        return same[0], ""
+    if not at_ipc:
+        return None, f"no {method} row at IPC {a['ipc']}"
+    if not same:
+        return None, f"no {method} row at IPC {a['ipc']} under {a['method']}'s configuration (its teachers)"
+    return None, f"{len(same)} {method} rows at IPC {a['ipc']} match {a['method']}'s configuration"
+
+
+def _measured(key: tuple) -> tuple:
+    """The parts of a table key (:func:`benchmarks.leaderboard.table_key`) a score's rows must share
+    besides the protocol: the device kind, the source data and TF32 (not the curve method: accuracies
+    are full passes either way)."""
+    return (key[6], key[7], key[9]) if len(key) > 9 else ()
+
+
 def _hard_tables(tables: dict, own_key) -> list:
-    """``dc`` tables of the same dataset, architecture and budget rule as the own table."""
+    """``dc`` tables of the same dataset, architecture, budget rule and measurement as the own table."""
     first, budget = tables[own_key]["rows"][0], tables[own_key]["protocol_dict"].get("budget")
-    return [k for k, t in tables.items() if t["rows"] and t["rows"][0]["dataset"] == first["dataset"]
+    return [k for k, t in tables.items() if t["rows"] and _measured(k) == _measured(own_key)
+            and t["rows"][0]["dataset"] == first["dataset"]
             and t["rows"][0]["arch"] == first["arch"] and t["protocol_dict"].get("name") == "dc"
             and t["protocol_dict"].get("loss", "ce") == "ce" and t["protocol_dict"].get("budget") == budget]
 
@@ -68,16 +99,16 @@ def compute(tables: dict) -> list[dict]:
             if a["method"] in ("random", "random-kd", "full") or (label == "soft") != a.get("soft_labels", False):
                 continue
             s = {"hlr": None, "ior": None, "lrs": None, "ars": None, "notes": []}
-            base = _find(rows, BASELINE[label], a["ipc"])
+            base, why = baseline_row(rows, BASELINE[label], a)
             if base is not None:
                 s["ior"] = (a["mean"] - base["mean"]) / 100
             else:
-                s["notes"].append(f"IOR: no {BASELINE[label]} row at IPC {a['ipc']} in this table")
+                s["notes"].append(f"IOR: {why} in this table")
             hard_keys = [key] if label == "hard" else _hard_tables(tables, key)
             pairs = []
             for hk in hard_keys:
                 hr = tables[hk]["rows"]
-                m, full = _find(hr, a["method"], a["ipc"], a["config_key"]), _find(hr, "full", a["ipc"])
+                m, full = _find(hr, a["method"], a["ipc"], a["config_key"]), baseline_row(hr, "full", a)[0]
                 if m is not None and full is not None:
                     pairs.append((hk, m, full))
             if len(pairs) > 1:  # several hard-label tables: the one whose augmentation matches the own table's
@@ -93,14 +124,14 @@ def compute(tables: dict) -> list[dict]:
                                             f"IPC {a['ipc']} under the same budget"))
             if s["hlr"] is not None and s["ior"] is not None:
                 s["lrs"] = lrs(s["hlr"], s["ior"])
-            flip = [k for k, tt in tables.items() if k != key and tt["rows"]
+            flip = [k for k, tt in tables.items() if k != key and tt["rows"] and _measured(k) == _measured(key)
                     and tt["rows"][0]["dataset"] == a["dataset"] and tt["rows"][0]["arch"] == a["arch"]
                     and _without(tt["protocol_dict"], AUG_FIELDS) == _without(p, AUG_FIELDS)
                     and (tt["protocol_dict"].get("augment") is None) != (p.get("augment") is None)]
             deltas = {}
             for k in [key] + flip[:1]:
                 tr = tables[k]["rows"]
-                m, r = _find(tr, a["method"], a["ipc"], a["config_key"]), _find(tr, BASELINE[label], a["ipc"])
+                m, r = _find(tr, a["method"], a["ipc"], a["config_key"]), baseline_row(tr, BASELINE[label], a)[0]
                 if m is not None and r is not None:
                     deltas["plain" if tables[k]["protocol_dict"].get("augment") is None else "aug"] = \
                         (m["mean"] - r["mean"]) / 100

@@ -19,6 +19,7 @@ Adding a loss is a ``loss_fn``; adding a schedule is one branch of :meth:`Schedu
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -230,6 +231,24 @@ class _Divergence:
         self.total, self.since = None, step
 
 
+@contextlib.contextmanager
+def tf32_mode(precision: str, device):
+    """Whether matrix products and convolutions on a CUDA device may run in TF32, for the duration:
+    only under ``precision="tf32"``. cuDNN allows TF32 convolutions by default, so a protocol that says
+    fp32 would otherwise run its convolutions at 10-bit mantissas; the previous settings come back
+    after. Yields whether TF32 is allowed (always False off CUDA, where there is none)."""
+    if torch.device(device).type != "cuda":
+        yield False
+        return
+    allowed = precision == "tf32"
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield allowed
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def fit(model: torch.nn.Module, batches: Iterable[tuple[int, Any]], loss_fn: Callable[[Any], torch.Tensor],
         schedule: Schedule, *, clock: Clock, checkpoints: Iterable[int] = (),
         on_checkpoint: Callable[[int, int], bool | None] | None = None,
@@ -241,12 +260,13 @@ def fit(model: torch.nn.Module, batches: Iterable[tuple[int, Any]], loss_fn: Cal
     return True to stop early; ``on_pass_end(step, pass, optimizer)`` runs after the last step of every
     pass (a teacher saves its state there). ``start`` and ``opt_state`` resume a run at that step.
     ``precision="bf16"`` runs ``loss_fn`` (forward and loss) under bfloat16 autocast; the backward
-    pass and the optimizer stay in fp32 (parameters are never cast)."""
+    pass and the optimizer stay in fp32 (parameters are never cast). ``tf32`` trains as ``fp32`` here;
+    whether a CUDA device may use TF32 is :func:`tf32_mode`'s."""
     from tqdm.auto import tqdm
 
     marks = set(checkpoints)
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+    if precision not in ("fp32", "bf16", "tf32"):
+        raise ValueError(f"precision must be fp32, tf32 or bf16, got {precision!r}")
     device_type = "cuda" if clock.cuda else "cpu"
     opt, sched = schedule.build(model.parameters(), start, opt_state)
     watch = _Divergence()

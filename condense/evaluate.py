@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .budget import BatchStream, plan_steps, schedule_batches
 from .configs import dataset_config
 from .curves import CurvePolicy, Curve, counts_for_crossing
-from .engine import Clock, Forward, Schedule, TrainingDiverged, checkpoint_steps, compile_pays, fit
+from .engine import Clock, Forward, Schedule, TrainingDiverged, checkpoint_steps, compile_pays, fit, tf32_mode
 from .models import create_model, model_kind
 from .protocols import Protocol, get_protocol
 from .store import SyntheticSet, load
@@ -134,6 +134,15 @@ def time_to_accuracy(curve: Sequence[dict], target: float, offset: float = 0.0,
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def device_kind(device) -> str:
+    """The kind of device that measures a run, as tables and resume keys group it: ``cpu``, ``mps`` or
+    ``cuda (the GPU's name)``: seconds from two kinds are never averaged or compared as one."""
+    d = torch.device(device)
+    if d.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(d)})"
+    return d.type
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -501,6 +510,17 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     if not isinstance(ipc, int) or ipc < 0:
         raise ValueError(f"budget_ipc must be an integer >= 0, got {ipc!r}")
     reference = ipc * s.num_classes if ipc else None
+    with tf32_mode(p.precision, device) as tf32:
+        runs = _train_runs(s, test, arch, kw, p, kind, list(seeds), device, val, root, source, progress,
+                           stop_at_targets, reference, targets, policy, compile, together)
+    for run in runs:
+        run.extra["tf32"] = tf32  # whether TF32 was allowed (never on a CPU; on a GPU only under precision=tf32)
+    return _result(arch, p, kw, runs, targets, s, device)
+
+
+def _train_runs(s, test, arch, kw, p, kind, seeds, device, val, root, source, progress, stop_at_targets,
+                reference, targets, policy, compile, together) -> list[SeedRun]:
+    """Every seed's run of :func:`evaluate`: graphs one at a time; images alone or stacked."""
     runs = []
     if kind == "graphs":
         from .graph_eval import train_graphs
@@ -521,9 +541,8 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     else:
         task, test_xy = _image_task(s, test, device, source, p, root)
         if together > 1 and not stop_at_targets:
-            return _result(arch, p, kw, _together(arch, kw, s, test, task, test_xy, p, list(seeds), device,
-                                                  progress, reference, targets, policy, compile, together),
-                           targets, s, device)
+            return _together(arch, kw, s, test, task, test_xy, p, seeds, device, progress, reference, targets,
+                             policy, compile, together)
         for seed in seeds:
             torch.manual_seed(seed)
             model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
@@ -531,7 +550,7 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
                                      stop_at=max(targets) if stop_at_targets and targets else None,
                                      reference_size=reference, targets=targets, curve_policy=policy,
                                      compile=compile))
-    return _result(arch, p, kw, runs, targets, s, device)
+    return runs
 
 
 def val_accuracy(synset: SyntheticSet, val, protocol: Protocol, arch: str = "convnet", seed: int = 0,

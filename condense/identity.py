@@ -14,73 +14,13 @@ committing does not change a source hash, so it never forces a rerun by itself.
 """
 from __future__ import annotations
 
-import ast
 import functools
-import hashlib
 import subprocess
-from pathlib import Path
 
+from ._sources import ROOT, closure, source_hash
 from ._version import __version__
 
-PACKAGE = "condense"
-ROOT = Path(__file__).resolve().parent
-PLUMBING = {"condense._log", "condense._paths", "condense.checks", "condense._version", "condense.__main__",
-            "condense.identity"}
-
-
-def _module_file(name: str) -> Path | None:
-    rel = name.split(".")[1:]
-    base = ROOT.joinpath(*rel)
-    for cand in (base.with_suffix(".py"), base / "__init__.py"):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _imports(name: str, path: Path) -> set[str]:
-    """Package modules that ``name`` imports, anywhere in its source."""
-    tree = ast.parse(path.read_text())
-    pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = pkg.split(".")
-                base = base[:len(base) - node.level + 1]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            if mod.split(".")[0] != PACKAGE:
-                continue
-            out.add(mod)
-            out |= {f"{mod}.{a.name}" for a in node.names if _module_file(f"{mod}.{a.name}")}
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def closure(name: str) -> tuple[str, ...]:
-    """``name`` and every package module it reaches through imports, plumbing left out."""
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        mod = todo.pop()
-        if mod in seen or mod in PLUMBING:
-            continue
-        path = _module_file(mod)
-        if path is None:
-            continue
-        seen.add(mod)
-        todo.extend(_imports(mod, path))
-    return tuple(sorted(seen))
-
-
-def source_hash(modules) -> str:
-    h = hashlib.sha256()
-    for mod in sorted(modules):
-        h.update(mod.encode() + b"\0" + _module_file(mod).read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+__all__ = ["closure", "code_identity", "git_revision", "identity_key", "source_hash"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -27,7 +27,7 @@ PRESETS = ("quick", "paper")
 AUGMENTS = ("dsa", "crop-flip", "rs2", "fkd")
 LOSSES = ("ce", "kd")
 FREQUENCY_MODES = ("proportional", "once")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "tf32")
 DECAYS = ("all", "matrices")
 GRAPH_PROTOCOLS = {"graph"}
 
@@ -55,7 +55,8 @@ class Protocol:
     arch_kwargs: tuple = ()            # fixed architecture settings, e.g. (("width", 128),)
     frequency_mode: str | None = None  # graph sets with pattern frequencies (Mirage): proportional | once
     budget: str = "steps"              # steps: every row trains the plain IPC×C set's steps; epochs: its own passes
-    precision: str = "fp32"            # fp32, or bf16: forward and loss under bfloat16 autocast (a separate group)
+    precision: str = "fp32"            # fp32 (no TF32 on a GPU); tf32 (TF32 allowed on a GPU); bf16: forward and
+                                       # loss under bfloat16 autocast. Each is a separate group
     accumulate: int = 1                # forward/backward chunks per optimizer step (gradient accumulation)
     decay: str = "all"                 # weight decay on all parameters, or on "matrices" (weights of > 1 dim)
 
@@ -107,7 +108,7 @@ class Protocol:
 
     def label(self) -> str:
         """A short name for tables: ``dc v1 quick``, marked when the old epoch budget is in use."""
-        base = f"{self.name} v{self.version} {self.preset}" + (" · bf16" if self.precision == "bf16" else "")
+        base = f"{self.name} v{self.version} {self.preset}" + (f" · {self.precision}" if self.precision != "fp32" else "")
         return base + (" · epoch budget (a paper's own protocol)" if self.budget == "epochs" else "")
 
     def replace(self, **kw) -> "Protocol":

@@ -1,7 +1,9 @@
 """A pool of pretrained teachers per dataset, trained on demand and cached (INFER and CV-DD).
 
 A teacher is identified by the training split's fingerprint, the architecture (with its keyword
-arguments), the recipe and the seed; its weights live in ``$CONDENSE_CACHE/teachers``. Training shows
+arguments), the recipe, the seed and the code that trains it (a hash of this module and the package
+modules it imports: a teacher from older code is trained again, with a note, never reused); its
+weights live in ``$CONDENSE_CACHE/teachers``. Training shows
 a progress bar, checkpoints after every epoch and resumes from the last finished epoch when it was
 interrupted. Each teacher records its ``val`` accuracy and training seconds.
 
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import _sources
 from ._log import note
 from ._paths import atomic_write, cache_dir
 from .budget import BatchStream, plan_steps, schedule_batches
@@ -111,16 +114,33 @@ def parse_arch(spec: str) -> tuple[str, dict]:
     return name, kw
 
 
+def teacher_code() -> str:
+    """The hash of the sources that train a teacher: this module and every package module it imports
+    (the models, the engine, the batch streams, the augmentation, the data loaders)."""
+    return _sources.source_hash(_sources.closure(__name__))
+
+
 def teacher_key(train, arch: str, recipe: TeacherRecipe, seed: int) -> str:
+    """``<what>-<code>``: a hash of the split's fingerprint, the architecture, the recipe and the seed,
+    then the first 8 digits of :func:`teacher_code`. A teacher trained by other code has the same
+    first part and another second: it is trained again, never reused."""
     blob = json.dumps({"source": train.fingerprint, "arch": arch, "recipe": asdict(recipe), "seed": seed},
                       sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}-{teacher_code()[:8]}"
 
 
 def _paths(train, arch: str, key: str, write: bool = False) -> tuple[Path, Path]:
     folder = cache_dir("teachers", write=write)
     stem = f"{train.name}-{arch}-{key}"
     return folder / f"{stem}.pt", folder / f"{stem}.partial.pt"
+
+
+def _older(train, arch: str, key: str, final: Path) -> list[Path]:
+    """Cached teachers of the same split, architecture, recipe and seed trained by other code (an older
+    key's file: the same first part of the key, another code part or none)."""
+    what = key.split("-")[0]
+    return sorted(p for p in final.parent.glob(f"{train.name}-{arch}-{what}*.pt")
+                  if p != final and not p.name.endswith(".partial.pt"))
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -192,6 +212,9 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
     model, g = fresh()
     blob = _load_checkpoint(final, device, {"state_dict": dict, "val_acc": float, "train_seconds": float,
                                             "meta": dict})
+    if blob is None and _older(train, arch, key, final):
+        note(f"teacher {arch} of {train.name} in the cache was trained by other code (the sources of "
+             f"condense.teachers or what it imports changed); training it again")
     if blob is not None and 0 <= blob["val_acc"] <= 100 and blob["train_seconds"] >= 0 \
             and _restore(model, blob, final):
         model.eval()
@@ -240,7 +263,7 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
         val = load_dataset(train.name, "val")
     val_acc = accuracy_on(model, val, device)
     meta = {"arch": arch, "recipe": asdict(recipe), "seed": seed, "source_fingerprint": train.fingerprint,
-            "val_acc": val_acc, "train_seconds": seconds, "cpu_seconds": cpu_seconds}
+            "code": teacher_code(), "val_acc": val_acc, "train_seconds": seconds, "cpu_seconds": cpu_seconds}
     _atomic_torch_save({"state_dict": model.state_dict(), "val_acc": val_acc, "train_seconds": seconds,
                         "cpu_seconds": cpu_seconds, "meta": meta}, final)
     partial.unlink(missing_ok=True)

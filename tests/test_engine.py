@@ -78,6 +78,35 @@ def test_a_resumed_teacher_equals_an_uninterrupted_one(tmp_path, monkeypatch, di
     assert resumed.val_acc == straight.val_acc
 
 
+def test_a_teacher_from_older_code_is_trained_again_with_a_note(tmp_path, monkeypatch, capsys, digits):
+    """The teacher cache's key holds the code that trains a teacher: the same teacher again is reused;
+    after a model's source changes it is trained again (with one note), never reused with its old
+    weights and seconds; a cache written before the key held the code is not reused either."""
+    import condense._sources as sources
+    import condense.teachers as teachers
+
+    recipe = teachers.TeacherRecipe(name="tiny-2", epochs=1, batch_size=128)
+    monkeypatch.setenv("CONDENSE_CACHE", str(tmp_path / "cache"))
+    first = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
+    again = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
+    assert not first.cached and again.cached and again.key == first.key
+    assert first.meta["code"] == teachers.teacher_code()
+    capsys.readouterr()
+    real = sources.source
+    monkeypatch.setattr(sources, "source", lambda mod: real(mod) + (b"\n# edited\n" if mod == "condense.models.convnet" else b""))
+    edited = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
+    assert not edited.cached and edited.key != first.key and edited.key.split("-")[0] == first.key.split("-")[0]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained by other code" in err[0] and "training it again" in err[0]
+    assert teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"]).cached
+    monkeypatch.setattr(sources, "source", real)
+    folder = tmp_path / "cache" / "teachers"
+    for p in folder.glob("*.pt"):  # as the cache was before the key held the code: <what>.pt
+        p.rename(p.with_name(p.name.rsplit("-", 1)[0] + ".pt"))
+    old = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
+    assert not old.cached and "trained by other code" in capsys.readouterr().err
+
+
 def test_stratified_subset_is_fixed_and_proportional():
     y = torch.tensor([0] * 600 + [1] * 300 + [2] * 100)
     idx = stratified_subset(y, 100)

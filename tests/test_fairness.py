@@ -110,6 +110,80 @@ def test_records_differing_only_in_batch_size_are_separate_tables():
     assert any("batch_size=128" in t["heading"] for t in tables.values())
 
 
+def _measured(rec, device=None, source=None, curve=None, tf32=None):
+    """A record as measured on ``device`` (kind), ``source`` (fingerprint) with ``curve`` and ``tf32``."""
+    rec = dict(rec)
+    if device is not None:
+        rec["device_kind"] = device
+    if source is not None:
+        rec["source_fingerprint"] = source
+    if curve is not None:
+        rec["curve_method"] = curve
+    if tf32 is not None:
+        rec["run_extra"] = {**(rec.get("run_extra") or {}), "tf32": tf32}
+    return rec
+
+
+def test_tables_never_mix_devices_sources_curves_or_tf32():
+    """One cell measured on a CPU (train 100 s) and on a GPU (2 s) is two tables, never one row of
+    51 s; the original CIFAR-10 and its JPEG copy (two source fingerprints), screened and exhaustive
+    curves, and TF32 on and off are separate tables too. Each heading says what sets it apart from
+    its neighbours, and older records without these fields still read, grouped by what they carry."""
+    cpu = _measured({**_rec(key="c", acc=50.0), "train_seconds": 100.0}, "cpu", "f-jpeg", "screened", False)
+    gpu = _measured({**_rec(key="g", acc=52.0), "train_seconds": 2.0}, "cuda (NVIDIA H100)", "f-jpeg", "screened", False)
+    tables = aggregate([cpu, gpu])
+    assert sorted(t["rows"][0]["train_seconds"] for t in tables.values()) == [2.0, 100.0]
+    assert sorted(t["heading"].split(" · ")[-1] for t in tables.values()) == [
+        "measured on cpu", "measured on cuda (NVIDIA H100)"]
+    original = _measured({**cpu, "key": "o", "source": "torchvision CIFAR10 pickle"}, source="f-orig")
+    jpeg = {**cpu, "source": "ImageFolder JPEG copy"}
+    tables = aggregate([original, jpeg])
+    assert len(tables) == 2 and all("source f-" in t["heading"] for t in tables.values())
+    assert any("JPEG copy" in t["heading"] for t in tables.values())
+    full = _measured({**cpu, "key": "f", "acc": 70.0}, curve="full")
+    tables = aggregate([cpu, full])
+    assert sorted(t["rows"][0]["mean"] for t in tables.values()) == [50.0, 70.0]
+    assert {t["heading"].split(" · ")[-1] for t in tables.values()} == {"screened curve", "exhaustive curve"}
+    tf32 = _measured({**gpu, "key": "t"}, tf32=True)
+    assert len(aggregate([gpu, tf32])) == 2
+    old = {k: v for k, v in _rec(key="old", acc=40.0).items()}
+    old["machine"] = {"device": "cuda:0", "gpu": "NVIDIA A100"}
+    tables = aggregate([old, gpu])
+    assert len(tables) == 2 and any("cuda (NVIDIA A100)" in t["heading"] for t in tables.values())
+    (t,) = aggregate([_rec(key="bare")]).values()  # nothing recorded: one group of its own, still read
+    assert t["rows"][0]["mean"] == 50.0
+
+
+def test_the_resume_key_separates_devices_and_curve_methods(tmp_path, monkeypatch):
+    """A sweep on a GPU into a folder of CPU results runs its cells (their keys differ), and so does a
+    sweep with the exhaustive curve; the same sweep again skips them."""
+    argv = ["--datasets", "digits", "--methods", "random", "--ipc", "1", "--seeds", "0", "--epochs", "1",
+            "--checkpoints", "1", "--no-progress", "--out", str(tmp_path / "out"), "--device", "cpu"]
+    assert runner.main(argv) == 0
+    res = tmp_path / "out" / "results.jsonl"
+    (first,) = [json.loads(line) for line in res.read_text().splitlines()]
+    assert first["device_kind"] == "cpu" and first["curve_method"] == "screened"
+    assert first["run_extra"]["tf32"] is False
+    from condense.identity import code_identity
+    from condense.methods import create_condenser as cc
+
+    cell = runner.Cell(dataset="digits", method="random", ipc=1, set_ipc=1, seed=0, train_seed=first["train_seed"],
+                       protocol=get_protocol("dc", "quick", epochs=1, checkpoints=1))
+    train = type("T", (), {"fingerprint": first["source_fingerprint"]})()
+    keys = []
+    for kind in ("cpu", "cuda (NVIDIA H100)"):
+        sweep = runner.Sweep.__new__(runner.Sweep)
+        sweep.args = runner.parse_args(argv)
+        sweep.machine = {**runner.machine(torch.device("cpu")), "device_kind": kind}
+        keys.append(sweep.record_key(cell, train, cc("random"), "convnet", code_identity("random")))
+    assert keys[0] != keys[1]
+    assert runner.main([*argv, "--curve", "full"]) == 0
+    lines = [json.loads(line) for line in res.read_text().splitlines()]
+    assert len(lines) == 2 and lines[1]["curve_method"] == "full" and lines[1]["key"] != first["key"]
+    assert lines[1]["run_extra"]["curve"]["method"] == "full"
+    assert runner.main([*argv, "--curve", "full"]) == 0 and len(res.read_text().splitlines()) == 2
+
+
 def test_a_duplicate_cell_is_refused_naming_both_lines(tmp_path):
     out = tmp_path / "r"
     jsonl.append(out / "results.jsonl", _rec(key="a"))
@@ -296,6 +370,32 @@ def test_scores_never_combine_different_budgets_or_configs():
     s = next(a for t in aggregate(other_epochs).values() for a in t["rows"]
              if a["method"] == "infer" and t["protocol_dict"]["name"] == "kd" and t["protocol_dict"]["augment"])["scores"]
     assert s["ars"] is None  # random-kd without augmentation trained another length: no Δ
+
+
+def test_ior_takes_its_baseline_under_the_scored_rows_configuration():
+    """A kd table holding random-kd rows with quick and with paper teachers: INFER (quick teachers, 80 %)
+    is scored against the quick random-kd row (70 %: IOR 0.10), never the paper one (40 %: 0.40); with
+    no random-kd row of its teachers the score is "—" with the reason, and with two it is ambiguous."""
+    soft = {"augment": "crop-flip", "mixup_alpha": 0.8, "loss": "kd", "name": "kd", "batch_size": 64}
+    quick = {"teachers": ["convnet_bn"], "teacher_recipe": "quick", "teacher_seed": 0}
+    paper = {**quick, "teacher_recipe": "paper"}
+
+    def row(method, acc, cfg, seed=0):
+        return {**_rec(method, acc=acc, seed=seed, **soft), "method_config": cfg,
+                "storage_bytes": {"total": 10, "soft_labels": 5}}
+
+    infer = row("infer", 80.0, {**quick, "iterations": 50})
+    tables = aggregate([infer, row("random-kd", 40.0, paper), row("random-kd", 70.0, quick)])
+    (t,) = tables.values()
+    s = next(a for a in t["rows"] if a["method"] == "infer")["scores"]
+    assert s["ior"] == pytest.approx(0.10)
+    (t,) = aggregate([infer, row("random-kd", 40.0, paper)]).values()
+    s = next(a for a in t["rows"] if a["method"] == "infer")["scores"]
+    assert s["ior"] is None and "under infer's configuration" in s["notes"][0]
+    twin = row("random-kd", 71.0, {**quick, "soft_label_dtype": "float32"})
+    (t,) = aggregate([infer, row("random-kd", 70.0, quick), twin]).values()
+    s = next(a for a in t["rows"] if a["method"] == "infer")["scores"]
+    assert s["ior"] is None and "2 random-kd rows" in s["notes"][0]
 
 
 def test_tables_carry_n_std_interval_steps_and_scores_in_every_format(tmp_path):
