@@ -323,7 +323,8 @@ def _row(rs: list[dict], clock: str) -> dict:
         "roc_auc_std": _pstdev((r.get("run_extra") or {}).get("roc_auc") for r in rs),
         "paper": paper_aggregate(rs),
         "curves": [(condense_seconds(r, clock) or 0.0,
-                    [(c[time_key], c["acc"]) for c in r.get("curve", []) if time_key in c]) for r in rs],
+                    [(c[time_key], c["acc"], c.get("on", "full") == "full") for c in r.get("curve", []) if time_key in c])
+                   for r in rs],
         "source": first.get("source", ""), "measured": measured_on(first),
     }
 
@@ -733,9 +734,13 @@ def plots(tables: dict, clock: str = "wall") -> dict[str, bytes]:
                 axes[0].errorbar([a["ipc"] for a in rs], [a["mean"] for a in rs], yerr=[a["std"] for a in rs],
                                  marker="o", capsize=3, label=method, color=color)
             big = rs[-1]
-            xs, ys = _mean_curve(big["curves"])
+            xs, ys, full = _mean_curve(big["curves"])
             if xs:
-                axes[1].plot(xs, ys, label=f"{method} (IPC {big['ipc'] or 'all'})", color=color)
+                axes[1].plot(xs, ys, label=f"{method} (IPC {big['ipc'] or 'all'})", color=color, lw=1)
+                for on_full, face in ((True, color), (False, "none")):  # screened estimates hollow
+                    pts = [(x, y) for x, y, f in zip(xs, ys, full) if f == on_full]
+                    if pts:
+                        axes[1].scatter(*zip(*pts), s=14, facecolors=face, edgecolors=color, linewidths=0.8, zorder=3)
             axes[2].plot([a["bytes"] for a in rs], [a["mean"] for a in rs], marker="o", label=method, color=color)
         axes[0].set(xlabel="IPC", ylabel="test accuracy %", title="accuracy vs IPC")
         if ipcs:
@@ -760,14 +765,17 @@ def plots(tables: dict, clock: str = "wall") -> dict[str, bytes]:
 
 
 def _mean_curve(curves):
-    """Mean accuracy and mean (condense + train) seconds at each checkpoint index over seeds."""
+    """Mean (condense + train) seconds, mean accuracy, and whether every seed's accuracy there is a
+    full-test-set pass, at each checkpoint index over seeds (a screened estimate in any seed makes
+    the mean point an estimate: the plot draws it hollow)."""
     curves = [(off, c) for off, c in curves if c]
     if not curves:
-        return [], []
+        return [], [], []
     n = min(len(c) for _, c in curves)
     xs = [statistics.fmean(off + c[i][0] for off, c in curves) for i in range(n)]
     ys = [statistics.fmean(c[i][1] for _, c in curves) for i in range(n)]
-    return xs, ys
+    full = [all(len(c[i]) < 3 or c[i][2] for _, c in curves) for i in range(n)]
+    return xs, ys, full
 
 
 def html_page(tables: dict, failed: list[dict], pngs: dict[str, bytes]) -> str:

@@ -196,3 +196,27 @@ def test_featureless_graphs_get_one_hot_degree_and_multiclass(tmp_path, fresh_ca
     assert g.x.shape[1] == 3  # max degree 2 -> one-hot of width 3
     assert torch.equal(g.x.argmax(1), deg) and torch.all(g.x.sum(1) == 1)
     assert "one-hot degree" in tr.source
+
+
+def test_an_image_edited_in_place_is_decoded_again(tmp_path, fresh_cache):
+    """The decode cache of an ImageFolder is keyed on every file's size and modification time: an
+    image rewritten in place (its folders' times put back, as a copy tool would leave them) is read
+    again, never served from the cache with its old pixels."""
+    from PIL import Image
+
+    from .hostile import fake_cifar_folder
+
+    root = fake_cifar_folder(tmp_path / "data")
+    before = load_dataset("cifar10", "test", root=root)
+    img = root / "cifar10" / "test" / "class3" / "0000.jpg"
+    folders = [img.parent, img.parent.parent, img.parent.parent.parent]
+    times = [(d.stat().st_atime_ns, d.stat().st_mtime_ns) for d in folders]
+    Image.fromarray(np.full((32, 32, 3), 250, np.uint8)).save(img)
+    st = img.stat()
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    for d, t in zip(folders, times):
+        os.utime(d, ns=t)
+    after = load_dataset("cifar10", "test", root=root)
+    i = int((before.labels == 3).nonzero()[0])
+    assert int(before.images[i].float().mean()) < 100 and int(after.images[i].float().mean()) > 200
+    assert after.fingerprint != before.fingerprint

@@ -107,6 +107,36 @@ def test_a_teacher_from_older_code_is_trained_again_with_a_note(tmp_path, monkey
     assert not old.cached and "trained by other code" in capsys.readouterr().err
 
 
+def test_gpu_fp32_protocols_turn_tf32_off_and_tf32_protocols_on():
+    """cuDNN allows TF32 convolutions by default: under a protocol that says fp32 a CUDA device runs
+    without TF32, under ``precision=tf32`` with it, and the settings come back afterwards; on a CPU
+    nothing changes and a run records that TF32 was not allowed. ``tf32`` is a protocol of its own
+    (its own table)."""
+    from condense.engine import tf32_mode
+    from condense.protocols import get_protocol
+
+    flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)  # noqa: E731
+    before = flags()
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with tf32_mode("fp32", "cuda") as allowed:
+            assert allowed is False and flags() == (False, False)
+        assert flags() == (True, True)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        with tf32_mode("tf32", "cuda:0") as allowed:
+            assert allowed is True and flags() == (True, True)
+        with tf32_mode("bf16", "cuda") as allowed:
+            assert allowed is False and flags() == (False, False)
+        with tf32_mode("tf32", "cpu") as allowed:
+            assert allowed is False and flags() == (False, False)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    p = get_protocol("dc", precision="tf32")
+    assert p.to_dict()["precision"] == "tf32" and "tf32" in p.label()
+    with pytest.raises(ValueError, match="precision"):
+        get_protocol("dc", precision="fp16")
+
+
 def test_stratified_subset_is_fixed_and_proportional():
     y = torch.tensor([0] * 600 + [1] * 300 + [2] * 100)
     idx = stratified_subset(y, 100)

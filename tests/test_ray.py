@@ -31,12 +31,27 @@ def _records(out):
     return {r["key"]: r for r in jsonl.read(out / "results.jsonl")[0]}
 
 
+def _run_pid(*args, timeout=900) -> tuple[int, int, str]:
+    """Like :func:`_run`, and the driver's process id: (pid, exit code, stderr)."""
+    e = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=e)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.pid, proc.returncode, err
+
+
 def test_ray_gives_the_local_records_bit_for_bit(tmp_path):
-    local = _run(*SWEEP, "--out", str(tmp_path / "local"))
-    assert local.returncode == 0, local.stderr
-    ray = _run(*SWEEP, "--out", str(tmp_path / "ray"), "--executor", "ray", "--ray-cpus", "2")
-    assert ray.returncode == 0, ray.stderr
+    """The same records as the local executor; each record's machine is the worker's that measured it
+    (its process), not the driver's."""
+    local_pid, code, err = _run_pid(*SWEEP, "--out", str(tmp_path / "local"))
+    assert code == 0, err
+    ray_pid, code, err = _run_pid(*SWEEP, "--out", str(tmp_path / "ray"), "--executor", "ray", "--ray-cpus", "2")
+    assert code == 0, err
     a, b = _records(tmp_path / "local"), _records(tmp_path / "ray")
+    assert {r["machine"]["pid"] for r in a.values()} == {local_pid}
+    workers = {r["machine"]["pid"] for r in b.values()}
+    assert ray_pid not in workers and all(r["machine"]["device_kind"] == "cpu" for r in b.values())
+    assert all(r["machine"]["torch_threads"] == 1 for r in b.values())  # the worker's threads (--cpus-per-cell 1)
     assert len(a) == 8 and a.keys() == b.keys()
     for k in a:
         assert a[k]["status"] == b[k]["status"] == "ok"

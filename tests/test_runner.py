@@ -195,11 +195,36 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
     assert by["infer"]["tta"]["60"]["mean"] == 105.0 and by["infer"]["condense_seconds"] == 100.0
     by = {a["method"]: a for a in cpu["rows"]}
     assert by["infer"]["tta"]["60"]["mean"] == 24.0 and by["infer"]["condense_seconds"] == 20.0
-    assert by["infer"]["curves"] == [(20.0, [(2.0, 40.0), (4.0, 65.0)])]
+    assert by["infer"]["curves"] == [(20.0, [(2.0, 40.0, True), (4.0, 65.0, True)])]
     # no column mixes clocks: a record without CPU condense time is unmeasured there, never its wall time
     assert by["random"]["condense_seconds"] is None and fmt_tta(by["random"]["tta"]["60"]) == "—"
     (wall,) = aggregate([{**old, "curve": [{"train_seconds": 5.0, "acc": 61.0}]}]).values()
     assert fmt_tta(wall["rows"][0]["tta"]["60"]) == "6.0"
+
+
+def test_the_time_plot_draws_screened_estimates_apart_from_full_passes():
+    """A mean curve point is a full pass only when every seed's point there is one; the accuracy-vs-time
+    plot draws the others hollow (a screened estimate is not a measured accuracy)."""
+    from benchmarks.leaderboard import _mean_curve, plots
+
+    screened = {"train_seconds": 3.0, "acc": 40.0, "on": "subset", "screened": 64}
+    a = {**_record("toy", "random", 10, 0, 70.0, 6.0),
+         "curve": [screened, {"train_seconds": 5.0, "acc": 65.0, "on": "full"}]}
+    b = {**_record("toy", "random", 10, 1, 70.0, 6.0),
+         "curve": [{**screened, "on": "full", "acc": 42.0}, {"train_seconds": 5.0, "acc": 66.0}]}
+    (t,) = aggregate([a, b]).values()
+    xs, ys, full = _mean_curve(t["rows"][0]["curves"])
+    assert ys == [41.0, 65.5] and full == [False, True]
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    real = plt.Axes.scatter
+    try:
+        plt.Axes.scatter = lambda self, *args, **kw: drawn.append(kw.get("facecolors")) or real(self, *args, **kw)
+        assert len(plots({k: v for k, v in aggregate([a, b]).items()})) == 1
+    finally:
+        plt.Axes.scatter = real
+    assert "none" in drawn and any(isinstance(f, tuple) for f in drawn)
 
 
 def test_the_main_jobs_quick_budgets_come_from_the_dataset_config_and_the_cli_wins(tmp_path):
