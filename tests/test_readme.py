@@ -33,3 +33,21 @@ def test_training_script_from_readme(tmp_path):
     m = re.search(r"random ipc=10: ([\d.]+)% test accuracy, (\d+) bytes", r.stdout)
     assert m, r.stdout
     assert float(m.group(1)) > 70 and int(m.group(2)) == 100 * 64 + 100 * 8
+
+
+def test_the_readme_counts_every_method_module_and_hostile_case():
+    """The README's methods table lists every registered condenser, its layout line every public module
+    of the library, and its count of crafted hostile cases is the number there are."""
+    from condense.methods import list_condensers
+
+    from .hostile import CASES
+
+    text = (REPO / "README.md").read_text()
+    table = text.split("## Methods", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
+    named = {m for m in list_condensers() if m not in listed and f"`{m}`" not in table}
+    assert not named, f"methods missing from the README's table: {sorted(named)}"
+    layout = re.search(r"Layout: (.*?)(\n\n|$)", text, re.S).group(1)
+    modules = {p.name for p in (REPO / "condense").glob("*.py") if not p.name.startswith("_")}
+    assert not {m for m in modules if f"`{m}`" not in layout}, "modules missing from the README's layout line"
+    assert f"runs {len(CASES)} crafted cases" in text
