@@ -485,7 +485,8 @@ def fmt_tta(v: dict, speedup: float | None = None, no_teacher: dict | None = Non
     if v.get("unmeasured"):
         return "—"
     if v["mean"] is not None:
-        out = fmt_seconds(v["mean"]) + (f" (×{speedup:.1f})" if speedup is not None else "")
+        out = fmt_seconds(v["mean"]) + (f" (×{speedup:.1f})" if speedup is not None and speedup >= 1 else
+                                        f" (×{speedup:.2g})" if speedup is not None else "")
         if no_teacher is not None and no_teacher.get("mean") is not None and no_teacher["mean"] < v["mean"] - 1e-9:
             out += f" [{fmt_seconds(no_teacher['mean'])} w/o teachers]"
         return out
@@ -747,7 +748,7 @@ def plots(tables: dict, clock: str = "wall") -> dict[str, bytes]:
             axes[0].set_xscale("log")
             axes[0].set_xticks(ipcs, [str(i) for i in ipcs])
         clock_name = "CPU" if clock == "cpu" else "wall"
-        axes[1].set(xlabel="condense + train seconds", ylabel="test accuracy %", title=f"accuracy vs {clock_name} time")
+        axes[1].set(xlabel="condense + train seconds", ylabel="test accuracy %", title=f"accuracy vs {clock_name} time (hollow: screened)")
         axes[1].set_xscale("symlog", linthresh=1.0)
         axes[2].set(xlabel="storage bytes", ylabel="test accuracy %", title="accuracy vs storage")
         axes[2].set_xscale("log")

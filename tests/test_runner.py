@@ -200,6 +200,8 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
     assert by["random"]["condense_seconds"] is None and fmt_tta(by["random"]["tta"]["60"]) == "—"
     (wall,) = aggregate([{**old, "curve": [{"train_seconds": 5.0, "acc": 61.0}]}]).values()
     assert fmt_tta(wall["rows"][0]["tta"]["60"]) == "6.0"
+    cell = {"mean": 13.5, "reached": 3, "n": 3}
+    assert fmt_tta(cell, 0.0444) == "13.5 (×0.044)" and fmt_tta(cell, 1.44) == "13.5 (×1.4)"  # never "×0.0"
 
 
 def test_the_time_plot_draws_screened_estimates_apart_from_full_passes():

@@ -92,8 +92,9 @@ class AvgPool2x2(nn.AvgPool2d):
     values, computed on a CPU by pair sums over strided views.
 
     PyTorch's CPU kernel for NCHW (contiguous) tensors was the slowest part of a ConvNet-3 step: 33 %
-    of a bf16 step at 10 CIFAR-10 images, 2.5-9× slower forward and backward than pair sums, which
-    made bf16 steps 1.3-1.75× faster at 10 and 100 images of 32×32 (fp32: 1.3× at 10). Channels-last
+    of a bf16 step at 10 CIFAR-10 images, 2.5-9× slower forward and backward than pair sums; on a
+    2-core CPU without AMX units bf16 steps are 1.15-1.19× faster at 10 and 100 images of 32×32 (fp32
+    1.02-1.06×; ``benchmarks/bench_pooling.py``, ``results/bench-pooling``). Channels-last
     tensors (whose PyTorch kernel is fast), other devices and compiled graphs (which fuse it) use
     ``F.avg_pool2d``. Sums are ordered (a+b)+(c+d), so fp32 results agree with the PyTorch kernel to
     rounding (bf16: two roundings instead of one)."""
