@@ -610,7 +610,8 @@ class Curve:
              "test_size": self.n, "batch": self.batch_size, "final_pass_seconds": self.final.total}
         if self.screening:
             d.update({k: v for k, v in asdict(self.policy).items() if k not in ("method", "batch")},
-                     screen_dtype=self.screen_dtype, channels_last=self.channels_last, layout_probe=self.layout_probe,
+                     screen_dtype=self.screen_dtype, planned_reads=self.reads(), channels_last=self.channels_last,
+                     layout_probe=self.layout_probe,
                      screened_images=self.screened_images, reused_images=self.reused_images,
                      wrong_images=self.wrong_images,
                      deferred=self.defer, held_bytes=self.held_bytes)
