@@ -738,7 +738,7 @@ class Sweep:
                "config": dataclasses.asdict(condenser.config), "ipc": cell.ipc, "set_ipc": cell.set_ipc,
                "seed": cell.seed, "train_seed": cell.train_seed, "arch": arch,
                "protocol": cell.protocol.to_dict(), "code": identity_key(code),
-               "device": self.machine["device_kind"], "curve": self.args.curve}
+               "device": self.machine["device_kind"], "curve": self.curve_for(cell)}
         if self.args.stop_at_targets:
             key["stop_at_targets"] = True
         if self.args.compile:
@@ -746,6 +746,11 @@ class Sweep:
         if self.together_for(cell) > 1:
             key["together"] = self.together_for(cell)
         return stable_hash(key)
+
+    def curve_for(self, cell: Cell) -> str:
+        """The cell's test-curve method: ``--curve`` for image protocols; graph protocols evaluate the
+        whole test set at every checkpoint."""
+        return self.args.curve if cell.protocol.kind == "images" else "full"
 
     def together_for(self, cell: Cell) -> int:
         """How many training seeds this cell's run is stacked with at most (1: alone)."""
@@ -761,7 +766,7 @@ class Sweep:
                 **({"compile": True} if self.args.compile else {}),
                 **({"together": self.together_for(cell)} if self.together_for(cell) > 1 else {}),
                 "touches_full_data": condenser.touches_full_data, "versions": self.versions,
-                "curve_method": self.args.curve, "device_kind": self.machine["device_kind"],
+                "curve_method": self.curve_for(cell), "device_kind": self.machine["device_kind"],
                 "machine": self.machine, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def run_set(self, items: list[tuple[Cell, tuple, object]]) -> None:

@@ -409,8 +409,9 @@ class Curve:
 
     def tests_at(self, k: int, wrong: bool) -> int:
         """How many tests a look at ``k`` images makes (:meth:`placed_below`), decided before it reads:
-        the binomial test on the prefix; with an anchor, the standard-error rule (from ``min_read``
-        images on) and, when the anchor is below the target, the gains test; the wrong-images test."""
+        without an anchor the binomial test on the prefix; with one, the standard-error rule (from
+        ``min_read`` images on) and, when the anchor is below the target, the gains test; and the
+        wrong-images test where it applies."""
         anchors = self._anchors()[:1]
         if not anchors:
             return 1 + bool(wrong)
@@ -423,7 +424,7 @@ class Curve:
         the tests it makes). The tests, on the anchor nearer the checkpoint (chosen by position, never
         by what the prefix shows):
 
-        - binomial on the prefix's correct images against ``target``;
+        - without an anchor, binomial on the prefix's correct images against ``target``;
         - binomial on the *gains* (images the checkpoint gets right and the anchor, below ``target``,
           gets wrong): the full-set accuracy is at most the anchor's plus their share, so reaching
           ``target`` needs a share of gains of at least the gap;
@@ -434,8 +435,9 @@ class Curve:
           (:meth:`_paired`, its variance floored at the target's) is below ``target`` by more than the
           normal quantile of the test's level, in standard errors.
 
-        The first three are exact (no normal approximation, no estimated variance), so they hold on
-        the smallest reads."""
+        The binomial and hypergeometric tests are exact (no normal approximation, no estimated
+        variance), so they hold on the smallest reads. ``level`` None: the look's share at ``k``
+        (:meth:`look_level`)."""
         k = int(c.numel())
         anchors = self._anchors()[:1]
         tests = [] if anchors else [lambda x=int(c.sum()): binomial_cdf(x, k, target / 100.0)]
@@ -472,10 +474,11 @@ class Curve:
         The screen reads only planned sizes (:meth:`reads`) and spends its level evenly over them: a
         checkpoint that reached the target is placed below it with probability at most ``level`` over
         the whole screen, whichever reads it takes (Bonferroni over the planned looks, and within a
-        look over its tests, :meth:`placed_below`). The first read is the planned size of what the
-        previous checkpoint needed (×1.2, at least ``small_read``; ``subset`` at the first
-        checkpoint); each further read is the planned size of what the current estimate says is
-        needed (×1.2), at least the next planned size and at most 4× what was read. Where the anchor
+        look over its tests, :meth:`placed_below`). The first read is ``small_read`` after a placed
+        checkpoint and ``subset`` otherwise (at the first checkpoint, after a full pass); each further
+        read is the planned size of what the current estimate says is needed (×1.2), at least the next
+        planned size and at most 4× what was read; a read holding an estimate at or above the target
+        goes on until ``subset`` images before the full pass settles it (a small prefix is noisy). Where the anchor
         below the target got at most half the test set wrong, each read is matched by as many of those
         images (:meth:`_wrong_images`): the only ones where the checkpoint can gain on it."""
         target, half = self.open[0], self.n // 2
