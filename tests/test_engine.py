@@ -305,9 +305,9 @@ def test_a_screen_keeps_its_level_over_every_look():
 def test_both_recorded_runs_give_the_exhaustive_tta_under_200_other_test_orders(name, targets, defer):
     """Each recorded run replayed under the test orders of seeds 1-200, live and deferred: every target's
     crossing step is the exhaustive curve's. Under 1,000 orders a screen at the full level per look
-    moved a crossing in 3 (deferred) and 6 (live) orders with MNIST's own targets and in 14 and 24
+    moved a crossing in 3 (deferred) and 5 (live) orders with MNIST's own targets and in 13 and 24
     with six targets from 85 to 95; spending the level over the looks, in 0, 0, 1 and 2 (targets
-    exactly at a checkpoint's accuracy, within the 0.1 % per target)."""
+    exactly at a checkpoint's accuracy, within the 0.1 % per target; ``results/screen-level``)."""
     from benchmarks.screen_level import replay_differences
 
     r = replay_differences(name, 200, targets, defer)
