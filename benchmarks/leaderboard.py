@@ -349,9 +349,10 @@ def _label_rows(rows: list[dict], all_versions: bool) -> None:
 def current_identity(method: str) -> str | None:
     """The code identity a record of ``method`` would carry if it were made now (None: unknown method)."""
     from condense.identity import code_identity
+    from condense.methods import condenser_module
 
     try:
-        return identity_key(code_identity(method))
+        return identity_key(code_identity(condenser_module(method)))
     except ValueError:
         return None
 

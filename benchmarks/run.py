@@ -782,10 +782,11 @@ class Sweep:
         """The driver's half before the work: the record keys of the set's runs, the runs not done yet,
         and the cached set if there is a usable one (None when every run is done)."""
         from condense.identity import code_identity
+        from condense.methods import condenser_module
 
         first, _, condenser = items[0]
         train = self.data[first.dataset][0]
-        code = code_identity(first.method)
+        code = code_identity(condenser_module(first.method))
         todo = []
         self.refresh()
         for cell, archs, _ in items:

@@ -38,18 +38,14 @@ def git_revision() -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=None)
-def _condenser_module(method: str) -> str:
-    from .methods import condenser_class
-
-    return condenser_class(method).__module__
-
-
-def code_identity(method: str | None = None, parts=("version", "condenser", "evaluator", "git")) -> dict:
-    """The identity of the code a result of ``method`` comes from (the fields in ``parts``)."""
+def code_identity(module: str | None = None, parts=("version", "condenser", "evaluator", "git")) -> dict:
+    """The identity of the code a result comes from (the fields in ``parts``): ``module`` is the
+    condenser's module (``type(condenser).__module__``; :func:`condense.methods.condenser_module` from
+    a method's name). This module imports nothing of the methods, so no method module's import of it
+    closes a circle."""
     out = {"version": __version__, "git": git_revision()}
-    if method is not None:
-        out["condenser"] = source_hash(closure(_condenser_module(method)))
+    if module is not None:
+        out["condenser"] = source_hash(closure(module))
     out["evaluator"] = source_hash(closure("condense.evaluate"))
     return {k: out[k] for k in parts if k in out}
 

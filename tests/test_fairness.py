@@ -165,6 +165,7 @@ def test_the_resume_key_separates_devices_and_curve_methods(tmp_path, monkeypatc
     assert first["device_kind"] == "cpu" and first["curve_method"] == "screened"
     assert first["run_extra"]["tf32"] is False
     from condense.identity import code_identity
+    from condense.methods import condenser_module
     from condense.methods import create_condenser as cc
 
     cell = runner.Cell(dataset="digits", method="random", ipc=1, set_ipc=1, seed=0, train_seed=first["train_seed"],
@@ -175,7 +176,7 @@ def test_the_resume_key_separates_devices_and_curve_methods(tmp_path, monkeypatc
         sweep = runner.Sweep.__new__(runner.Sweep)
         sweep.args = runner.parse_args(argv)
         sweep.machine = {**runner.machine(torch.device("cpu")), "device_kind": kind}
-        keys.append(sweep.record_key(cell, train, cc("random"), "convnet", code_identity("random")))
+        keys.append(sweep.record_key(cell, train, cc("random"), "convnet", code_identity(condenser_module("random"))))
     assert keys[0] != keys[1]
     assert runner.main([*argv, "--curve", "full"]) == 0
     lines = [json.loads(line) for line in res.read_text().splitlines()]

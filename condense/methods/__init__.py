@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from . import baselines, cvdd, herding, infer, mirage, random_kd, rs2  # noqa: F401  (registration)
-from .base import (Condenser, condenser_class, create_condenser, default_condensers, list_condensers,
-                   register_condenser)
+from .base import (Condenser, condenser_class, condenser_module, create_condenser, default_condensers,
+                   list_condensers, register_condenser)
 
-__all__ = ["Condenser", "condenser_class", "create_condenser", "default_condensers", "list_condensers",
-           "register_condenser"]
+__all__ = ["Condenser", "condenser_class", "condenser_module", "create_condenser", "default_condensers",
+           "list_condensers", "register_condenser"]

@@ -44,6 +44,11 @@ def condenser_class(name: str) -> type["Condenser"]:
     return _CONDENSERS[name]
 
 
+def condenser_module(name: str) -> str:
+    """The module that defines method ``name``'s condenser (what its code identity hashes)."""
+    return condenser_class(name).__module__
+
+
 def create_condenser(name: str, preset: str = "paper", **overrides) -> "Condenser":
     """A condenser with its preset config (``paper`` or ``quick``), fields overridden by keyword."""
     cls = condenser_class(name)
@@ -129,7 +134,7 @@ class Condenser:
             teacher_seconds=teacher_seconds, device=str(device), deviations=deviations,
             extra={"touches_full_data": self.touches_full_data, "condense_cpu_seconds": cpu_total,
                    "teacher_cpu_seconds": None if teacher_cpu is None else float(teacher_cpu),
-                   "code": code_identity(self.name, parts=("version", "condenser", "git")), **extra},
+                   "code": code_identity(type(self).__module__, parts=("version", "condenser", "git")), **extra},
         )
         if kind == "images":
             common.update(mean=tuple(train.mean), std=tuple(train.std))

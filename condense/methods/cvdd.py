@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from .._paths import atomic_write, cache_dir
 from ..checks import Rule
+from ..identity import code_identity
 from ..replay import crop_flip, resized_crop_box
 from ..teachers import (QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, pool_costs, pool_summary,
                         teacher_pool)
@@ -382,10 +383,8 @@ def _prior_key(cond: CVDD, train, pool) -> str:
     cfg = asdict(cond.config)
     for k in ("committee", "prior", "priors", "soft_labels", "replay_epochs"):
         cfg.pop(k, None)
-    from ..identity import code_identity
-
     blob = json.dumps({"source": train.fingerprint, "teachers": [t.key for t in pool], "config": cfg,
-                       "code": code_identity("cvdd", parts=("version", "condenser"))}, sort_keys=True, default=str)
+                       "code": code_identity(__name__, parts=("version", "condenser"))}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
