@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import sys
 import time
 import traceback
@@ -27,6 +26,7 @@ from pathlib import Path
 from condense.identity import identity_key
 
 from . import jsonl
+from .provenance import machine, versions
 
 DEFAULT_DATASETS = ("digits", "MUTAG")
 
@@ -223,38 +223,6 @@ def sweep_args(argv=None) -> list[argparse.Namespace]:
 
 def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def versions() -> dict:
-    import h5py
-    import numpy
-    import torch
-
-    import condense
-
-    out = {"condense": condense.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-           "h5py": h5py.__version__, "python": platform.python_version()}
-    for mod in ("torchvision", "kornia", "torch_geometric"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # pragma: no cover - optional at record time
-            pass
-    return out
-
-
-def machine(device) -> dict:
-    """Where a run is measured, filled in the process that measures it (a Ray worker's own, not the
-    driver's): the device and its kind, the host, the process, CPUs, torch threads and platform."""
-    import torch
-
-    from condense.evaluate import device_kind
-
-    info = {"device": str(device), "device_kind": device_kind(device), "host": platform.node(), "pid": os.getpid(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(terse=True)}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def clean(obj):

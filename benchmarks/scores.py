@@ -70,17 +70,18 @@ def baseline_row(rows: list[dict], method: str, a: dict) -> tuple[dict | None, s
     return None, f"{len(same)} {method} rows at IPC {a['ipc']} match {a['method']}'s configuration"
 
 
-def _measured(key: tuple) -> tuple:
-    """The parts of a table key (:func:`benchmarks.leaderboard.table_key`) a score's rows must share
-    besides the protocol: the device kind, the source data and TF32 (not the curve method: accuracies
-    are full passes either way)."""
-    return (key[6], key[7], key[9]) if len(key) > 9 else ()
+def _measured(table: dict) -> tuple:
+    """What a score's rows must share besides the protocol (the table's ``measured``,
+    :func:`benchmarks.leaderboard.measured_on`): the device kind, the source data and TF32, not the
+    curve method (accuracies are full passes either way)."""
+    m = table["rows"][0]["measured"]
+    return m["device"], m["source"], m["tf32"]
 
 
 def _hard_tables(tables: dict, own_key) -> list:
     """``dc`` tables of the same dataset, architecture, budget rule and measurement as the own table."""
     first, budget = tables[own_key]["rows"][0], tables[own_key]["protocol_dict"].get("budget")
-    return [k for k, t in tables.items() if t["rows"] and _measured(k) == _measured(own_key)
+    return [k for k, t in tables.items() if t["rows"] and _measured(t) == _measured(tables[own_key])
             and t["rows"][0]["dataset"] == first["dataset"]
             and t["rows"][0]["arch"] == first["arch"] and t["protocol_dict"].get("name") == "dc"
             and t["protocol_dict"].get("loss", "ce") == "ce" and t["protocol_dict"].get("budget") == budget]
@@ -124,7 +125,7 @@ def compute(tables: dict) -> list[dict]:
                                             f"IPC {a['ipc']} under the same budget"))
             if s["hlr"] is not None and s["ior"] is not None:
                 s["lrs"] = lrs(s["hlr"], s["ior"])
-            flip = [k for k, tt in tables.items() if k != key and tt["rows"] and _measured(k) == _measured(key)
+            flip = [k for k, tt in tables.items() if k != key and tt["rows"] and _measured(tt) == _measured(t)
                     and tt["rows"][0]["dataset"] == a["dataset"] and tt["rows"][0]["arch"] == a["arch"]
                     and _without(tt["protocol_dict"], AUG_FIELDS) == _without(p, AUG_FIELDS)
                     and (tt["protocol_dict"].get("augment") is None) != (p.get("augment") is None)]

@@ -90,23 +90,14 @@ from statistics import NormalDist
 import torch
 
 from .engine import Clock
+from .evalpass import CHANNELS_LAST_PIXELS, CPU_BATCH, correct, cpu_batch, faster_layout  # noqa: F401
+from .tails import binomial_cdf, hypergeometric_cdf, normal_quantile  # noqa: F401
 
 CURVE_METHODS = ("screened", "full")
 
 
 VARIANCE_FLOOR = 0.01 * 0.99  # no estimate is trusted below the variance of 1 % error
-CPU_BATCH = 16                # images of 32×32 per forward pass on a CPU
-CHANNELS_LAST_PIXELS = 28 * 28  # from this image size on, a CPU evaluates in the faster layout
 DEFER_BYTES = 512 * 2**20       # the most a deferred curve holds in weight snapshots (then it evaluates)
-PROBE_BATCHES = 2               # batches per timed round of the layout probe (3 rounds, the best kept)
-
-
-def cpu_batch(pixels: int | None) -> int:
-    """Images per forward pass on a CPU: 16 at 32×32, more for smaller images so that a batch's
-    activations stay about the same size (256 at 8×8, where batches of 16 were 1.5x slower)."""
-    if not pixels:
-        return CPU_BATCH
-    return max(CPU_BATCH, min(1024, CPU_BATCH * (1024 // pixels)))
 
 
 @dataclass(frozen=True)
@@ -139,34 +130,6 @@ class CurvePolicy:
             raise ValueError(f"screen_dtype must be bfloat16 or float32, got {self.screen_dtype!r}")
 
 
-_LAYOUTS: dict[tuple, dict] = {}  # faster_layout's measurements, one per model type and size, shape and batch
-
-
-def faster_layout(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> dict:
-    """Which memory layout evaluates ``model`` faster on this host: ``{"channels_last": bool,
-    "ms_per_image": {"nchw": ..., "channels_last": ...}}``, measured once per process for each model
-    type and size, input shape, batch and thread count (the kernels, not the weights, decide it).
-
-    Each layout evaluates ``PROBE_BATCHES`` batches of ``x`` three times, interleaved after a warm-up
-    batch; the best round counts. The probe reads 2 × 7 batches, a fraction of one full pass."""
-    key = (type(model).__qualname__, sum(q.numel() for q in model.parameters()), tuple(x.shape[1:]), batch,
-           torch.get_num_threads())
-    if key not in _LAYOUTS:
-        layouts = {"nchw": model, "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
-        k = PROBE_BATCHES * batch
-        best = dict.fromkeys(layouts, math.inf)
-        for m in layouts.values():
-            correct(m, x[:batch], y[:batch], batch)
-        for _ in range(3):
-            for name, m in layouts.items():
-                with Clock(x.device) as clock:
-                    correct(m, x[:k], y[:k], batch)
-                best[name] = min(best[name], clock.total)
-        ms = {name: round(1000.0 * t / min(k, x.shape[0]), 4) for name, t in best.items()}
-        _LAYOUTS[key] = {"channels_last": best["channels_last"] < best["nchw"], "ms_per_image": ms}
-    return _LAYOUTS[key]
-
-
 def _snapshot(model):
     """A copy of a module's weights (state dict) on its device; anything else (a replayed
     checkpoint's index) as it is."""
@@ -179,48 +142,13 @@ def _nbytes(weights) -> int:
     return sum(v.numel() * v.element_size() for v in weights.values()) if isinstance(weights, dict) else 0
 
 
-def binomial_cdf(x: int, k: int, p: float) -> float:
-    """P(X <= x) for X ~ Binomial(k, p), through the regularised incomplete beta function (exact to
-    rounding in either tail)."""
-    if p <= 0.0 or x >= k:
-        return 1.0
-    if p >= 1.0 or x < 0:
-        return 0.0
-    from scipy.special import bdtr
-
-    return float(bdtr(x, k, p))
-
-
-def hypergeometric_cdf(x: int, m: int, N: int, K: int) -> float:
-    """P(X <= x) for X the successes among ``m`` draws without replacement from ``N`` items of which
-    ``K`` are successes, summed exactly in log space."""
-    lo, hi = max(0, m - (N - K)), min(m, K)
-    if x >= hi:
-        return 1.0
-    if x < lo:
-        return 0.0
-
-    def lcomb(a, b):
-        return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
-
-    return _sum_exp([lcomb(K, i) + lcomb(N - K, m - i) - lcomb(N, m) for i in range(lo, x + 1)])
-
-
-def _normal_quantile(alpha: float) -> float:
-    """z with P(Z > z) = ``alpha`` for a standard normal Z."""
-    return NormalDist().inv_cdf(1.0 - alpha)
-
-
-def _normal_tail(estimate: tuple[float, float], target: float) -> float:
-    """P(Z <= (est - target) / se): the one-sided p-value of "the accuracy is at least ``target``"."""
-    est, se = estimate
-    return NormalDist().cdf((est - target) / se) if se > 0 else (0.0 if est < target else 1.0)
-
-
-def _sum_exp(logs: list[float]) -> float:
-    """A probability summed from the logs of its terms, capped at 1."""
-    top = max(logs)
-    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
+def planned_reads(n: int, small_read: int) -> list[int]:
+    """``small_read`` doubled while under half of ``n`` test images, then half of them."""
+    out, k = [], max(1, small_read)
+    while k < n // 2:
+        out.append(k)
+        k *= 2
+    return out + [n // 2]
 
 
 def stratified_order(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -241,21 +169,6 @@ def stratified_order(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
 def stratified_subset(y: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
     """The first ``size`` indices of :func:`stratified_order` (sorted)."""
     return stratified_order(y, seed)[:size].sort().values
-
-
-@torch.no_grad()
-def correct(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32, dtype: str = "float32") -> torch.Tensor:
-    """Which images ``model`` classifies correctly (a bool tensor) in eval mode; ``dtype="bfloat16"``
-    runs the forward passes under autocast."""
-    was = model.training
-    model.eval()
-    device_type = x.device.type if x.device.type in ("cpu", "cuda") else "cpu"
-    out = []
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
-        for i in range(0, x.shape[0], batch_size):
-            out.append(model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size])
-    model.train(was)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool, device=y.device)
 
 
 class Curve:
@@ -281,6 +194,7 @@ class Curve:
         self.layout_probe: dict | None = None
         self.open = sorted(float(t) for t in targets)
         self.n = int(self.x.shape[0])
+        self._reads = planned_reads(self.n, policy.small_read)
         self.screening = (policy.method == "screened" and self.n >= max(policy.min_test, 2 * policy.subset)
                           and bool(self.open))
         if self.screening and like is not None and like.screening and like.x is self.x:
@@ -391,31 +305,25 @@ class Curve:
         """The planned reads of a screen (images of the screening order): ``small_read`` doubled until
         half the test set, then half the test set. A screen tests only at these sizes, so that its
         level can be spent over every look it may take (:meth:`placed_below`)."""
-        half = self.n // 2
-        out, k = [], max(1, self.policy.small_read)
-        while k < half:
-            out.append(k)
-            k *= 2
-        return out + [half]
+        return self._reads
 
     def look_level(self, k: int) -> float:
         """The share of the screen's level a look at ``k`` images spends (the shares of all planned reads
         sum to ``level``)."""
-        return self.policy.level / len(self.reads())
+        return self.policy.level / len(self._reads)
 
     def _read_at_least(self, k: float) -> int:
         """The smallest planned read of at least ``k`` images (half the test set at most)."""
-        return next((r for r in self.reads() if r >= k), self.n // 2)
+        return next((r for r in self._reads if r >= k), self.n // 2)
 
-    def tests_at(self, k: int, wrong: bool) -> int:
-        """How many tests a look at ``k`` images makes (:meth:`placed_below`), decided before it reads:
-        without an anchor the binomial test on the prefix; with one, the standard-error rule (from
-        ``min_read`` images on) and, when the anchor is below the target, the gains test; and the
-        wrong-images test where it applies."""
+    def tests_at(self, k: int, target: float, wrong: bool) -> list[str]:
+        """The tests a look at ``k`` images makes against ``target`` (:meth:`placed_below`), decided
+        before it reads: without an anchor ``prefix`` (binomial on the prefix); with one, ``gains``
+        when the anchor is below the target and ``se`` (the standard-error rule) from ``min_read``
+        images on; ``wrong`` (hypergeometric on the anchor's wrong images) where it applies."""
         anchors = self._anchors()[:1]
-        if not anchors:
-            return 1 + bool(wrong)
-        return (k >= self.policy.min_read) + (anchors[0][0] < self.open[0]) + bool(wrong) or 1
+        names = ["gains"] if anchors and anchors[0][0] < target else [] if anchors else ["prefix"]
+        return names + ["wrong"] * bool(wrong) + ["se"] * bool(anchors and k >= self.policy.min_read)
 
     def placed_below(self, c: torch.Tensor, target: float, wrong: tuple[int, int, int, int] | None = None,
                      level: float | None = None) -> bool:
@@ -439,17 +347,23 @@ class Curve:
         variance), so they hold on the smallest reads. ``level`` None: the look's share at ``k``
         (:meth:`look_level`)."""
         k = int(c.numel())
-        anchors = self._anchors()[:1]
-        tests = [] if anchors else [lambda x=int(c.sum()): binomial_cdf(x, k, target / 100.0)]
-        if anchors and anchors[0][0] < target:
-            gains = int((c & ~anchors[0][1][:k]).sum())
-            tests.append(lambda x=gains, p=(target - anchors[0][0]) / 100.0: binomial_cdf(x, k, p))
-        if wrong is not None:
-            tests.append(lambda: hypergeometric_cdf(*wrong))
-        if anchors and k >= self.policy.min_read:
-            tests.append(lambda: _normal_tail(self._paired(c, anchors[0], target), target))
-        alpha = (self.look_level(k) if level is None else level) / len(tests)
-        return any(test() <= alpha for test in tests)
+        anchor = next(iter(self._anchors()), None)
+        names = self.tests_at(k, target, wrong is not None)
+        if not names:  # an anchor above the target and a read under min_read: nothing to test yet
+            return False
+        alpha = (self.look_level(k) if level is None else level) / len(names)
+
+        def p_value(name: str) -> float:
+            if name == "prefix":
+                return binomial_cdf(int(c.sum()), k, target / 100.0)
+            if name == "gains":
+                return binomial_cdf(int((c & ~anchor[1][:k]).sum()), k, (target - anchor[0]) / 100.0)
+            if name == "wrong":
+                return hypergeometric_cdf(*wrong)
+            est, se = self._paired(c, anchor, target)
+            return NormalDist().cdf((est - target) / se)
+
+        return any(p_value(name) <= alpha for name in names)
 
     def _wrong_images(self, target: float) -> tuple[torch.Tensor, int] | None:
         """The images (positions in the screening order) that an anchor below ``target`` got wrong, in
@@ -496,7 +410,7 @@ class Curve:
                 m = upto
             est, se = self.estimate(prefix, target - allowance)
             look = self.look_level(k)
-            z = _normal_quantile(look / self.tests_at(k, wrong is not None))
+            z = normal_quantile(look / max(1, len(self.tests_at(k, target - allowance, wrong is not None))))
             gap = target - est - allowance  # what z standard errors must fit under
             need = k * (z * se / gap) ** 2 if gap > 0 else math.inf  # se shrinks as 1/sqrt(k)
             if self.placed_below(prefix, target - allowance, (gained, m, wrong[0].numel(), wrong[1]) if m else None,
@@ -613,7 +527,7 @@ class Curve:
              "test_size": self.n, "batch": self.batch_size, "final_pass_seconds": self.final.total}
         if self.screening:
             d.update({k: v for k, v in asdict(self.policy).items() if k not in ("method", "batch")},
-                     screen_dtype=self.screen_dtype, planned_reads=self.reads(), channels_last=self.channels_last,
+                     screen_dtype=self.screen_dtype, planned_reads=self._reads, channels_last=self.channels_last,
                      layout_probe=self.layout_probe,
                      screened_images=self.screened_images, reused_images=self.reused_images,
                      wrong_images=self.wrong_images,

@@ -499,8 +499,9 @@ def test_a_cpu_curve_evaluates_in_the_layout_that_is_faster_on_its_host(slow_cha
     one and records both timings; the student itself is never converted. An inverted comparison, a
     probe that ignores the model, or a curve that always takes channels-last fails one of the cases."""
     import condense.curves as curves
+    import condense.evalpass as evalpass
 
-    monkeypatch.setattr(curves, "_LAYOUTS", {})
+    monkeypatch.setattr(evalpass, "_LAYOUTS", {})
     model = _SlowIn(slow_channels_last)
     x, y = torch.randn(400, 3, 28, 28), torch.randint(0, 4, (400,))
     curve = curves.Curve((x, y), (99.0,), CurvePolicy())

@@ -207,7 +207,7 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
 def test_the_time_plot_draws_screened_estimates_apart_from_full_passes():
     """A mean curve point is a full pass only when every seed's point there is one; the accuracy-vs-time
     plot draws the others hollow (a screened estimate is not a measured accuracy)."""
-    from benchmarks.leaderboard import _mean_curve, plots
+    from benchmarks.plots import _mean_curve, plots
 
     screened = {"train_seconds": 3.0, "acc": 40.0, "on": "subset", "screened": 64}
     a = {**_record("toy", "random", 10, 0, 70.0, 6.0),
