@@ -4,10 +4,10 @@
     records = run_sweep(datasets=["digits"], methods=["random"], ipc=[1], seeds=[0], epochs=20,
                         out="runs/nb", no_progress=True)
 
-``SweepSpec`` is a frozen dataclass with one field per command-line option (the same names,
-``overrides`` for ``--set`` as ``{"method": {"field": value}}``). :func:`run_sweep` runs it exactly as
-``python -m benchmarks.run`` would (resuming, recording failures, holding the folder's lock) and
-returns the records of the cells the spec covers, old and new.
+:class:`SweepSpec` is the typed, frozen dataclass the command line is generated from (the same names,
+``overrides`` for ``--set``, also as ``{"method": {"field": value}}``). :func:`run_sweep` runs it
+exactly as ``python -m benchmarks.run`` would (resuming, recording failures, holding the folder's
+lock) and returns the records of the cells the spec covers, old and new.
 """
 from __future__ import annotations
 
@@ -15,27 +15,10 @@ import dataclasses
 from collections.abc import Mapping
 
 from . import jsonl
-from .run import _actions, check_args, execute, namespace
+from .sweep.driver import check_args, execute
+from .sweep.spec import SweepSpec
 
-
-def _spec_class():
-    fields = []
-    for dest, action in _actions().items():
-        default = action.default
-        if dest == "overrides":
-            fields.append((dest, dict, dataclasses.field(default_factory=dict)))
-            continue
-        if isinstance(default, list):
-            default = tuple(default)
-        fields.append((dest, object, dataclasses.field(default=default)))
-    cls = dataclasses.make_dataclass("SweepSpec", fields, frozen=True)
-    cls.__module__ = __name__
-    cls.__doc__ = ("One sweep: a field per option of ``python -m benchmarks.run`` (lists as tuples); "
-                   "``overrides`` is ``--set`` as {method: {field: value}}.")
-    return cls
-
-
-SweepSpec = _spec_class()
+__all__ = ["SweepSpec", "run_sweep"]
 
 
 def run_sweep(spec: "SweepSpec | Mapping | None" = None, /, **fields) -> list[dict]:
@@ -49,7 +32,7 @@ def run_sweep(spec: "SweepSpec | Mapping | None" = None, /, **fields) -> list[di
     elif spec is not None:
         raise TypeError(f"run_sweep takes a SweepSpec or a mapping, got {type(spec).__name__}")
     values.update(fields)
-    args = namespace({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}, "run_sweep")
+    args = SweepSpec.from_mapping(values, "run_sweep")
     check_args(args)
     sweep = execute(args)
     if not sweep.results.exists():

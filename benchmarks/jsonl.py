@@ -59,7 +59,7 @@ def repair(path: Path) -> int:
     if not tail:
         return 0
     with open(path, "rb+") as f:
-        if _decode(tail) is not None:
+        if decode(tail) is not None:
             f.seek(0, os.SEEK_END)
             f.write(b"\n")
             removed = 0
@@ -82,7 +82,7 @@ def append(path: Path, record: dict) -> None:
         os.close(fd)
 
 
-def _decode(raw: bytes) -> dict | None:
+def decode(raw: bytes) -> dict | None:
     """One line as a record with its curve as points; None for a partial or unreadable line (a
     line cut by a kill never parses as a whole JSON object)."""
     try:
@@ -116,7 +116,7 @@ def read_numbered(path: Path):
         return
     with open(path, "rb") as f:
         for i, raw in enumerate(f, start=1):
-            yield i, _decode(raw)
+            yield i, decode(raw)
 
 
 def read(path: Path) -> tuple[list[dict], int]:
@@ -126,7 +126,7 @@ def read(path: Path) -> tuple[list[dict], int]:
         return records, bad
     with open(path, "rb") as f:
         for raw in f:
-            rec = _decode(raw)
+            rec = decode(raw)
             if rec is None:
                 bad += 1
             else:
@@ -144,7 +144,7 @@ def compact(path: Path) -> tuple[int, int]:
     out = bytearray()
     with open(path, "rb") as f:
         for raw in f:
-            rec = _decode(raw)
+            rec = decode(raw)
             out += raw if rec is None else _encode(rec)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:

@@ -12,13 +12,21 @@ _warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=F
 _warnings.filterwarnings("ignore", message=r".*torch\.jit\.(_overload|script|trace).*deprecated.*")
 
 from ._version import __version__  # noqa: E402
-from .store import FormatError, SyntheticSet, load, save, validate  # noqa: E402
 
 __all__ = ["__version__", "FormatError", "SyntheticSet", "load", "save", "validate", "load_dataset",
            "create_model"]
 
 
-def __getattr__(name):  # light import: data and models load torch_geometric and torchvision lazily
+_FORMAT_NAMES = ("FormatError", "SyntheticSet", "load", "save", "validate")
+
+
+def __getattr__(name):
+    """Imported on first use, so that ``import condense.tta`` (the report) needs no torch, and data and
+    models load torch_geometric and torchvision only when asked for."""
+    if name in _FORMAT_NAMES:
+        from . import format as _format
+
+        return getattr(_format, name)
     if name == "load_dataset":
         from .data import load_dataset
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import importlib.util
 from pathlib import Path
 
 PACKAGE = "condense"
@@ -15,6 +16,9 @@ PLUMBING = {"condense._log", "condense._paths", "condense.checks", "condense._ve
 
 
 def _module_file(name: str) -> Path | None:
+    if name.split(".")[0] != PACKAGE:  # a plugin's module: where Python found it
+        spec = importlib.util.find_spec(name)
+        return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
     rel = name.split(".")[1:]
     base = ROOT.joinpath(*rel)
     for cand in (base.with_suffix(".py"), base / "__init__.py"):

@@ -533,9 +533,3 @@ class Curve:
                      wrong_images=self.wrong_images,
                      deferred=self.defer, held_bytes=self.held_bytes)
         return d
-
-
-def counts_for_crossing(point: dict) -> bool:
-    """A point can be a crossing only when its accuracy is on the full test set (older records,
-    which have no ``on`` field, were evaluated on the full set at every checkpoint)."""
-    return point.get("on", "full") == "full"

@@ -21,12 +21,13 @@ import torch.nn.functional as F
 
 from .budget import BatchStream, plan_steps, schedule_batches
 from .configs import dataset_config
-from .curves import CurvePolicy, Curve, counts_for_crossing
+from .curves import CurvePolicy, Curve
 from .devices import device_kind, resolve_device  # noqa: F401  (part of the evaluator's API)
 from .engine import Clock, Forward, Schedule, TrainingDiverged, checkpoint_steps, compile_pays, fit, tf32_mode
 from .models import create_model, model_kind
 from .protocols import Protocol, get_protocol
-from .store import SyntheticSet, load
+from .format import SyntheticSet, load
+from .tta import condense_offset, counts_for_crossing, time_to_accuracy  # noqa: F401  (the evaluator's API)
 
 
 # ----------------------------------------------------------------------------- results
@@ -84,11 +85,10 @@ class EvalResult:
         offset = 0.0
         if include_condense:
             cpu = clock == "cpu_seconds"
-            condense = self.condense_cpu_seconds if cpu else self.condense_seconds
-            teacher = self.teacher_cpu_seconds if cpu else self.teacher_seconds
-            if condense is None or (not include_teacher and teacher is None):
+            offset = condense_offset(self.condense_cpu_seconds if cpu else self.condense_seconds,
+                                     self.teacher_cpu_seconds if cpu else self.teacher_seconds, include_teacher)
+            if offset is None:
                 return [None for _ in self.runs]
-            offset = condense - (0.0 if include_teacher else teacher)
         return [time_to_accuracy(r.curve, target, offset, clock) for r in self.runs]
 
     def tta_summary(self) -> dict[str, dict]:
@@ -120,18 +120,6 @@ class EvalResult:
 
     def __str__(self) -> str:
         return f"{self.arch}/{self.protocol['name']}: {self.mean:.2f} ± {self.std:.2f} % over seeds {self.seeds}"
-
-
-def time_to_accuracy(curve: Sequence[dict], target: float, offset: float = 0.0,
-                     clock: str = "train_seconds") -> float | None:
-    """``offset`` + train seconds at the first checkpoint with ``acc >= target``; None if never.
-
-    ``clock="cpu_seconds"`` reads the process CPU time instead of the wall clock (None when a curve
-    does not carry it). Only points evaluated on the full test set count (:mod:`condense.curves`)."""
-    for point in curve:
-        if point["acc"] >= target and counts_for_crossing(point):
-            return None if clock not in point else offset + point[clock]
-    return None
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -284,19 +284,29 @@ def teacher_pool(train, archs, recipe: TeacherRecipe, *, seed: int = 0, device="
     return pool
 
 
-def pool_costs(pool: list[Teacher]) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class TeacherCost:
     """The seconds a condenser reports for its teachers (DESIGN §4: producing them is part of its cost).
 
-    ``teacher_seconds`` (wall) and ``teacher_cpu_seconds`` count every teacher at its recorded cost,
-    the same for every method that uses the pool; ``teacher_cpu_seconds`` is None when a teacher was
-    trained before CPU time was recorded (no column mixes clocks). The ``fresh`` sums are the part
-    spent in this call, which the condenser's own clocks already measured: a teacher resumed from a
-    partial checkpoint counts only the epochs trained now."""
+    ``seconds`` (wall) and ``cpu_seconds`` count every teacher at its recorded cost, the same for every
+    method that uses the pool; ``cpu_seconds`` is None when a teacher was trained before CPU time was
+    recorded (no column mixes clocks). The ``fresh`` sums are the part spent in this call, which the
+    condenser's own clocks already measured: a teacher resumed from a partial checkpoint counts only
+    the epochs trained now."""
+
+    seconds: float = 0.0
+    cpu_seconds: float | None = 0.0
+    fresh_seconds: float = 0.0
+    fresh_cpu_seconds: float = 0.0
+
+
+def pool_costs(pool: list[Teacher]) -> TeacherCost:
+    """The :class:`TeacherCost` of a pool."""
     cpu = [t.cpu_seconds for t in pool]
-    return {"teacher_seconds": sum(t.train_seconds for t in pool),
-            "teacher_cpu_seconds": None if any(c is None for c in cpu) else sum(cpu),
-            "teacher_fresh_seconds": sum(t.fresh_seconds for t in pool),
-            "teacher_fresh_cpu_seconds": sum(t.fresh_cpu_seconds for t in pool)}
+    return TeacherCost(seconds=sum(t.train_seconds for t in pool),
+                       cpu_seconds=None if any(c is None for c in cpu) else sum(cpu),
+                       fresh_seconds=sum(t.fresh_seconds for t in pool),
+                       fresh_cpu_seconds=sum(t.fresh_cpu_seconds for t in pool))
 
 
 def pool_summary(pool: list[Teacher]) -> dict:

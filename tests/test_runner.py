@@ -207,7 +207,7 @@ def test_cpu_clock_tta_puts_the_condense_time_on_the_cpu_clock_too():
 def test_the_time_plot_draws_screened_estimates_apart_from_full_passes():
     """A mean curve point is a full pass only when every seed's point there is one; the accuracy-vs-time
     plot draws the others hollow (a screened estimate is not a measured accuracy)."""
-    from benchmarks.plots import _mean_curve, plots
+    from benchmarks.report.plots import _mean_curve, plots
 
     screened = {"train_seconds": 3.0, "acc": 40.0, "on": "subset", "screened": 64}
     a = {**_record("toy", "random", 10, 0, 70.0, 6.0),
@@ -316,18 +316,20 @@ def test_a_sweep_file_gives_the_cells_of_the_same_command_line_and_flags_overrid
     cli = parse_args([*SWEEP, "--set", "herding.width=64", "--out", str(tmp_path / "b")])
     assert _plan(file_args) == _plan(cli) and len(_plan(cli)) == 8
     (over,) = sweep_args(["--config", str(f), "--ipc", "3", "--set", "herding.train_epochs=1"])
-    assert over.ipc == [3] and over.seeds == [0, 1] and over.epochs == 40
-    assert over.overrides == ["herding.width=64", "herding.train_epochs=1"]
+    assert over.ipc == (3,) and over.seeds == (0, 1) and over.epochs == 40
+    assert over.overrides == ("herding.width=64", "herding.train_epochs=1")
     f.write_text(SWEEP_FILE + '[[run]]\nout = "x"\n[[run]]\nout = "y"\nipc = [5]\n[run.set.herding]\ntrain_epochs = 2\n')
     one, two = sweep_args(["--config", str(f)])
-    assert (str(one.out), one.ipc, str(two.out), two.ipc) == ("x", [1, 2], "y", [5])
-    assert one.overrides == ["herding.width=64"] and sorted(two.overrides) == ["herding.train_epochs=2", "herding.width=64"]
+    assert (str(one.out), one.ipc, str(two.out), two.ipc) == ("x", (1, 2), "y", (5,))
+    assert one.overrides == ("herding.width=64",) and sorted(two.overrides) == ["herding.train_epochs=2", "herding.width=64"]
 
 
 @pytest.mark.parametrize("text, message", [
     ('datasets = ["digits"]\nbogus = 1\n', "unknown key 'bogus'"),
-    ('ipc = "ten"\n', "ipc must be an integer"),
-    ('preset = "fast"\n', "preset must be one of quick, paper"),
+    ('ipc = "ten"\n', "ipc must be a list of integers >= 1, got ('ten',)"),
+    ('preset = "fast"\n', "preset must be one of 'quick', 'paper'"),
+    ('seeds = [0, 1.5]\n', "seeds must be a list of integers"),
+    ('config = "other.toml"\n', "unknown key 'config'"),
     ('ipc = [1,\n', "not a TOML sweep file"),
     ('[set]\nherding = 3\n', "set must be a table of method tables"),
 ])

@@ -132,7 +132,7 @@ def test_storage_bytes_count_each_part():
 
 
 def test_interrupted_write_leaves_no_half_file(tmp_path, monkeypatch):
-    import condense.store as store
+    import condense.format.write as store
 
     path = tmp_path / "x.h5"
     condense.save(image_set(), path)
@@ -154,7 +154,7 @@ def test_interrupted_write_leaves_no_half_file(tmp_path, monkeypatch):
 
 def test_killed_writer_process_leaves_no_target(tmp_path):
     code = (
-        "import os, signal, torch, condense.store as st\n"
+        "import os, signal, torch, condense.format.write as st\n"
         "from tests.test_store import image_set\n"
         "orig = st._write\n"
         "def w(f, s):\n    orig(f, s); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -6,8 +6,13 @@
 from __future__ import annotations
 
 from . import baselines, cvdd, herding, infer, mirage, random_kd, rs2  # noqa: F401  (registration)
+from ._common import CondenseOutput, ReplayLabels
 from .base import (Condenser, condenser_class, condenser_module, create_condenser, default_condensers,
-                   list_condensers, register_condenser)
+                   list_condensers, register_condenser, role_method)
+from .plugins import load_plugins
 
-__all__ = ["Condenser", "condenser_class", "condenser_module", "create_condenser", "default_condensers",
+load_plugins()  # third-party condensers (entry points ``condense.condensers``), after the built-ins
+
+__all__ = ["CondenseOutput", "Condenser", "ReplayLabels", "condenser_class", "condenser_module", "create_condenser",
+           "default_condensers", "load_plugins", "role_method",
            "list_condensers", "register_condenser"]

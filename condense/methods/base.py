@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
 from ..identity import code_identity
-from ..store import SyntheticSet
+from ..format import SyntheticSet
+from ._common import CondenseOutput
 
 _CONDENSERS: dict[str, type["Condenser"]] = {}
 
@@ -16,6 +17,8 @@ _CONDENSERS: dict[str, type["Condenser"]] = {}
 def register_condenser(cls: type["Condenser"]) -> type["Condenser"]:
     if not getattr(cls, "name", None):
         raise ValueError(f"{cls.__name__} needs a name")
+    if cls.role not in ROLES:
+        raise ValueError(f"{cls.__name__}.role is {cls.role!r}; expected one of {', '.join(ROLES)}")
     if cls.name in _CONDENSERS:
         raise ValueError(f"condenser {cls.name!r} is already registered")
     _CONDENSERS[cls.name] = cls
@@ -42,6 +45,17 @@ def condenser_class(name: str) -> type["Condenser"]:
     if name not in _CONDENSERS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(_CONDENSERS)}")
     return _CONDENSERS[name]
+
+
+ROLES = ("method", "baseline", "reference")
+
+
+def role_method(role: str, labels: str = "hard") -> str:
+    """The registered method of ``role`` (``baseline`` or ``reference``) for the ``labels`` pipeline."""
+    for n, c in _CONDENSERS.items():
+        if c.role == role and (role == "reference" or c.traits()["labels"] == labels):
+            return n
+    raise ValueError(f"no registered {labels}-label {role} method")
 
 
 def condenser_module(name: str) -> str:
@@ -80,6 +94,15 @@ class Condenser:
     default_run: ClassVar[bool] = True       # part of a sweep when --methods is not given
     deterministic: ClassVar[bool] = False    # the same set whatever the seed: condensed once, trained K times
     deviations: ClassVar[tuple[str, ...]] = ()
+    # What the runner, the scores and the report read of a method (recorded in every record as its traits):
+    role: ClassVar[str] = "method"           # "baseline": a trivial baseline (random, random-kd); "reference": full
+    byte_matched: ClassVar[bool] = False     # set beside the random subset of the closest storage bytes (Mirage)
+    distribution: ClassVar[str | None] = None  # a plugin's "name version" (condense.methods.plugins); None: built-in
+
+    @classmethod
+    def traits(cls) -> dict:
+        """The method's traits as a record carries them (``role``, ``labels``, ``byte_matched``)."""
+        return {"role": cls.role, "labels": "soft" if cls.soft_labels else "hard", "byte_matched": cls.byte_matched}
 
     def __init__(self, config=None, **overrides):
         config = config if config is not None else self.Config()
@@ -116,31 +139,39 @@ class Condenser:
             raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
         device = torch.device(device)
         start, cpu_start = time.perf_counter(), time.process_time()
-        parts: dict[str, Any] = self._condense(train, ipc, seed=seed, device=device, progress=progress)
+        out = self._condense(train, ipc, seed=seed, device=device, progress=progress)
+        if isinstance(out, dict):  # parts alone: a method without extra facts, deviations or teachers
+            out = CondenseOutput(parts=out)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         # Teachers count at their recorded cost (DESIGN §4), cached or not: what this call spent on them
         # (already on its clocks) is replaced by their whole recorded cost, on each clock separately.
-        teacher_seconds = float(parts.pop("teacher_seconds", 0.0))
-        teacher_cpu = parts.pop("teacher_cpu_seconds", 0.0)
-        seconds += teacher_seconds - float(parts.pop("teacher_fresh_seconds", 0.0))
-        fresh_cpu = float(parts.pop("teacher_fresh_cpu_seconds", 0.0))
-        cpu_total = None if teacher_cpu is None else cpu_seconds - fresh_cpu + float(teacher_cpu)
-        extra = parts.pop("extra", {})
-        deviations = tuple(self.deviations) + tuple(parts.pop("deviations", ()))
+        cost = out.teacher
+        seconds += cost.seconds - cost.fresh_seconds
+        cpu_total = None if cost.cpu_seconds is None else cpu_seconds - cost.fresh_cpu_seconds + cost.cpu_seconds
+        parts, extra = out.parts, out.extra
+        deviations = tuple(self.deviations) + tuple(out.deviations)
         common = dict(
             method=self.name, ipc=ipc, num_classes=len(train.classes), class_names=train.classes,
             source_dataset=train.name, source_split=train.split, source_fingerprint=train.fingerprint,
             seed=seed, method_config=dataclasses.asdict(self.config), condense_seconds=seconds,
-            teacher_seconds=teacher_seconds, device=str(device), deviations=deviations,
+            teacher_seconds=float(cost.seconds), device=str(device), deviations=deviations,
             extra={"touches_full_data": self.touches_full_data, "condense_cpu_seconds": cpu_total,
-                   "teacher_cpu_seconds": None if teacher_cpu is None else float(teacher_cpu),
-                   "code": code_identity(type(self).__module__, parts=("version", "condenser", "git")), **extra},
+                   "teacher_cpu_seconds": None if cost.cpu_seconds is None else float(cost.cpu_seconds),
+                   "code": self.code_identity(parts=("version", "condenser", "git")), **extra},
         )
         if kind == "images":
             common.update(mean=tuple(train.mean), std=tuple(train.std))
         return SyntheticSet(**common, **parts)
 
-    def _condense(self, train, ipc: int, *, seed: int, device: torch.device, progress: bool) -> dict:
+    @classmethod
+    def code_identity(cls, parts=("version", "condenser", "evaluator", "git")) -> dict:
+        """:func:`condense.identity.code_identity` of this condenser's module; a plugin's adds its
+        distribution's name and version."""
+        code = code_identity(cls.__module__, parts=parts)
+        return {**code, "plugin": cls.distribution} if cls.distribution else code
+
+    def _condense(self, train, ipc: int, *, seed: int, device: torch.device, progress: bool) -> CondenseOutput:
+        """The set's parts for ``ipc`` items per class (a :class:`CondenseOutput`)."""
         raise NotImplementedError
 
 

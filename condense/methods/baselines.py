@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ._common import CondenseOutput
 from .base import Condenser, generator, per_class_indices, register_condenser
 
 
@@ -26,6 +27,7 @@ class RandomReal(Condenser):
 
     name = "random"
     kinds = ("images", "graphs")
+    role = "baseline"
 
     def _condense(self, train, ipc, *, seed, device, progress):
         idx = random_per_class(train.labels, len(train.classes), ipc, seed)
@@ -33,7 +35,7 @@ class RandomReal(Condenser):
             from .graph_common import graph_parts
 
             return graph_parts(train, idx)
-        return {**image_parts(train, idx), "extra": {"source_indices": idx.tolist()}}
+        return CondenseOutput(image_parts(train, idx), extra={"source_indices": idx.tolist()})
 
 
 @register_condenser
@@ -42,6 +44,7 @@ class FullData(Condenser):
 
     name = "full"
     kinds = ("images", "graphs")
+    role = "reference"
     touches_full_data = True
     uses_ipc = False
     deterministic = True
@@ -52,4 +55,4 @@ class FullData(Condenser):
             from .graph_common import graph_parts
 
             return graph_parts(train, idx)
-        return image_parts(train, idx)
+        return CondenseOutput(image_parts(train, idx))

@@ -43,8 +43,8 @@ from ..identity import code_identity
 from ..replay import crop_flip, resized_crop_box
 from ..teachers import (QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, pool_costs, pool_summary,
                         teacher_pool)
+from ._common import BNStatLoss, CondenseOutput, ReplayLabels, optimize_pixels, replay_labels
 from .base import Condenser, generator, per_class_indices, register_condenser
-from .infer import BNStatLoss
 
 SYNTHESIS_TEMPERATURE = 5.0
 RELABEL_TEMPERATURE = 10.0
@@ -140,31 +140,26 @@ def synthesize(models, committees, weights, x0: torch.Tensor, y: torch.Tensor, *
     pixels (elementwise, so one optimiser over all batches is one per batch), cosine without warm-up,
     pixels clamped to [lo, hi] after each step. The teachers are frozen in eval mode, so batches never
     interact: this equals recovering each batch on its own, as the official code does."""
-    from tqdm.auto import trange
-
     nb = len(committees)
     c = x0.shape[0] // nb
     x = x0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr, betas=betas, eps=1e-8)
     roles = {}   # member -> (rows of the batches it votes on, its weight on each of those batches)
     for k in sorted({k for com in committees for k in com}):
         batches = [b for b, com in enumerate(committees) if k in com]
         rows = torch.cat([torch.arange(b * c, (b + 1) * c) for b in batches]).to(x.device)
         w = torch.tensor([float(weights[b][committees[b].index(k)]) for b in batches], device=x.device)
         roles[k] = (rows, w, BNStatLoss(models[k], c, first_bn_multiplier))
+
+    def loss(it: int) -> torch.Tensor:
+        xa = torch.cat([crop_flip_roll(xb, g, jitter) for xb in x.split(c)])
+        total = x.new_zeros(())
+        for k, (rows, w, bn) in roles.items():
+            total = total + (w * member_terms(models[k], bn, xa[rows], y[rows], c, r_bn)).sum()
+        return total
+
     try:
-        for it in trange(iterations, desc=desc, disable=not progress, leave=False, unit="it"):
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * it / iterations))
-            xa = torch.cat([crop_flip_roll(xb, g, jitter) for xb in x.split(c)])
-            loss = x.new_zeros(())
-            for k, (rows, w, bn) in roles.items():
-                loss = loss + (w * member_terms(models[k], bn, xa[rows], y[rows], c, r_bn)).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                x.copy_(torch.maximum(torch.minimum(x, hi), lo))
+        optimize_pixels(x, loss, iterations=iterations, lr=lr, betas=betas, progress=progress, desc=desc,
+                        after_step=lambda: x.copy_(torch.maximum(torch.minimum(x, hi), lo)))
     finally:
         for _, _, bn in roles.values():
             bn.close()
@@ -212,17 +207,9 @@ def relabel_replay(models, weights: torch.Tensor, x: torch.Tensor, epochs: int, 
     RandomResizedCrop (0.08–1) and flip per view and CutMix (β(1, 1)) per batch
     (:func:`condense.replay.draw`), and the committee's BSSL logits of exactly those views, in batches
     of ``batch``. Returns (the replay record, E×N×C logits)."""
-    from tqdm.auto import trange
-
-    from .. import replay
-
-    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
-    rec = replay.draw(epochs, n, h, w, batch, g)
     copies, wl = train_mode_copies(models), weights.tolist()
-    logits = []
-    for e in trange(epochs, desc="BSSL replay labels", disable=not progress, leave=False, unit="epoch"):
-        logits.append(_bssl(copies, wl, replay.views(x, rec, e, torch.arange(n), batch), batch))
-    return rec, torch.stack(logits)
+    return replay_labels(lambda views: _bssl(copies, wl, views, batch), x, epochs, batch, g, progress,
+                         desc="BSSL replay labels")
 
 
 # ----------------------------------------------------------------------------- the condensers
@@ -281,7 +268,7 @@ class CVDDConfig:
 
 
 @register_condenser
-class CVDD(Condenser):
+class CVDD(ReplayLabels, Condenser):
     """CV-DD: committee-voted synthesis and BSSL replay labels (module docstring)."""
 
     name = "cvdd"
@@ -293,19 +280,6 @@ class CVDD(Condenser):
         "the real-patch initialisation (2×2 mosaics of four real images of the class) is rebuilt from the "
         "paper's figure: its code is not in the official repository",
     )
-
-    def for_protocol(self, protocol) -> "CVDD":
-        """Replay labels for exactly the ``fkd`` protocol's epochs and batch, static ones for ``kd``
-        (which trains on one label per image). Hard-label protocols take the set as configured, so that
-        its hard-label row (HLR) is the same set, with the same configuration, as its ``fkd`` row."""
-        cfg = self.config
-        if getattr(protocol, "augment", None) == "fkd":
-            if cfg.soft_labels != "replay":
-                return self
-            return type(self)(cfg, replay_epochs=protocol.passes, replay_batch=protocol.batch_size or cfg.replay_batch)
-        if getattr(protocol, "loss", "ce") == "kd" and cfg.soft_labels != "static":
-            return type(self)(cfg, soft_labels="static")
-        return self
 
     def _condense(self, train, ipc, *, seed, device, progress):
         cfg = self.config
@@ -342,11 +316,10 @@ class CVDD(Condenser):
             parts.update(soft_labels=static.to(dtype), soft_label_policy="static")
             attrs["views"] = "the stored images, one seeded shuffle, in batches of replay_batch"
         parts["soft_label_attrs"] = attrs
-        parts.update(pool_costs(pool))
-        parts["extra"] = {"committees": [list(com) for com in committees], "priors": [round(float(p), 4) for p in priors],
-                          "prior_mode": prior_info, "relabel_teachers": [cfg.teachers[k] for k in relabelers],
-                          "source_indices": src.tolist(), **pool_summary(pool)}
-        return parts
+        extra = {"committees": [list(com) for com in committees], "priors": [round(float(p), 4) for p in priors],
+                 "prior_mode": prior_info, "relabel_teachers": [cfg.teachers[k] for k in relabelers],
+                 "source_indices": src.tolist(), **pool_summary(pool)}
+        return CondenseOutput(parts, extra=extra, teacher=pool_costs(pool))
 
     def recover(self, train, pool, priors, committees, ipc, seed, device, progress):
         """§3.2: real-patch initialisation, then the committee synthesis of every IPC index; returns

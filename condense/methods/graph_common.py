@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from ..store import pack_graphs
+from ..format import pack_graphs
+from ._common import CondenseOutput
 
 
-def graph_parts(train, idx: torch.Tensor) -> dict:
+def graph_parts(train, idx: torch.Tensor) -> CondenseOutput:
+    """The graphs ``idx`` of ``train`` as a set's ``graphs`` part."""
     graphs = [train[int(i)] for i in idx]
-    return {"kind": "graphs", "graphs": pack_graphs(graphs), "extra": {"source_indices": idx.tolist()}}
+    return CondenseOutput({"kind": "graphs", "graphs": pack_graphs(graphs)}, extra={"source_indices": idx.tolist()})

@@ -17,6 +17,7 @@ from ..budget import BatchStream, plan_steps, schedule_batches
 from ..checks import Rule, check_config
 from ..engine import Clock, Schedule, fit
 from ..models import create_model
+from ._common import CondenseOutput
 from .base import Condenser, per_class_indices, register_condenser
 from .baselines import image_parts
 
@@ -110,7 +111,7 @@ class Herding(Condenser):
         for idx in per_class_indices(train.labels, len(train.classes)):
             chosen.append(idx[herding_select(feats[idx.to(device)], ipc, self.rule).cpu()])
         idx = torch.cat(chosen)
-        return {**image_parts(train, idx), "extra": {"source_indices": idx.tolist()}}
+        return CondenseOutput(image_parts(train, idx), extra={"source_indices": idx.tolist()})
 
 
 @register_condenser

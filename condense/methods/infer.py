@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..checks import Rule
 from ..teachers import (PAPER_POOL, QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, ensemble_logits,
                         pool_costs, pool_summary, teacher_pool)
+from ._common import BNStatLoss, CondenseOutput, optimize_pixels
 from .base import Condenser, generator, per_class_indices, register_condenser
 
 
@@ -64,37 +65,6 @@ def ipc_init(ipc: int, num_teachers: int, num_classes: int) -> int:
     return int(ipc / (num_teachers / num_classes + 1))
 
 
-class BNStatLoss:
-    """Per-group BatchNorm statistic matching (§3.3): for each group g of ``group_size`` images,
-    ``Σ_l s_l (‖μ_l,g − μ̂_l‖₂ + ‖σ²_l,g − σ̂²_l‖₂)`` over the BN layers that actually run, with
-    biased variance over (N, H, W) of the layer's input, as the official hook computes it."""
-
-    def __init__(self, model: nn.Module, group_size: int, first_multiplier: float):
-        self.group_size, self.first = group_size, first_multiplier
-        self.terms: list[torch.Tensor] = []
-        self.handles = [m.register_forward_hook(self._hook) for m in model.modules()
-                        if isinstance(m, nn.BatchNorm2d)]
-
-    def _hook(self, module, inputs, output):
-        x = inputs[0]
-        g = x.shape[0] // self.group_size
-        x = x.reshape(g, self.group_size, *x.shape[1:]).transpose(1, 2).flatten(2)  # g × ch × (n·h·w)
-        mean, var = x.mean(-1), x.var(-1, unbiased=False)
-        self.terms.append(torch.linalg.vector_norm(var - module.running_var, dim=1)
-                          + torch.linalg.vector_norm(mean - module.running_mean, dim=1))
-
-    def pop(self) -> torch.Tensor:
-        """The weighted sum per group for the last forward pass (first BN layer × multiplier)."""
-        weights = [self.first] + [1.0] * (len(self.terms) - 1)
-        total = sum(w * t for w, t in zip(weights, self.terms))
-        self.terms = []
-        return total
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
-
-
 def optimize_ufcs(teacher: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: int, cfg: InferConfig,
                   g: torch.Generator, progress: bool = False, desc: str = "UFCs") -> torch.Tensor:
     """One UFC per init batch for this teacher, all batches optimized together.
@@ -105,23 +75,19 @@ def optimize_ufcs(teacher: nn.Module, x: torch.Tensor, y: torch.Tensor, groups: 
     """
     c = x.shape[0] // groups
     u = torch.zeros(groups, *x.shape[1:], device=x.device, requires_grad=True)
-    opt = torch.optim.Adam([u], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
     bn = BNStatLoss(teacher, c, cfg.first_bn_multiplier)
     jitter = cfg.jitter if cfg.jitter is not None else max(1, x.shape[-1] // 8)
-    from tqdm.auto import trange
+
+    def loss(it: int) -> torch.Tensor:
+        inputs = x + u.repeat_interleave(c, dim=0)
+        dx, dy = (int(v) for v in torch.randint(0, jitter + 1, (2,), generator=g))  # 0..jitter, as SRe2L
+        out = teacher(torch.roll(inputs, shifts=(dx, dy), dims=(2, 3)))
+        ce = F.cross_entropy(out, y, reduction="none").view(groups, c).mean(1)
+        return (ce + cfg.r_bn * bn.pop()).sum()
 
     try:
-        for it in trange(cfg.iterations, desc=desc, disable=not progress, leave=False, unit="it"):
-            for group in opt.param_groups:  # cosine decay without warm-up, set every iteration
-                group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / cfg.iterations))
-            inputs = x + u.repeat_interleave(c, dim=0)
-            dx, dy = (int(v) for v in torch.randint(0, jitter + 1, (2,), generator=g))  # 0..jitter, as SRe2L
-            out = teacher(torch.roll(inputs, shifts=(dx, dy), dims=(2, 3)))
-            ce = F.cross_entropy(out, y, reduction="none").view(groups, c).mean(1)
-            loss = (ce + cfg.r_bn * bn.pop()).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        optimize_pixels(u, loss, iterations=cfg.iterations, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                        progress=progress, desc=desc)
     finally:
         bn.close()
     return u.detach()
@@ -175,13 +141,11 @@ class Infer(Condenser):
                  "labels": train.labels[idx].clone(), "compensator_encoding": "affine-uint8",
                  "compensators": {"values": q, "scale": scale, "offset": offset, "batch": batch,
                                   "image_batch": image_batch, "teacher": torch.cat(owners)}}
-        parts["soft_labels"], parts["soft_label_policy"] = self.soft_labels(train, parts, pool, device), "static"
+        parts["soft_labels"], parts["soft_label_policy"] = self.instance_labels(train, parts, pool, device), "static"
         parts["soft_label_attrs"] = {"space": "logits", "rule": "mean of the teachers' logits per instance",
                                      "teachers": list(cfg.teachers)}
-        parts.update(pool_costs(pool))
-        parts["extra"] = {"ipc_init": k, "num_ufcs": int(u.shape[0]), "source_indices": idx.tolist(),
-                          **pool_summary(pool)}
-        return parts
+        return CondenseOutput(parts, extra={"ipc_init": k, "num_ufcs": int(u.shape[0]), "source_indices": idx.tolist(),
+                                            **pool_summary(pool)}, teacher=pool_costs(pool))
 
     @staticmethod
     def init_images(train, k: int, seed: int) -> torch.Tensor:
@@ -193,9 +157,9 @@ class Infer(Condenser):
             raise ValueError(f"INFER needs {k} images of every class for ipc_init")
         return torch.stack(per_class, dim=1).flatten()           # (k, C) → batch-major
 
-    def soft_labels(self, train, parts: dict, pool, device) -> torch.Tensor:
+    def instance_labels(self, train, parts: dict, pool, device) -> torch.Tensor:
         """Ensemble-average logits of every instance (image alone, and with each of its UFCs)."""
-        from ..store import SyntheticSet
+        from ..format import SyntheticSet
 
         probe = SyntheticSet(kind="images", method=self.name, ipc=0, num_classes=len(train.classes),
                              class_names=train.classes, source_dataset=train.name, source_fingerprint="",

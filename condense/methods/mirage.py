@@ -36,9 +36,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch_geometric.data import Batch
 
 from ..checks import Rule, check_config
-from ..store import pack_graphs
+from ..format import pack_graphs
+from ._common import CondenseOutput
 from .base import Condenser, register_condenser
 
 # Hops per dataset: the official pipelines (NCI1, IMDB-B 2; DD 1; ogbg-molbace, ogbg-molhiv 3).
@@ -291,19 +293,11 @@ class _Split:
 
 
 def _union(train, bins: int) -> _Split:
-    if getattr(train, "slices", None) is not None and getattr(train, "_indices", None) is None:
-        d, sl = train._data, train.slices
-        nptr, eptr = sl["x"].numpy(), sl["edge_index"].numpy()
-        graph_of_edge = np.repeat(np.arange(len(nptr) - 1), np.diff(eptr))
-        ei = d.edge_index.numpy() + nptr[graph_of_edge][None, :]
-        x, ea, y = d.x.numpy(), (None if d.edge_attr is None else d.edge_attr.numpy()), d.y.view(-1).numpy()
-    else:
-        from torch_geometric.data import Batch
-
-        b = Batch.from_data_list(list(train))
-        nptr = b.ptr.numpy()
-        ei, x, y = b.edge_index.numpy(), b.x.numpy(), b.y.view(-1).numpy()
-        ea = None if getattr(b, "edge_attr", None) is None else b.edge_attr.numpy()
+    """The training graphs as one disjoint union (PyG's ``Batch``), nodes and edges discretised."""
+    b = Batch.from_data_list(list(train))
+    nptr = b.ptr.numpy()
+    ei, x, y = b.edge_index.numpy(), b.x.numpy(), b.y.view(-1).numpy()
+    ea = None if getattr(b, "edge_attr", None) is None else b.edge_attr.numpy()
     gon = np.repeat(np.arange(len(nptr) - 1), np.diff(nptr))
     nl = discrete_labels(x, x.shape[0], bins)
     el = None if ea is None else discrete_labels(ea, ea.shape[0], bins)
@@ -488,6 +482,7 @@ class Mirage(Condenser):
     """Frequent computation-tree sets per class (Mirage), under a byte budget or given thresholds."""
 
     name = "mirage"
+    byte_matched = True
     Config = MirageConfig
     kinds = ("graphs",)
     uses_ipc = True
@@ -553,7 +548,7 @@ class Mirage(Condenser):
         info["patterns_per_class"] = [len(chosen[c]) for c in range(C)]
         sizes = [len(p.items) for c in range(C) for p in chosen[c]]
         info["trees_per_pattern_mean"] = float(np.mean(sizes)) if sizes else 0.0
-        return {"kind": "graphs", "graphs": parts, "extra": info, "deviations": deviations}
+        return CondenseOutput({"kind": "graphs", "graphs": parts}, extra=info, deviations=tuple(deviations))
 
     # -- thresholds
 

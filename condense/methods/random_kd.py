@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..checks import Rule
 from ..teachers import (PAPER_POOL, QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, ensemble_logits,
                         pool_costs, pool_summary, teacher_pool)
+from ._common import CondenseOutput
 from .base import Condenser, register_condenser
 from .baselines import image_parts, random_per_class
 
@@ -35,6 +36,7 @@ class RandomKD(Condenser):
     name = "random-kd"
     Config = RandomKDConfig
     soft_labels = True
+    role = "baseline"
     default_run = False  # under hard-label protocols it is plain random
 
     def _condense(self, train, ipc, *, seed, device, progress):
@@ -45,9 +47,9 @@ class RandomKD(Condenser):
                             device=device, progress=progress)
         idx = random_per_class(train.labels, len(train.classes), ipc, seed)
         logits = ensemble_logits(pool, train.normalize(train.images[idx].to(device)))
-        return {**image_parts(train, idx), "soft_labels": logits.cpu().to(getattr(torch, cfg.soft_label_dtype)),
-                "soft_label_policy": "static",
-                "soft_label_attrs": {"space": "logits", "rule": "mean of the teachers' logits",
-                                     "teachers": list(cfg.teachers)},
-                **pool_costs(pool),
-                "extra": {"source_indices": idx.tolist(), **pool_summary(pool)}}
+        parts = {**image_parts(train, idx), "soft_labels": logits.cpu().to(getattr(torch, cfg.soft_label_dtype)),
+                 "soft_label_policy": "static",
+                 "soft_label_attrs": {"space": "logits", "rule": "mean of the teachers' logits",
+                                      "teachers": list(cfg.teachers)}}
+        return CondenseOutput(parts, extra={"source_indices": idx.tolist(), **pool_summary(pool)},
+                              teacher=pool_costs(pool))

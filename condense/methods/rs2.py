@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..checks import Rule, check_config
+from ._common import CondenseOutput
 from .base import Condenser, generator, per_class_indices, register_condenser
 
 
@@ -132,8 +133,7 @@ class RS2(Condenser):
             quota = ipc if cfg.stratified else ipc * c
         idx = rs2_schedule(labels, c, quota, cfg.rounds, seed, cfg.replacement, cfg.stratified)
         dtype = torch.int32 if len(train) < 2 ** 31 else torch.int64
-        return {"kind": "subset-schedule", "indices": idx.to(dtype), "source_size": len(train),
-                "extra": {"subset_size": int(idx.shape[1]), "rounds": cfg.rounds,
-                          "sampler": ("with" if cfg.replacement else "without") + " replacement" +
-                                     (", stratified" if cfg.stratified else "") +
-                                     (" (official)" if cfg.sampler == "official" else "")}}
+        sampler = ("with" if cfg.replacement else "without") + " replacement" + \
+            (", stratified" if cfg.stratified else "") + (" (official)" if cfg.sampler == "official" else "")
+        return CondenseOutput({"kind": "subset-schedule", "indices": idx.to(dtype), "source_size": len(train)},
+                              extra={"subset_size": int(idx.shape[1]), "rounds": cfg.rounds, "sampler": sampler})

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 
-BASELINE = {"soft": "random-kd", "hard": "random"}
 AUG_FIELDS = ("augment", "mixup_alpha")
 
 
@@ -56,6 +55,20 @@ def shared_config(a: dict, b: dict) -> bool:
     return all(ca[k] == cb[k] for k in ca.keys() & cb.keys())
 
 
+def baseline_names(tables: dict) -> dict[str, str]:
+    """The trivial baseline of each label pipeline (``hard``, ``soft``) and the ``full`` reference, named
+    by the method traits the records carry (the condenser class's ``role`` and ``labels``)."""
+    names = {"hard": "hard-label baseline", "soft": "soft-label baseline", "full": "full"}
+    for t in tables.values():
+        for a in t["rows"]:
+            tr = a["traits"]
+            if tr["role"] == "baseline":
+                names[tr["labels"]] = a["method"]
+            elif tr["role"] == "reference":
+                names["full"] = a["method"]
+    return names
+
+
 def baseline_row(rows: list[dict], method: str, a: dict) -> tuple[dict | None, str]:
     """The row of ``method`` at ``a``'s IPC under ``a``'s configuration (:func:`shared_config`), or None
     and why: none at that IPC, none under this configuration, or several that match."""
@@ -72,7 +85,7 @@ def baseline_row(rows: list[dict], method: str, a: dict) -> tuple[dict | None, s
 
 def _measured(table: dict) -> tuple:
     """What a score's rows must share besides the protocol (the table's ``measured``,
-    :func:`benchmarks.leaderboard.measured_on`): the device kind, the source data and TF32, not the
+    :func:`benchmarks.report.records.measured_on`): the device kind, the source data and TF32, not the
     curve method (accuracies are full passes either way)."""
     m = table["rows"][0]["measured"]
     return m["device"], m["source"], m["tf32"]
@@ -90,17 +103,17 @@ def _hard_tables(tables: dict, own_key) -> list:
 def compute(tables: dict) -> list[dict]:
     """Scores for every non-baseline row of a table that is its own label pipeline; attaches
     ``row["scores"]`` and returns one entry per scored row."""
-    out = []
+    out, names = [], baseline_names(tables)
     for key, t in tables.items():
         p, rows = t["protocol_dict"], t["rows"]
         label = "soft" if p.get("loss") == "kd" else "hard" if p.get("name") == "dc" else None
         if label is None:
             continue
         for a in rows:
-            if a["method"] in ("random", "random-kd", "full") or (label == "soft") != a.get("soft_labels", False):
+            if a["traits"]["role"] != "method" or (label == "soft") != a.get("soft_labels", False):
                 continue
             s = {"hlr": None, "ior": None, "lrs": None, "ars": None, "notes": []}
-            base, why = baseline_row(rows, BASELINE[label], a)
+            base, why = baseline_row(rows, names[label], a)
             if base is not None:
                 s["ior"] = (a["mean"] - base["mean"]) / 100
             else:
@@ -109,7 +122,7 @@ def compute(tables: dict) -> list[dict]:
             pairs = []
             for hk in hard_keys:
                 hr = tables[hk]["rows"]
-                m, full = _find(hr, a["method"], a["ipc"], a["config_key"]), baseline_row(hr, "full", a)[0]
+                m, full = _find(hr, a["method"], a["ipc"], a["config_key"]), baseline_row(hr, names["full"], a)[0]
                 if m is not None and full is not None:
                     pairs.append((hk, m, full))
             if len(pairs) > 1:  # several hard-label tables: the one whose augmentation matches the own table's
@@ -132,7 +145,7 @@ def compute(tables: dict) -> list[dict]:
             deltas = {}
             for k in [key] + flip[:1]:
                 tr = tables[k]["rows"]
-                m, r = _find(tr, a["method"], a["ipc"], a["config_key"]), baseline_row(tr, BASELINE[label], a)[0]
+                m, r = _find(tr, a["method"], a["ipc"], a["config_key"]), baseline_row(tr, names[label], a)[0]
                 if m is not None and r is not None:
                     deltas["plain" if tables[k]["protocol_dict"].get("augment") is None else "aug"] = \
                         (m["mean"] - r["mean"]) / 100
@@ -143,7 +156,7 @@ def compute(tables: dict) -> list[dict]:
                 s["notes"].append("ARS: fkd trains replayed augmented views and has no augmentation-off twin")
             else:
                 s["notes"].append("ARS: needs this table and one that differs only in augmentation, each with "
-                                  f"{a['method']} and {BASELINE[label]} at IPC {a['ipc']}")
+                                  f"{a['method']} and {names[label]} at IPC {a['ipc']}")
             a["scores"] = s
             out.append({"dataset": a["dataset"], "arch": a["arch"], "method": a["method"], "ipc": a["ipc"],
                         "table": t["heading"], "label_pipeline": label, **s})

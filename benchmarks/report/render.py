@@ -1,0 +1,307 @@
+"""Rendering: a table set as Markdown, CSV and an HTML page (from ``templates/page.html``).
+
+Every string that comes from a record is escaped for the format it lands in.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import string
+from pathlib import Path
+
+from .records import canon
+from .tables import PAPER_KEPT, PAPER_RUNS
+
+FULL_MARK = "†"
+
+
+
+def fmt_seconds(s) -> str:
+    if s is None:
+        return "—"
+    return f"{s:.1f}" if s < 1000 else f"{s:,.0f}"
+
+
+def fmt_bytes(b) -> str:
+    if b is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if b < 1024 or unit == "GB":
+            return f"{b:,.0f} {unit}" if unit == "B" else f"{b:,.1f} {unit}"
+        b /= 1024
+    return ""
+
+
+def fmt_tta(v: dict, speedup: float | None = None, no_teacher: dict | None = None) -> str:
+    if v.get("unmeasured"):
+        return "—"
+    if v["mean"] is not None:
+        out = fmt_seconds(v["mean"]) + (f" (×{speedup:.1f})" if speedup is not None and speedup >= 1 else
+                                        f" (×{speedup:.2g})" if speedup is not None else "")
+        if no_teacher is not None and no_teacher.get("mean") is not None and no_teacher["mean"] < v["mean"] - 1e-9:
+            out += f" [{fmt_seconds(no_teacher['mean'])} w/o teachers]"
+        return out
+    return f"n.r. ({v['reached']}/{v['n']})"
+
+
+def fmt_n(a: dict) -> str:
+    if a["deterministic"] and a["sets"] == 1:
+        return f"1 set × {a['trainings']}"
+    return f"{a['sets']} × {a['trainings']}" if a["trainings"] > 1 else str(a["n"])
+
+
+def fmt_steps(a: dict) -> str:
+    if a["steps"] is None:
+        return "—"
+    return f"{a['steps']:,}" + (f" ({a['samples']:,})" if a.get("samples") else "")
+
+
+def row_cells(a: dict) -> list[str]:
+    ipc = "all" if not a["ipc"] else str(a["ipc"])
+    method = a["method_label"] + (f" {FULL_MARK}" if a["touches_full_data"] else "")
+    acc = f"{a['mean']:.2f} ± {a['std']:.2f}"
+    if a.get("stopped_early"):
+        acc = f"stopped at targets ({a['mean']:.2f})"
+    ci = "—" if a["ci95"] is None else f"±{a['ci95']:.2f}"
+    cells = [ipc, method, acc, fmt_n(a), ci]
+    if a["roc_auc"] is not None:
+        std = a.get("roc_auc_std")
+        cells.append(f"{a['roc_auc']:.1f}" + (f" ± {std:.1f}" if std is not None and a["n"] > 1 else ""))
+    cells.append(fmt_steps(a))
+    cells += [fmt_tta(a["tta"][f"{t:g}"], a.get("speedup", {}).get(f"{t:g}"), a["tta_no_teacher"].get(f"{t:g}"))
+              for t in a["targets"]]
+    teacher = a["teacher_seconds"]
+    cells += [fmt_seconds(a["condense_seconds"]) + (f" ({fmt_seconds(teacher)})" if teacher else ""),
+              fmt_seconds(a["train_seconds"]), fmt_bytes(a["bytes"]) + fmt_parts(a.get("parts", {})),
+              fmt_bytes(a["reads"]) if a["reads"] is not None else ("the full split" if a["touches_full_data"]
+                                                                    else fmt_bytes(a["bytes"]))]
+    return cells
+
+
+PART_NAMES = {"images": "img", "soft_labels": "soft", "compensators": "comp", "indices": "idx", "graphs": "graphs",
+              "replay": "replay views"}
+
+
+def fmt_parts(parts: dict) -> str:
+    """A breakdown when a set stores more than images and labels (soft labels, compensators); with
+    replay labels (per-epoch logits and the views they label) also their share of the total."""
+    shown = {k: v for k, v in parts.items() if k not in ("labels",) and v}
+    if len(shown) < 2:
+        return ""
+    out = " · ".join(f"{PART_NAMES.get(k, k)} {fmt_bytes(v)}" for k, v in shown.items())
+    if shown.get("replay"):
+        total = sum(v for k, v in parts.items() if k != "total" and v)
+        share = (shown.get("soft_labels", 0) + shown["replay"]) / max(1, total)
+        out += f" · replay labels {100 * share:.0f} %"
+    return f" ({out})"
+
+
+def match_cell(a: dict) -> str:
+    m = a.get("byte_match")
+    if not m:
+        return "—"
+    return f"{m['mean']:.2f} ± {m['std']:.2f} (IPC {m['ipc']}, {m['ratio']:.2f}× bytes)"
+
+
+def table_cells(a: dict, rows: list[dict], h: list[str]) -> list[str]:
+    """A row's cells aligned with the table's header (ROC-AUC and byte-match columns when present)."""
+    cells = row_cells(a)
+    has_match = any(r.get("byte_match") for r in rows)
+    if len(cells) + has_match < len(h):  # a row without ROC-AUC in a table that has it
+        cells.insert(5, "—")
+    if has_match:
+        cells.append(match_cell(a))
+    return cells
+
+
+def header(rows: list[dict]) -> list[str]:
+    h = ["IPC", "method", "acc % mean ± std", "n", "95 % CI"]
+    if any(a["roc_auc"] is not None for a in rows):
+        h.append("ROC-AUC %")
+    h.append("steps (samples)")
+    targets = rows[0]["targets"] if rows else []
+    h += [f"TTA@{t:g}% s" for t in targets]
+    h += ["condense s (teacher s)", "train s", "storage", "training reads"]
+    if any(a.get("byte_match") for a in rows):
+        h.append("random at ≈ bytes: acc % (IPC, its bytes ×)")
+    return h
+
+
+def dataset_label(dataset: str, source: str) -> str:
+    """The dataset's name, marked when the data is the lossy JPEG copy (results must say so)."""
+    return f"{dataset} (JPEG copy)" if "JPEG" in (source or "") else dataset
+
+
+def fmt_score(x) -> str:
+    return "—" if x is None else f"{x:+.4f}" if abs(x) < 1 else f"{x:.4f}"
+
+
+def score_rows(tables: dict) -> list[dict]:
+    return [{**a["scores"], "dataset": a["dataset"], "arch": a["arch"], "method": a["method_label"], "ipc": a["ipc"],
+             "table": t["heading"]} for t in tables.values() for a in t["rows"] if a.get("scores")]
+
+
+def paper_table(rows: list[dict]) -> list[str]:
+    """The rows that have a ``paper`` aggregation, as a labelled table of its own (markdown lines)."""
+    have = [a for a in rows if a.get("paper")]
+    if not have:
+        return []
+    out = [f"Paper aggregation (the official Mirage scripts): per run the checkpoint with the best validation "
+           f"ROC-AUC; of the first {PAPER_RUNS} runs the {PAPER_KEPT} with the highest validation ROC-AUC. It keeps "
+           "the luckier half of the runs, so it reads higher than the mean over all runs above, which stays the "
+           "default.", "",
+           "| IPC | method | storage | test ROC-AUC, paper aggregation | test acc % | val ROC-AUC of the kept runs "
+           "| runs kept |", "|---|---|---|---|---|---|---|"]
+    for a in have:
+        p = a["paper"]
+        sets = [s for s, _ in p["seeds"]]
+        kept = (f"{p['kept']} of {p['runs']}: set seeds {', '.join(map(str, sets))}" if len(set(a["seeds"])) > 1
+                else f"{p['kept']} of {p['runs']} training seeds of set {sets[0]}")
+        out.append(f"| {a['ipc']} | {a['method_label']} | {fmt_bytes(a['bytes'])} | {p['auc']:.1f} ± {p['auc_std']:.1f} "
+                   f"| {p['acc']:.2f} ± {p['acc_std']:.2f} | {p['val_auc']:.1f} | {kept} |")
+    return out + [""]
+
+
+def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
+    lines = ["# Leaderboard", ""]
+    if clock == "cpu":
+        lines += ["Time-to-accuracy, condense, teacher and train seconds on the process CPU-time clock (single-"
+                  "threaded runs); a record that did not measure a part on this clock shows \"—\".", ""]
+    for (dataset, arch, *_), t in tables.items():
+        rows = t["rows"]
+        src = rows[0]["source"]
+        lines += [f"## {dataset_label(dataset, src)} · {arch} · {t['heading']}", ""]
+        if src:
+            lines += [f"Source: {src}." + (" Results on this lossy JPEG copy of the dataset are not results on "
+                                            "the original." if "JPEG" in src else ""), ""]
+        if any(a["legacy"] for a in rows):
+            lines += ["Some rows come from records made before the step budget, separate training seeds and code "
+                      "identity were recorded (legacy): they trained under the epoch rule and stand apart from "
+                      "equal-step tables.", ""]
+        h = header(rows)
+        lines.append("| " + " | ".join(h) + " |")
+        lines.append("|" + "|".join("---" for _ in h) + "|")
+        for a in rows:
+            lines.append("| " + " | ".join(table_cells(a, rows, h)) + " |")
+        lines.append("")
+        lines += paper_table(rows)
+        for n in dict.fromkeys(t["notes"]):
+            lines.append(f"- {n}")
+        if t["notes"]:
+            lines.append("")
+    sc = score_rows(tables)
+    if sc:
+        lines += ["## DD-Ranking scores", "",
+                  "Accuracies as fractions, from rows of the tables above at the same budget: HLR = acc(full, hard) "
+                  "− acc(set, hard); IOR = acc(set) − acc(random real images, same label pipeline); LRS = "
+                  "(e^α − e^−1)/(e − e^−1), α = (IOR − HLR)/2; ARS: the same over β = ½Δ(with aug) + ½Δ(without).",
+                  "", "| dataset | arch | method | IPC | own table | HLR | IOR | LRS | ARS | missing |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for s in sc:
+            lines.append(f"| {s['dataset']} | {s['arch']} | {s['method']} | {s['ipc']} | {s['table']} | "
+                         f"{fmt_score(s['hlr'])} | {fmt_score(s['ior'])} | {fmt_score(s['lrs'])} | "
+                         f"{fmt_score(s['ars'])} | {'; '.join(s['notes']) or '—'} |")
+        lines.append("")
+    lines += [f"{FULL_MARK} touches the full training set; \"training reads\" counts what a run reads (the whole "
+              "split for these, the stored parts otherwise). n = sets × trainings per set; the 95 % CI is the "
+              "half-width of the interval of the mean (Student t). Steps are optimizer steps (samples seen). TTA = "
+              "condense seconds (teachers at their recorded cost) + train seconds to the first checkpoint at or "
+              "above the target test accuracy, with the time without teachers in brackets where it differs; "
+              "\"n.r. (k/n)\": only k of n runs reached it; (×s): speedup against `full` on the same checkpoint "
+              "grid; \"—\": not measured on this clock. Storage counts every stored part (images, labels, soft "
+              "labels, compensators, schedules, summaries).", ""]
+    if any(a.get("byte_match") for t in tables.values() for a in t["rows"]):
+        lines += ["Graph summaries (Mirage) carry no IPC of graphs: their last column is the `random` row of the "
+                  "same table whose storage is closest to theirs, with that row's IPC and its bytes relative to "
+                  "the summary's. ROC-AUC is mean ± std over the same runs as accuracy.", ""]
+    if failed:
+        lines += ["## Failed cells", ""]
+        for r in sorted(failed, key=lambda r: (r["dataset"], r["method"], r["ipc"], r["seed"])):
+            lines.append(f"- {r['dataset']} {r['method']} ipc={r['ipc']} seed={r['seed']} {r.get('arch', '')}: "
+                         f"{r.get('error', '?')}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+CSV_COLS = ["dataset", "arch", "protocol", "budget", "method", "ipc", "config", "code", "n", "sets", "trainings",
+            "seeds", "train_seeds", "mean", "std", "ci95", "accs", "steps", "samples", "checkpoint_every", "tta",
+            "tta_no_teacher", "speedup", "condense_seconds", "teacher_seconds", "train_seconds", "bytes",
+            "bytes_by_part", "reads_bytes", "touches_full_data", "roc_auc", "roc_auc_std", "bytes_matched_random",
+            "hlr", "ior", "lrs", "ars", "source", "paper_roc_auc", "paper_roc_auc_std"]
+
+
+def write_csv(tables: dict, f) -> None:
+    """The table rows as CSV into the text stream ``f``."""
+    w = csv.writer(f)
+    w.writerow(CSV_COLS)
+
+    def tta(d):
+        return ";".join(f"{t}:{v['mean'] if v['mean'] is not None else 'n.r.'}" for t, v in d.items())
+
+    for t in tables.values():
+        for a in t["rows"]:
+            sc = a.get("scores") or {}
+            w.writerow([a["dataset"], a["arch"], t["heading"], a["budget"], a["method"], a["ipc"],
+                        canon(a["config"]), a["identity"], a["n"], a["sets"], a["trainings"],
+                        " ".join(map(str, a["seeds"])), " ".join(map(str, a["train_seeds"])), f"{a['mean']:.4f}",
+                        f"{a['std']:.4f}", "" if a["ci95"] is None else f"{a['ci95']:.4f}",
+                        " ".join(f"{x:.4f}" for x in a["accs"]), a["steps"], a["samples"], a["checkpoint_every"],
+                        tta(a["tta"]), tta(a["tta_no_teacher"]),
+                        ";".join(f"{k}:{v:.3f}" for k, v in a.get("speedup", {}).items()),
+                        a["condense_seconds"], a["teacher_seconds"], a["train_seconds"], a["bytes"],
+                        ";".join(f"{k}:{v:.0f}" for k, v in a.get("parts", {}).items() if v is not None),
+                        a["reads"], a["touches_full_data"], "" if a["roc_auc"] is None else a["roc_auc"],
+                        "" if a.get("roc_auc_std") is None else a["roc_auc_std"],
+                        match_cell(a) if a.get("byte_match") else "",
+                        *["" if sc.get(k) is None else f"{sc[k]:.6f}" for k in ("hlr", "ior", "lrs", "ars")],
+                        a["source"], *(("", "") if not a.get("paper") else
+                                       (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}"))])
+
+
+PAGE = string.Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))
+
+
+def _table_html(columns: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; every cell escaped."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in rows)
+    return f"<table><tr>{head}</tr>\n{body}</table>"
+
+
+def _section_html(tkey: tuple, t: dict, pngs: dict[str, bytes]) -> str:
+    rows, h = t["rows"], header(t["rows"])
+    title = f"{tkey[0]} · {tkey[1]} · {t['heading']}"
+    heading = f"{dataset_label(tkey[0], rows[0]['source'])} · {tkey[1]} · {t['heading']}"
+    out = [f"<h2>{html.escape(heading)}</h2>"]
+    if rows[0]["source"]:
+        out.append(f"<p>Source: {html.escape(rows[0]['source'])}</p>")
+    out.append(_table_html(h, [table_cells(a, rows, h) for a in rows]))
+    if t["notes"]:
+        out.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(t["notes"])) + "</ul>")
+    if title in pngs:
+        b64 = base64.b64encode(pngs[title]).decode()
+        out.append(f"<img alt=\"plots for {html.escape(title)}\" src=\"data:image/png;base64,{b64}\">")
+    return "\n".join(out)
+
+
+def html_page(tables: dict, failed: list[dict], pngs: dict[str, bytes]) -> str:
+    """The leaderboard page: ``page.html`` filled with every table, its notes and plots, the scores and
+    the failed cells; every string from a record is escaped."""
+    scores = ""
+    sc = score_rows(tables)
+    if sc:
+        cols = ["dataset", "arch", "method", "ipc", "table", "hlr", "ior", "lrs", "ars"]
+        cells = [[str(r[c]) if c not in ("hlr", "ior", "lrs", "ars") else fmt_score(r[c]) for c in cols] for r in sc]
+        scores = "<h2>DD-Ranking scores</h2>\n" + _table_html(cols, cells)
+    legend = (f"{FULL_MARK} touches the full training set. n = sets × trainings; TTA includes condense seconds "
+              "(teachers at their recorded cost; in brackets without them); n.r. = not reached; a speedup is shown "
+              "only on matching checkpoint grids.")
+    fails = ""
+    if failed:
+        items = "".join(f"<li>{html.escape(str(r['dataset']))} {html.escape(str(r['method']))} "
+                        f"ipc={html.escape(str(r['ipc']))} seed={html.escape(str(r['seed']))}: "
+                        f"{html.escape(str(r.get('error', '?')))}</li>" for r in failed)
+        fails = f"<h2>Failed cells</h2>\n<ul>{items}</ul>"
+    return PAGE.substitute(tables="\n".join(_section_html(k, t, pngs) for k, t in tables.items()),
+                           scores=scores, legend=html.escape(legend), failed=fails)

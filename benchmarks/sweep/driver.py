@@ -1,0 +1,333 @@
+"""The driver of a sweep: holds the results folder, plans the cells, hands each set to the local or
+Ray worker, and is the only writer of ``results.jsonl``; then prints the leaderboard."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from condense._log import one_line, say
+from condense.identity import identity_key
+
+from .. import jsonl
+from ..provenance import machine, versions
+from .plan import Cell, Planner, clean, stable_hash
+from .spec import SweepSpec, sweep_specs
+from .worker import SetJob, WorkContext, work_set
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (tried, not guessed from permission bits)."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close()
+        return True
+    except OSError:
+        return False
+
+
+class FolderLock:
+    """One writer per results folder: an exclusive ``flock`` on ``OUT/.sweep.lock``, held for the
+    whole sweep. The kernel releases it when the holder exits, however it exits, so a lock left by a
+    killed sweep is never stale. A second sweep into the folder stops at once, naming the holder."""
+
+    def __init__(self, folder: Path):
+        self.path, self.fd = folder / ".sweep.lock", None
+
+    def acquire(self) -> None:
+        import fcntl
+        import socket
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ValueError(f"{self.path.parent} is in use by another sweep ({holder}); wait for it to finish "
+                             "or give --out another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Sweep(Planner):
+    """One sweep into one results folder (its spec is ``self.args``)."""
+
+    def __init__(self, args: SweepSpec):
+        import torch
+
+        from condense.evaluate import resolve_device
+
+        super().__init__(args)
+        self.out: Path = args.out
+        self.sets_dir = self.out / "sets"
+        self.results = self.out / "results.jsonl"
+        self.device = resolve_device(args.device)
+        self.progress = not args.no_progress
+        self.versions = versions()
+        self.machine = machine(self.device)
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        self.writable = writable(self.out)
+        self.lock = FolderLock(self.out)
+        if self.writable:
+            self.lock.acquire()
+            removed = jsonl.repair(self.results)
+            if removed:
+                say(f"note: trimmed a partial last line ({removed} bytes) left by an interrupted run")
+        self.done: dict[str, str] = {}
+        self.keys: set[str] = set()          # the record keys of every cell this sweep covers
+        self._offset = 0
+        self.refresh(first=True)
+
+    def refresh(self, first: bool = False) -> None:
+        """Read records appended since the last look (by this sweep or another writing the same
+        folder), so a cell finished elsewhere is not run again."""
+        if not self.results.exists():
+            return
+        with open(self.results, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1
+        self._offset += end
+        bad = 0
+        for raw in chunk[:end].splitlines():
+            rec = jsonl.decode(raw)
+            if rec is None or not isinstance(rec.get("status"), str):
+                bad += 1
+                continue
+            self.done[rec["key"]] = rec["status"] if self.done.get(rec["key"]) != "ok" else "ok"
+            if first:
+                self.existing.append({k: rec.get(k) for k in ("dataset", "arch", "protocol")})
+        if bad and first:
+            say(f"note: skipped {bad} unreadable line(s) in {self.results}")
+
+    def cached_set(self, cell: Cell, train, condenser, code: dict):
+        """(the cached set for ``cell`` or None, its path): sets are cached under ``OUT/sets`` by config
+        and the condenser's code identity, so a changed condenser is condensed again, never reused."""
+        import condense
+
+        cfg = dataclasses.asdict(condenser.config)
+        h = stable_hash({"method": cell.method, "config": cfg, "ipc": cell.set_ipc, "seed": cell.seed,
+                         "source": train.fingerprint, "code": code["condenser"]})
+        path = self.sets_dir / f"{cell.dataset}-{cell.method}-ipc{cell.set_ipc}-s{cell.seed}-{h[:10]}.h5"
+        if path.exists():
+            try:
+                s = condense.load(path)
+                if (s.extra.get("code") or {}).get("condenser") == code["condenser"]:
+                    return s, path
+                say(f"note: cached set {path} comes from other code; condensing again")
+            except condense.FormatError as e:
+                say(f"note: cached set unusable, condensing again ({e})")
+        return None, path
+
+    def record_key(self, cell: Cell, train, condenser, arch: str, code: dict) -> str:
+        key = {"dataset": cell.dataset, "source": train.fingerprint, "method": cell.method,
+               "config": dataclasses.asdict(condenser.config), "ipc": cell.ipc, "set_ipc": cell.set_ipc,
+               "seed": cell.seed, "train_seed": cell.train_seed, "arch": arch,
+               "protocol": cell.protocol.to_dict(), "code": identity_key(code),
+               "device": self.machine["device_kind"], "curve": self.curve_for(cell)}
+        if self.args.stop_at_targets:
+            key["stop_at_targets"] = True
+        if self.args.compile:
+            key["compile"] = True
+        if self.together_for(cell) > 1:
+            key["together"] = self.together_for(cell)
+        return stable_hash(key)
+
+    def curve_for(self, cell: Cell) -> str:
+        """The cell's test-curve method: ``--curve`` for image protocols; graph protocols evaluate the
+        whole test set at every checkpoint."""
+        return self.args.curve if cell.protocol.kind == "images" else "full"
+
+    def together_for(self, cell: Cell) -> int:
+        """How many training seeds this cell's run is stacked with at most (1: alone)."""
+        k = self.args.together
+        return k if k > 1 and cell.protocol.kind == "images" and not self.args.stop_at_targets else 1
+
+    def base_record(self, cell: Cell, train, condenser, arch, key, code) -> dict:
+        return {"key": key, "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc, "set_ipc": cell.set_ipc,
+                "seed": cell.seed, "train_seed": cell.train_seed, "arch": arch, "protocol": cell.protocol.to_dict(),
+                "method_config": dataclasses.asdict(condenser.config), "source_split": train.split,
+                "source_fingerprint": train.fingerprint, "source": train.source, "code": code,
+                "deterministic": type(condenser).deterministic, "method_traits": type(condenser).traits(),
+                "stop_at_targets": bool(self.args.stop_at_targets),
+                **({"compile": True} if self.args.compile else {}),
+                **({"together": self.together_for(cell)} if self.together_for(cell) > 1 else {}),
+                "touches_full_data": condenser.touches_full_data, "versions": self.versions,
+                "curve_method": self.curve_for(cell), "device_kind": self.machine["device_kind"],
+                "machine": self.machine, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    def run_set(self, items: list[tuple[Cell, tuple, object]]) -> None:
+        """Condense one set once (all ``items`` share it), then every training run of it not done yet."""
+        import condense
+
+        job = self.set_job(items)
+        if job is not None:
+            self.commit(job, *work_set(job, self.context(), self.data[job.first.dataset],
+                                       on_set=lambda s: condense.save(s, job.path)))
+
+    def set_job(self, items: list[tuple[Cell, tuple, object]]) -> "SetJob | None":
+        """The driver's half before the work: the record keys of the set's runs, the runs not done yet,
+        and the cached set if there is a usable one (None when every run is done)."""
+        first, _, condenser = items[0]
+        train = self.data[first.dataset][0]
+        code = type(condenser).code_identity()
+        todo = []
+        self.refresh()
+        for cell, archs, _ in items:
+            keys = {a: self.record_key(cell, train, condenser, a, code) for a in archs}
+            self.keys.update(keys.values())
+            todo += [(cell, a, keys[a]) for a in self.pending(keys)]
+        if not todo:
+            return None
+        if not self.writable:
+            raise ValueError(f"results folder {self.out} is not writable and {len(todo)} run(s) of "
+                             f"{first.dataset} {first.method} ipc={first.set_ipc} seed={first.seed} are not done; "
+                             "give --out a writable folder")
+        synset, path = self.cached_set(first, train, condenser, code)
+        return SetJob(first=first, condenser=condenser, groups=self.groups(todo, first.protocol), path=path,
+                      set_path=str(path.relative_to(self.out)), cached=synset,
+                      base={key: self.base_record(cell, train, condenser, a, key, code) for cell, a, key in todo})
+
+    def context(self) -> "WorkContext":
+        return WorkContext(device=str(self.device), progress=self.progress,
+                           stop_at_targets=self.args.stop_at_targets, compile=self.args.compile, curve=self.args.curve)
+
+    def commit(self, job: "SetJob", synset, records: list[dict]) -> None:
+        """The driver's half after the work: a newly condensed set goes into the set cache, then every
+        record into ``results.jsonl`` (the only writer of both)."""
+        import condense
+
+        if synset is not None:
+            condense.save(synset, job.path)
+        for rec in records:
+            self.write(rec)
+
+    def groups(self, todo: list, protocol) -> list[list]:
+        """Pending runs in evaluation calls: one run per call, or with ``--together K`` up to K training
+        seeds of one set and architecture trained as one stacked network (image protocols)."""
+        k = self.together_for(todo[0][0])
+        if k <= 1:
+            return [[t] for t in todo]
+        by_arch: dict[str, list] = {}
+        for t in todo:
+            by_arch.setdefault(t[1], []).append(t)
+        return [runs[i:i + k] for runs in by_arch.values() for i in range(0, len(runs), k)]
+
+    def pending(self, keys: dict[str, str]) -> list[str]:
+        return [a for a, k in keys.items() if self.done.get(k) != "ok" and
+                (self.done.get(k) != "failed" or self.args.retry_failed)]
+
+    def write(self, rec: dict) -> None:
+        jsonl.append(self.results, clean(rec))
+        self.done[rec["key"]] = rec["status"]
+
+    # -- everything
+
+    def run(self) -> int:
+        from tqdm.auto import tqdm
+
+        plan = self.plan()
+        if not plan:
+            say("nothing to run")
+        groups: dict[tuple, list] = {}
+        for cell, archs in plan:  # runs of one set together: it is condensed once
+            condenser = self.condenser(cell.method, cell.protocol, cell.dataset)
+            key = (cell.dataset, cell.method, cell.set_ipc, cell.seed, stable_hash(dataclasses.asdict(condenser.config)))
+            groups.setdefault(key, []).append((cell, archs, condenser))
+        start = time.time()
+        if self.args.executor == "ray":
+            from .. import ray_executor
+
+            ray_executor.run(self, list(groups.values()), work_set)
+        else:
+            for items in tqdm(list(groups.values()), desc="sets", disable=not self.progress, unit="set"):
+                self.run_set(items)
+        say(f"sweep finished in {time.time() - start:.1f} s; results in {self.results}")
+        from ..report import build
+
+        if not self.results.exists():
+            return 0
+        md = build([self.out], self.out if self.writable else None)
+        if not self.writable:
+            say(f"note: {self.out} is read-only: every cell was done, the leaderboard is printed, not written")
+        print(md)
+        if self.writable:
+            say(f"leaderboard: {self.out / 'leaderboard.md'} (tables), {self.out / 'leaderboard.html'} (with plots)")
+        return 0
+
+
+def check_args(args: SweepSpec) -> None:
+    """Every name and setting the spec's own types and rules cannot check, before any work: unknown
+    methods, architectures or protocols, out-of-range protocol fields (``--epochs -1``), bad ``--set``
+    overrides, a device that is not here, Ray options without Ray. Each stops the sweep with one line."""
+    from condense.evaluate import resolve_device
+    from condense.methods import condenser_class, create_condenser
+    from condense.models import model_kind
+    from condense.protocols import get_protocol
+
+    for m in args.methods or []:
+        condenser_class(m)
+    for a in args.archs or []:
+        model_kind(a)
+    if args.executor == "ray":
+        from ..ray_executor import probe, require_ray
+
+        require_ray()
+        if args.address:
+            probe(args.address)
+    elif args.address or args.ray_cpus:
+        raise ValueError("--address and --ray-cpus go with --executor ray")
+    resolve_device(args.device)
+    planner = Planner(args)
+    for kind in ("images", "graphs"):
+        if args.protocol is None or get_protocol(args.protocol).kind == kind:
+            planner.protocol(kind, "digits" if kind == "images" else "MUTAG")
+    for method, fields in planner.overrides.items():
+        condenser_class(method)
+        create_condenser(method, args.preset, **fields)
+
+
+def execute(args: SweepSpec) -> "Sweep":
+    """Run one checked sweep; the folder lock is released however it ends."""
+    sweep = Sweep(args)
+    try:
+        sweep.run()
+    finally:
+        sweep.lock.release()
+    return sweep
+
+
+def main(argv=None) -> int:
+    try:
+        runs = sweep_specs(argv)
+        for args in runs:
+            check_args(args)
+    except ValueError as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    try:
+        for args in runs:
+            execute(args)
+        return 0
+    except KeyboardInterrupt:
+        say("interrupted: finished cells are saved; run the same command to resume")
+        return 130
+    except (ValueError, OSError) as e:  # a user error found mid-sweep: finished cells are kept
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

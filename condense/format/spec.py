@@ -1,0 +1,62 @@
+"""The format's constants, version rules and bounds (``docs/format.md``).
+
+Version 1 holds images, a subset schedule or graphs; version 2 adds the optional compensators part
+(INFER); version 3 the replay soft-label part. A reader accepts every version in
+``SUPPORTED_VERSIONS``; a writer writes ``FORMAT_VERSION``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+FORMAT = "condense.synthetic"
+FORMAT_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)   # version 2 adds the optional compensators part (INFER), 3 the replay part
+KINDS = ("images", "subset-schedule", "graphs")
+IMAGE_ENCODINGS = ("uint8", "unit", "standardized")
+SOFT_POLICIES = ("static", "replay")
+GRAPH_REQUIRED = ("x", "edge_index", "node_ptr", "edge_ptr", "labels")
+GRAPH_OPTIONAL = ("edge_attr", "root_mask", "node_degree", "frequency", "tree_codes", "tree_ptr")
+COMPENSATOR_KEYS = ("values", "batch", "image_batch")
+COMPENSATOR_OPTIONAL = ("scale", "offset", "teacher")
+COMPENSATOR_ENCODINGS = ("affine-uint8", "standardized")
+USERBLOCK = 512
+SEAL_MAGIC = b"condense.synthetic integrity\n"
+_HASH_CHUNK = 1 << 20
+
+# Bounds a reader checks before it allocates anything (docs/format.md §5).
+MAX_IPC = 10_000_000
+MAX_CLASSES = 100_000
+MAX_OBJECTS = 64                   # groups + datasets in one file (a set has at most 15)
+MAX_EXPANSION = 1100               # decoded bytes per stored byte: deflate's own limit is about 1032
+MAX_PIXEL_EXPANSION = 64           # pixel data (images, compensators) that compresses more is not images
+ALLOWED_FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32"}
+TRAINING_SPLITS = ("train",)
+
+
+def max_set_bytes() -> int:
+    """The most bytes a set may decode to, its composed instances included (``$CONDENSE_MAX_SET_BYTES``,
+    default 8 GiB): a crafted file cannot make a reader allocate more."""
+    try:
+        return int(os.environ.get("CONDENSE_MAX_SET_BYTES", "") or 8 << 30)
+    except ValueError:
+        return 8 << 30
+
+
+class FormatError(ValueError):
+    """A synthetic-set file breaks the format: the message names the file and the problem."""
+
+
+
+def as_numpy(t) -> np.ndarray:
+    """A tensor or array-like as a NumPy array on the host."""
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def stored_graph_array(v) -> np.ndarray:
+    """A ``graphs`` part as stored; tree codes (strings) count their UTF-8 bytes as their storage."""
+    if isinstance(v, (list, tuple)):
+        return np.frombuffer("\0".join(map(str, v)).encode(), dtype=np.uint8)
+    return as_numpy(v)
