@@ -37,13 +37,19 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from statistics import median
 from pathlib import Path
+from statistics import median
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks import jsonl
+from condense.data import DatasetNotFoundError, load_dataset
+from condense.evaluate import evaluate, make_augment, resolve_device
+from condense.methods import create_condenser
+from condense.models import create_model
+from condense.models.convnet import AvgPool2x2
+from condense.protocols import get_protocol
 
 DEFAULT_CASES = ("cifar10:1", "cifar10:10", "cifar10:50", "mnist:10")
 
@@ -76,8 +82,6 @@ def _sync(device) -> None:
 def dc_network(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` as DC's code builds it: PyTorch's ``nn.AvgPool2d(2, 2)`` wherever the suite's ConvNet
     pools by pair sums (:class:`condense.models.convnet.AvgPool2x2`, the same values); same weights."""
-    from condense.models.convnet import AvgPool2x2
-
     for name, child in model.named_children():
         if isinstance(child, AvgPool2x2):
             setattr(model, name, torch.nn.AvgPool2d(2, 2))
@@ -117,12 +121,6 @@ def reference_loop(model, x, y, test_x, test_y, epochs: int, seed: int, batch_si
 
 def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, device, seed: int = 0,
              root=None, precision: str = "fp32", compile: bool = False) -> dict:
-    from condense.evaluate import evaluate
-    from condense.data import load_dataset
-    from condense.methods import create_condenser
-    from condense.models import create_model
-    from condense.protocols import get_protocol
-
     train, test = load_dataset(dataset, "train", root=root), load_dataset(dataset, "test", root=root)
     s = create_condenser("random").condense(train, ipc, seed=seed)
     proto = get_protocol("dc", "quick", epochs=epochs, checkpoints=checkpoints, precision=precision)
@@ -155,12 +153,6 @@ def gpu_suite_case(dataset: str, ipc: int, epochs: int, ks, device, *, width: in
                    compile: bool = False, checkpoints: int = 50, root=None):
     """Seconds per model with K seeds together, for each K, against the reference loop (one model at a
     time, the same augmentation and the same number of steps); yields one row per K."""
-    from condense.data import load_dataset
-    from condense.evaluate import evaluate, make_augment
-    from condense.methods import create_condenser
-    from condense.models import create_model
-    from condense.protocols import get_protocol
-
     train, test = load_dataset(dataset, "train", root=root), load_dataset(dataset, "test", root=root)
     s = create_condenser("random").condense(train, ipc, seed=0)
     proto = get_protocol("dc", "paper", epochs=epochs, checkpoints=checkpoints, precision=precision)
@@ -197,8 +189,6 @@ def gpu_suite_case(dataset: str, ipc: int, epochs: int, ks, device, *, width: in
 
 
 def run_gpu_suite(args, device) -> int:
-    from condense.data import DatasetNotFoundError
-
     cases = args.cases if args.cases != list(DEFAULT_CASES) else ["cifar10:10"]
     epochs = args.epochs if args.epochs_given else 1000
     print(f"gpu suite: device={device} epochs={epochs} ks={args.ks} precision={args.precision} "
@@ -223,9 +213,6 @@ def run_gpu_suite(args, device) -> int:
 
 
 def main(argv=None) -> int:
-    from condense.data import DatasetNotFoundError
-    from condense.evaluate import resolve_device
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), help="dataset:ipc pairs")
     ap.add_argument("--epochs", type=int, default=None, help="default 300 (1000 with --gpu-suite)")

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import jsonl
+
 REPO = Path(__file__).resolve().parent.parent
 CELLS = ["--datasets", "digits", "--methods", "random", "herding", "--ipc", "1", "2", "5", "--seeds", "0", "1",
          "--no-progress"]
@@ -32,8 +34,6 @@ def sweep(out: Path, *extra: str) -> float:
 
 
 def records(out: Path) -> dict:
-    from . import jsonl
-
     return {r["key"]: r for r in jsonl.read(out / "results.jsonl")[0]}
 
 

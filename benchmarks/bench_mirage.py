@@ -14,6 +14,9 @@ import time
 
 import torch
 
+from condense.data import DatasetNotFoundError, load_dataset
+from condense.methods import create_condenser
+
 OFFICIAL_LIKE = (0.26, 0.33)
 
 
@@ -29,9 +32,6 @@ def _timed(condenser, train, ipc: int, repeat: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from condense.data import DatasetNotFoundError, load_dataset
-    from condense.methods import create_condenser
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["MUTAG", "PROTEINS", "NCI1"])
     ap.add_argument("--ipc", type=int, default=10)

@@ -19,6 +19,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from benchmarks.bench_evaluator import dc_network
+from condense.models import create_model
+
 
 def step_ms(model, x, y, precision: str, steps: int) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -33,9 +36,6 @@ def step_ms(model, x, y, precision: str, steps: int) -> float:
 
 
 def main(argv=None) -> int:
-    from benchmarks.bench_evaluator import dc_network
-    from condense.models import create_model
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batches", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--precisions", nargs="+", default=["bf16", "fp32"], choices=("bf16", "fp32"))

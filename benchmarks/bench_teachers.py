@@ -21,6 +21,9 @@ from pathlib import Path
 import torch
 
 from benchmarks import jsonl
+from condense.data import load_dataset
+from condense.evaluate import resolve_device
+from condense.teachers import QUICK_POOL, RECIPES, TeacherRecipe, teacher_pool
 
 
 def recorded(paths) -> dict[tuple[str, str], dict]:
@@ -42,9 +45,6 @@ def recorded(paths) -> dict[tuple[str, str], dict]:
 
 
 def run_pool(dataset: str, archs, recipe_name: str, device, root=None) -> list[dict]:
-    from condense.data import load_dataset
-    from condense.teachers import TeacherRecipe, teacher_pool
-
     train = load_dataset(dataset, "train", root=root)
     recipe = TeacherRecipe.preset(recipe_name)
     rows = []
@@ -60,9 +60,6 @@ def run_pool(dataset: str, archs, recipe_name: str, device, root=None) -> list[d
 
 
 def main(argv=None) -> int:
-    from condense.evaluate import resolve_device
-    from condense.teachers import QUICK_POOL, RECIPES
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     ap.add_argument("--archs", nargs="+", default=list(QUICK_POOL))

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from condense._paths import atomic_write
+
 
 def _round(key: str, value):
     if not isinstance(value, float):
@@ -146,12 +148,7 @@ def compact(path: Path) -> tuple[int, int]:
         for raw in f:
             rec = decode(raw)
             out += raw if rec is None else _encode(rec)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(out)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data=bytes(out))
     return before, len(out)
 
 

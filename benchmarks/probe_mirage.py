@@ -19,9 +19,17 @@ summary maps more pooled mass to that class and ranks test graphs by size, the w
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
+import numpy as np
 import torch
+from torch_geometric.data import Batch
+
+from condense.data import load_dataset
+from condense.graph_eval import roc_auc, train_graphs
+from condense.methods import create_condenser
+from condense.methods.mirage import graph_union, computation_tree_codes, transactions
+from condense.models import create_model
+from condense.protocols import get_protocol
 
 
 def rank_corr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -51,12 +59,8 @@ def split_sizes(ds) -> tuple[torch.Tensor, torch.Tensor]:
 def tree_shares(s, train) -> list[str]:
     """For every tree of the summary, by the class of the tree-sets it appears in: the fraction of
     training graphs of each class whose transaction holds it (the mining's own view, Algorithm 1)."""
-    import numpy as np
-
-    from condense.methods.mirage import _union, computation_tree_codes, transactions
-
     hops = s.extra["hops"]
-    split = _union(train, 3)
+    split = graph_union(train, 3)
     codes, table = computation_tree_codes(split.node_labels, split.edge_index, split.edge_labels, hops)
     nontrivial = np.bincount(split.edge_index[1], minlength=split.x.shape[0]) > 0
     tx = [{table.string(hops, c) for c in t.tolist()}
@@ -81,14 +85,6 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--archs", nargs="+", default=["gcn", "gin"])
     args = ap.parse_args(argv)
-
-    from torch_geometric.data import Batch
-
-    from condense.data import load_dataset
-    from condense.graph_eval import roc_auc, train_graphs
-    from condense.methods import create_condenser
-    from condense.models import create_model
-    from condense.protocols import get_protocol
 
     splits = {k: load_dataset(args.dataset, k) for k in ("train", "val", "test")}
     p = get_protocol("graph")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import platform
 
+import h5py
+import numpy
+import torch
+
+import condense
+from condense.devices import device_kind
+
 
 def versions() -> dict:
-    import h5py
-    import numpy
-    import torch
-
-    import condense
-
     out = {"condense": condense.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
            "h5py": h5py.__version__, "python": platform.python_version()}
     for mod in ("torchvision", "kornia", "torch_geometric"):
@@ -26,10 +27,6 @@ def versions() -> dict:
 def machine(device) -> dict:
     """Where a run is measured, filled in the process that measures it (a Ray worker's own, not the
     driver's): the device and its kind, the host, the process, CPUs, torch threads and platform."""
-    import torch
-
-    from condense.devices import device_kind
-
     info = {"device": str(device), "device_kind": device_kind(device), "host": platform.node(), "pid": os.getpid(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(terse=True)}

@@ -20,13 +20,19 @@ import sys
 import traceback
 from pathlib import Path
 
+import torch
+from tqdm.auto import tqdm
+
+from condense.evaluate import resolve_device
+from condense.teachers import TeacherRecipe, teacher_pool
+
 REPO = Path(__file__).resolve().parent.parent
 PASSED_ENV = ("CONDENSE_DATA", "CONDENSE_CACHE", "CONDENSE_DOWNLOAD", "OMP_NUM_THREADS")
 
 
 def require_ray():
     try:
-        import ray
+        import ray  # an optional extra (pip install -e '.[ray]'): imported only when asked for
     except ImportError:
         raise ValueError('the ray executor needs Ray: pip install -e ".[ray]"') from None
     return ray
@@ -72,11 +78,6 @@ def teacher_key(condenser, dataset: str):
 
 def _teachers(data, cfg, device: str, threads: int) -> bool:
     """Train (or find cached) the teacher pool of ``cfg`` on the training split, into the teacher cache."""
-    import torch
-
-    from condense.evaluate import resolve_device
-    from condense.teachers import TeacherRecipe, teacher_pool
-
     torch.set_num_threads(threads)
     teacher_pool(data[0], cfg.teachers, TeacherRecipe.preset(cfg.teacher_recipe), seed=cfg.teacher_seed,
                  device=resolve_device(device))
@@ -85,16 +86,12 @@ def _teachers(data, cfg, device: str, threads: int) -> bool:
 
 def _task(work, job, ctx, data, threads: int, *after):
     """One set's work on a worker (``after``: the teacher-pool tasks it waits for)."""
-    import torch
-
     torch.set_num_threads(threads)
     return work(job, ctx, data)
 
 
 def run(sweep, groups: list, work) -> None:
     """Submit every set with pending runs as a task and commit results as they finish."""
-    from tqdm.auto import tqdm
-
     ray = require_ray()
     args = sweep.args
     connect(args.address, args.ray_cpus)

@@ -17,15 +17,16 @@ import time
 import numpy as np
 import torch
 
+import condense.evaluate as ev
+import condense.image_train as trainer
+from condense.configs import dataset_config
+from condense.curves import Curve, CurvePolicy, correct, stratified_order
+from condense.data import load_dataset
+from condense.methods import create_condenser
+from condense.protocols import get_protocol
+
 
 def record(dataset: str, ipc: int, epochs: int, checkpoints: int, precision: str, seed: int = 0) -> dict:
-    import condense.evaluate as ev
-    from condense.configs import dataset_config
-    from condense.curves import Curve, CurvePolicy, correct
-    from condense.data import load_dataset
-    from condense.methods import create_condenser
-    from condense.protocols import get_protocol
-
     train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
     s = create_condenser("random").condense(train, ipc, seed=seed)
     proto = get_protocol("dc", "quick", epochs=epochs, checkpoints=checkpoints, precision=precision)
@@ -37,12 +38,12 @@ def record(dataset: str, ipc: int, epochs: int, checkpoints: int, precision: str
             rows["bf16"].append(np.packbits(correct(model, self.x, self.y, dtype="bfloat16").cpu().numpy()))
             return super().record(model, last)
 
-    ev.Curve = Recording
+    trainer.Curve = Recording
     try:
         t0 = time.perf_counter()
         r = ev.evaluate(s, test, seeds=[seed], protocol=proto, curve=CurvePolicy(method="full"))
     finally:
-        ev.Curve = Curve
+        trainer.Curve = Curve
     run = r.runs[0]
     _, ty = test.tensors("cpu")
     print(f"{dataset}:{ipc} final {run.final_acc:.2f} % after {run.steps} steps, {time.perf_counter() - t0:.0f} s")
@@ -69,8 +70,6 @@ def replay(rec: dict, policy, targets=None, order_seed: int = 0):
     correctness instead of a model. ``order_seed``: the seed of the screening order (the suite's runs
     use 0; other seeds replay the run under other test orders). Returns the curve (its ``points`` and
     counters)."""
-    from condense.curves import Curve
-
     class Replayed(Curve):
         def screen_correct(self, i, lo, hi):
             return rec["bf16" if self.screen_dtype == "bfloat16" else "fp32"][i][self.sx[lo:hi]]
@@ -87,8 +86,6 @@ def replay(rec: dict, policy, targets=None, order_seed: int = 0):
     y = rec["y"]
     curve = Replayed((torch.arange(y.numel()), y), tuple(rec["targets"]) if targets is None else targets, policy)
     if order_seed and curve.screening:
-        from condense.curves import stratified_order
-
         order = stratified_order(y, order_seed)
         curve.sx, curve.sy = curve.x[order], y[order]
     last = len(rec["step"]) - 1

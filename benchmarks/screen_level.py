@@ -24,6 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.record_curve import load_record, replay
+from condense.curves import Curve, CurvePolicy
+from condense.evaluate import time_to_accuracy
+
 N = 10_000
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 RECORDS = {"mnist-ipc10": DATA / "curve-mnist-ipc10.npz", "cifar10-ipc1": DATA / "curve-cifar10-ipc1.npz"}
@@ -45,8 +49,6 @@ def boundary_cases() -> dict[str, tuple[float, torch.Tensor | None, torch.Tensor
 
 
 def _curve(target: float, policy, curve_cls):
-    from condense.curves import Curve
-
     class Fixed(curve_cls or Curve):
         """A curve whose 'model' is the checkpoint's correctness over the test images."""
 
@@ -70,8 +72,6 @@ def placed_below(case, orders: int, first_read: int | None = None, policy=None, 
     """In how many of ``orders`` random test orders a screen places the case's checkpoint (exactly at
     its target) below the target; ``first_read``: the images the screen reads first (the policy's
     ``subset`` when None, as at a run's first checkpoint; ``small_read`` after a placed checkpoint)."""
-    from condense.curves import CurvePolicy
-
     target, anchor, c = case
     curve = _curve(target, policy or CurvePolicy(defer=False), curve_cls)
     g = torch.Generator().manual_seed(seed)
@@ -92,10 +92,6 @@ def replay_differences(name: str, orders: int, targets=None, defer: bool = False
     """The recorded run ``name`` replayed under test orders ``first_seed, first_seed + 1, ...``: how many
     orders moved some target's crossing step, the orders and targets concerned, and the mean images
     read (screened + full passes - reused) against the exhaustive curve's."""
-    from benchmarks.record_curve import load_record, replay
-    from condense.curves import CurvePolicy
-    from condense.evaluate import time_to_accuracy
-
     rec = load_record(RECORDS[name])
     targets = tuple(rec["targets"].tolist()) if targets is None else tuple(targets)
     n = int(rec["n"])

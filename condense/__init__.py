@@ -24,15 +24,15 @@ def __getattr__(name):
     """Imported on first use, so that ``import condense.tta`` (the report) needs no torch, and data and
     models load torch_geometric and torchvision only when asked for."""
     if name in _FORMAT_NAMES:
-        from . import format as _format
+        from . import format as _format  # lazily (PEP 562): `import condense.tta` must not load torch
 
         return getattr(_format, name)
     if name == "load_dataset":
-        from .data import load_dataset
+        from .data import load_dataset  # lazily: torchvision and torch_geometric load on first use
 
         return load_dataset
     if name == "create_model":
-        from .models import create_model
+        from .models import create_model  # lazily, as above
 
         return create_model
     raise AttributeError(f"module 'condense' has no attribute {name!r}")

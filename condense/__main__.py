@@ -8,7 +8,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._log import one_line
+from ._paths import atomic_write
+from .checks import parse_value
+from .configs import dataset_config
+from .data import IMAGE_DATASETS, KNOWN_TU, availability, dataset_kind, load_dataset
+from .evaluate import evaluate, resolve_device
+from .format import load, save
+from .methods import create_condenser
 
 
 def _err(msg: str) -> int:
@@ -20,8 +33,6 @@ def _err(msg: str) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .data import IMAGE_DATASETS, KNOWN_TU, availability, dataset_kind, load_dataset
-
     rows = [("dataset", "kind", "available", "train/val/test", "shape", "classes", "source")]
     for name in [*IMAGE_DATASETS, *KNOWN_TU]:
         kind = dataset_kind(name)
@@ -48,12 +59,6 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_condense(args) -> int:
-    from . import save
-    from .checks import parse_value
-    from .data import load_dataset
-    from .evaluate import resolve_device
-    from .methods import create_condenser
-
     overrides = {}
     for item in args.set or []:
         k, eq, v = item.partition("=")
@@ -81,10 +86,6 @@ def _fmt_bytes(n: int) -> str:
 
 
 def cmd_inspect(args) -> int:
-    import torch
-
-    from . import load
-
     s = load(args.path)
     meta = s.metadata()
     print(f"{args.path}")
@@ -144,10 +145,6 @@ MAX_PNG_PIXELS = 100_000_000
 
 
 def cmd_export(args) -> int:
-    import torch
-
-    from . import load
-
     if not 1 <= args.scale <= MAX_SCALE:
         return _err(f"--scale must be an integer in [1, {MAX_SCALE}], got {args.scale}")
     if not 1 <= args.max_per_class <= 1000:
@@ -181,8 +178,6 @@ def cmd_export(args) -> int:
                   scale=args.scale)
         n += 2
     if args.files:
-        from collections import Counter
-
         seen: Counter = Counter()
         for i in range(pix.shape[0]):
             c = int(s.labels[i])
@@ -197,8 +192,6 @@ def cmd_export(args) -> int:
 
 def _to_unit(s):
     """Images in [0, 1] for viewing (standardized ones are un-standardized, then clamped)."""
-    import torch
-
     if s.image_encoding == "uint8":
         return s.images.float() / 255.0
     x = s.images.float()
@@ -208,8 +201,6 @@ def _to_unit(s):
 
 
 def _grid(pix, labels, num_classes: int, max_per_class: int):
-    import torch
-
     c, h, w = pix.shape[1:]
     cols = max(1, min(max_per_class, max(int((labels == k).sum()) for k in range(num_classes))))
     pad = 1
@@ -223,8 +214,7 @@ def _grid(pix, labels, num_classes: int, max_per_class: int):
 
 
 def _save_png(img, path: Path, scale: int = 1) -> None:
-    import numpy as np
-    from PIL import Image
+    from PIL import Image  # only `export` writes image files
 
     a = (img.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     a = a[..., 0] if a.shape[2] == 1 else a
@@ -238,11 +228,6 @@ def _save_png(img, path: Path, scale: int = 1) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from . import load
-    from .configs import dataset_config
-    from .data import load_dataset
-    from .evaluate import evaluate
-
     s = load(args.path)
     kind = "graphs" if s.kind == "graphs" else "images"
     test = load_dataset(s.source_dataset, "test", root=args.root)
@@ -256,7 +241,7 @@ def cmd_evaluate(args) -> int:
         print(f"  TTA@{t}%: {shown}")
     print(f"  train seconds per seed: {', '.join(f'{r.train_seconds:.1f}' for r in res.runs)}")
     if args.json:
-        Path(args.json).write_text(json.dumps(res.to_dict(), indent=1))
+        atomic_write(args.json, data=json.dumps(res.to_dict(), indent=1).encode())
     return 0
 
 
@@ -316,14 +301,6 @@ def main(argv=None) -> int:
 
 
 USER_ERRORS = (ValueError, OSError)  # FormatError, DatasetError, DatasetNotFoundError, CacheError among them
-
-
-def one_line(e: BaseException) -> str:
-    """An exception as one line: an OS error names its file."""
-    if isinstance(e, OSError) and e.strerror and getattr(e, "filename", None) and not str(e).startswith(str(e.filename)):
-        return f"{e.filename}: {e.strerror}"
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text
 
 
 if __name__ == "__main__":

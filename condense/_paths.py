@@ -50,14 +50,21 @@ def cache_dir(*parts: str, write: bool = True) -> Path:
     path = cache_base().joinpath(*parts)
     if not write:
         return path
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
-        probe.close()
-    except OSError as e:
-        raise CacheError(f"cache folder {path} is not writable ({e.strerror or type(e).__name__}); "
-                         "set CONDENSE_CACHE to a writable folder") from None
+    problem = unwritable(path)
+    if problem:
+        raise CacheError(f"cache folder {path} is not writable ({problem}); set CONDENSE_CACHE to a writable folder")
     return path
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (created if missing), or None when they can. Tried,
+    not guessed from permission bits, which root ignores."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True).close()
+        return None
+    except OSError as e:
+        return e.strerror or type(e).__name__
 
 
 def _umask() -> int:

@@ -1,4 +1,4 @@
-"""The student budget: how long a student trains, in optimizer steps (DESIGN §3).
+"""The student budget: how long a student trains, in optimizer steps (docs/design.md §3).
 
 Every row of a table trains the same number of optimizer steps at the same batch sizes. Under the
 ``steps`` budget that number is what the protocol's passes give on the *plain* set of the table's

@@ -17,6 +17,7 @@ ValueError: rs2.rounds must be an integer >= 1, got 0
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -143,8 +144,6 @@ def check_config(obj, owner: str, **rules: Rule) -> None:
 def parse_value(text: str):
     """A ``FIELD=VALUE`` override's value: JSON where it parses (``5``, ``0.1``, ``true``,
     ``["a", "b"]``, ``null``), else the plain string (then checked against the field's type)."""
-    import json
-
     try:
         return json.loads(text)
     except json.JSONDecodeError:

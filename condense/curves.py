@@ -1,83 +1,17 @@
 """Test-accuracy curves that cost little and keep time-to-accuracy the exhaustive curve's (at 99.9 % per target).
 
 Time-to-accuracy is the training time at the first checkpoint whose accuracy on the **full** test set
-reaches the target (DESIGN §4). Evaluating the full test set at all 50 checkpoints costs several
-times the training it measures on a CPU. A screened curve gets the same answer for much less:
+reaches the target (docs/design.md §4). A screened curve (``method="screened"``) first screens each
+checkpoint on a prefix of a fixed stratified order of the test images and places it below the open
+targets only at the policy's ``level`` over the whole screen (:mod:`condense.screen`); a checkpoint it
+cannot place is confirmed on the full test set in fp32 and becomes the anchor of later screens; the
+last checkpoint is always a full pass. On a CPU the curve is deferred: weight snapshots are held and
+evaluated after training, the last checkpoint first, so that it anchors every screen. Only full points
+can be a crossing (:func:`condense.tta.counts_for_crossing`). ``method="full"`` evaluates every
+checkpoint on the full test set (the exhaustive curve).
 
-1. every checkpoint is first *screened* (in fp32 on a CPU, under bfloat16 autocast on a GPU) on a
-   fixed, stratified order of the test images (the same for every run, drawn with a fixed generator; every prefix holds the classes
-   in proportion). Screening reads a prefix of that order and estimates the full-set accuracy two
-   ways: the prefix's own accuracy, and (``paired``) the accuracy of the latest full pass (the
-   *anchor*) plus the mean change of per-image correctness from the anchor on the prefix (a
-   difference estimator: consecutive checkpoints agree on most images, so its variance is far
-   smaller late in training). The estimate with the smaller standard error (binomial, with the
-   finite-population correction) is what a screened point reports.
-
-   A checkpoint is placed below the lowest target still open (less an ``allowance`` when screening in
-   bfloat16, which changed at most 0.14 % of predictions and 0.07 accuracy points on the recorded
-   MNIST run) only at the policy's ``level`` (0.1 %) **over the whole screen**: a screen reads only
-   planned sizes (:meth:`Curve.reads`: 64 images doubled up to half the test set; 8 looks on 10,000
-   images) and each look spends ``level / looks``, split evenly (Bonferroni) over the tests it makes
-   on the anchor nearer the checkpoint (fixed by position before the look reads):
-
-   - without an anchor, a binomial test on the prefix's correct images;
-   - the *standard-error rule*, from ``min_read`` images on: the difference estimate from the anchor
-     is below the target by more than the normal quantile of the test's level, in standard errors,
-     its variance floored at its value at the target (``δ(1 - δ)``, ``δ`` the target's distance from
-     the anchor) and at that of 1 % error. Without the floor, a prefix that happens to hold few of a
-     checkpoint's gains estimates a low variance just when its estimate is low;
-   - when the anchor is below the target, a binomial test on the prefix's *gains* (images the
-     checkpoint gets right and the anchor wrong: its accuracy is at most the anchor's plus their
-     share), and, where the anchor got at most half the test set wrong, a hypergeometric test on those
-     wrong images, read in a fixed random order alongside the prefix: the only images on which the
-     checkpoint can gain.
-
-   By the union bound a checkpoint that reached its target is placed below it with probability at
-   most ``level``, whichever reads a screen takes; only the crossing checkpoint can move a target's
-   time-to-accuracy, so a run's reported TTA differs from the exhaustive curve's with probability at
-   most 0.1 % per target (fp32 screening; in bfloat16 add the allowance's margin). A screen that
-   tested every look at the full level (before) placed a checkpoint at its target below it in
-   0.37-0.76 % of random test orders; this one in 0.005-0.04 % (``benchmarks.screen_level``).
-
-   The first checkpoint reads ``subset`` images first, a checkpoint after a placed one the smallest
-   planned read; each further read is the planned size of 1.2× what the estimate says is needed, at
-   least the next one and at most 4× what was read, never more than half the test set (past that,
-   the full pass settles it: without ``reuse`` that pass is cheaper, and with it reading on measured
-   no cheaper on the recorded run);
-2. a checkpoint that screening cannot place below every open target is *confirmed* on the full test
-   set in fp32; its full accuracy is what the curve records there, and decides the crossing; its
-   per-image correctness becomes the anchor. Where screening ran in fp32 (a CPU), the confirming pass
-   keeps the prefix it screened and reads only the rest of the test set (``reuse``): the same
-   forward passes of the same model copy, so the same predictions, and one full pass of reading;
-3. the last checkpoint is always a full-test-set fp32 pass: it is the reported accuracy.
-
-On a CPU the curve is *deferred* (``defer``; the issue's "keep weight snapshots"): each checkpoint's
-weights are copied when it is reached, and after training the last checkpoint is evaluated first. Its
-full pass is then a second anchor for every screen (its tests use the anchor nearer the checkpoint,
-its reported estimate the one with the smaller standard error), and its accuracy closes no target before the checkpoints
-before it are placed; those follow in order, as above. Most checkpoints of a run lie on its plateau,
-near the last one, so they are placed with far fewer images: on the recorded MNIST run one checkpoint
-at 89.29 % is placed below 90 % without a full pass, and the curve reads 20 % fewer images (42,032
-against 52,480) for the same crossings. A curve holds at most ``DEFER_BYTES`` of copies (a ConvNet-3
-takes 1.2-1.3 MB a checkpoint); past that it evaluates what it holds and goes on live, as do runs that
-stop at a target (``live``) and curves on a GPU unless the policy asks.
-
-Only confirmed (full) points can be a crossing (:func:`counts_for_crossing`); a point recorded from
-screening alone is one that screening placed clearly below every target still open (its accuracy is
-the screened estimate, ``screened`` says on how many images of the prefix, and ``wrong_read`` how many
-of an anchor's wrong images were read beside them). Each curve point says where its
-accuracy came from (``on``: ``full`` or ``subset``); the run records the method (``curve`` in a run's
-``extra``). ``method="full"`` evaluates every checkpoint on the full test set (the exhaustive curve).
-
-Evaluation runs in batches of ``batch`` images: on a CPU 16 images of 32×32 (more for smaller
-images, :func:`cpu_batch`: small batches stay in cache, 1.5x faster than batches of 1,024 on two
-cores; on 8×8 digits batches of 256 were fastest); on a GPU the protocol's ``eval_batch_size``. From
-28×28 on, a CPU evaluates in whichever memory layout is faster on that host (:func:`faster_layout`,
-measured once per process and model shape): a channels-last copy of the model was 1.2-1.4x faster
-in fp32 on a CPU with AMX units, and 1.4-2x slower on one without (its GroupNorm kernel). Students
-in eval mode classify each image on its own, so neither the batch nor the layout changes a
-prediction beyond kernel rounding (none changed in the measurement), and full passes of the
-screened and the exhaustive curve run the same way.
+``docs/protocols.md`` ("Screened curves") gives the rule, its guarantee and the measurements behind
+it; :mod:`condense.evalpass` how a pass is batched and laid out on each device.
 """
 from __future__ import annotations
 
@@ -85,18 +19,18 @@ import contextlib
 import copy
 import math
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 
 import torch
+from tqdm.auto import tqdm
 
 from .engine import Clock
-from .evalpass import CHANNELS_LAST_PIXELS, CPU_BATCH, correct, cpu_batch, faster_layout  # noqa: F401
-from .tails import binomial_cdf, hypergeometric_cdf, normal_quantile  # noqa: F401
+from .evalpass import CHANNELS_LAST_PIXELS, correct, cpu_batch, faster_layout
+from .screen import ScreenTests, planned_reads, stratified_order, stratified_subset  # noqa: F401  (re-exported)
+from .tails import binomial_cdf, hypergeometric_cdf, normal_quantile  # noqa: F401  (re-exported)
 
 CURVE_METHODS = ("screened", "full")
 
 
-VARIANCE_FLOOR = 0.01 * 0.99  # no estimate is trusted below the variance of 1 % error
 DEFER_BYTES = 512 * 2**20       # the most a deferred curve holds in weight snapshots (then it evaluates)
 
 
@@ -142,36 +76,7 @@ def _nbytes(weights) -> int:
     return sum(v.numel() * v.element_size() for v in weights.values()) if isinstance(weights, dict) else 0
 
 
-def planned_reads(n: int, small_read: int) -> list[int]:
-    """``small_read`` doubled while under half of ``n`` test images, then half of them."""
-    out, k = [], max(1, small_read)
-    while k < n // 2:
-        out.append(k)
-        k *= 2
-    return out + [n // 2]
-
-
-def stratified_order(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """All indices of ``y`` in a fixed order whose every prefix holds each class in proportion: each
-    class is shuffled with a fixed generator and the classes are interleaved by rank / class size."""
-    g = torch.Generator().manual_seed(seed)
-    y = y.cpu()
-    idx, key = [], []
-    for c in torch.unique(y).tolist():
-        members = (y == c).nonzero().view(-1)
-        members = members[torch.randperm(members.numel(), generator=g)]
-        idx.append(members)
-        key.append((torch.arange(members.numel(), dtype=torch.float64) + 0.5) / members.numel())
-    idx, key = torch.cat(idx), torch.cat(key)
-    return idx[torch.argsort(key, stable=True)]
-
-
-def stratified_subset(y: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
-    """The first ``size`` indices of :func:`stratified_order` (sorted)."""
-    return stratified_order(y, seed)[:size].sort().values
-
-
-class Curve:
+class Curve(ScreenTests):
     """The checkpoints of one run, screened and confirmed by a :class:`CurvePolicy`."""
 
     def __init__(self, test: tuple[torch.Tensor, torch.Tensor], targets, policy: CurvePolicy,
@@ -254,132 +159,7 @@ class Curve:
         reads after an fp32 screen of ``lo`` images)."""
         return correct(model, self.sx[lo:], self.sy[lo:], self.batch_size)
 
-    # -- screening
-
-    def _se(self, variance: float, k: int) -> float:
-        fpc = max(0.0, (self.n - k) / max(1, self.n - 1))
-        return 100.0 * math.sqrt(max(variance, VARIANCE_FLOOR) / k * fpc)
-
-    def _anchors(self) -> list[tuple[float, torch.Tensor]]:
-        """The anchors a screen of this checkpoint can pair with (none unless ``paired``), the one nearer
-        to it first (on a tie, the latest full pass)."""
-        at = len(self.points)
-        anchors = [self.anchor, self.last_anchor] if self.policy.paired else []
-        if self.last_at - at < at - self.anchor_at:
-            anchors = anchors[::-1]
-        return [a for a in anchors if a is not None]
-
-    def estimate(self, c: torch.Tensor, target: float | None = None) -> tuple[float, float]:
-        """(estimated full-set accuracy, its standard error) from the correctness ``c`` of a prefix of
-        the screening order: the prefix's accuracy, or an anchor's accuracy plus the mean change
-        from that anchor on the prefix (the latest full pass, or a deferred curve's last checkpoint),
-        whichever has the smallest standard error. It is what a screened point reports and what plans
-        the next read; placing a checkpoint is :meth:`placed_below`'s, on one anchor fixed in advance.
-
-        With ``target`` each variance is floored at its value at that target (:meth:`_paired`)."""
-        k = int(c.numel())
-        p = float(c.float().mean())
-        t = None if target is None else min(1.0, max(0.0, target / 100.0))
-        best = (100.0 * p, self._se(max(p * (1 - p), 0.0 if t is None else t * (1 - t)), k))
-        for anchor in self._anchors():
-            paired = self._paired(c, anchor, target)
-            if paired[1] < best[1]:
-                best = paired
-        return best
-
-    def _paired(self, c: torch.Tensor, anchor: tuple[float, torch.Tensor], target: float | None) -> tuple[float, float]:
-        """The difference estimate from ``anchor`` (its accuracy plus the mean per-image change on the
-        prefix) and its standard error. With ``target`` (a test of "below ``target``") the variance is
-        at least ``|δ|(1 - |δ|)``, ``δ = target - anchor``: the least variance of a per-image change
-        whose mean is ``δ`` (a score test's variance). A prefix that happens to hold few changes
-        estimates a small variance just when its estimate is low; without this floor a checkpoint at
-        its target was placed below it in 1.2-1.7 % of draws instead of 0.135 %."""
-        k = int(c.numel())
-        acc0, c0 = anchor
-        d = c.float() - c0[:k].float()
-        md = float(d.mean())
-        delta = 0.0 if target is None else min(1.0, abs(target / 100.0 - acc0 / 100.0))
-        return acc0 + 100.0 * md, self._se(max(float((d * d).mean()) - md * md, delta * (1 - delta)), k)
-
-    def reads(self) -> list[int]:
-        """The planned reads of a screen (images of the screening order): ``small_read`` doubled until
-        half the test set, then half the test set. A screen tests only at these sizes, so that its
-        level can be spent over every look it may take (:meth:`placed_below`)."""
-        return self._reads
-
-    def look_level(self, k: int) -> float:
-        """The share of the screen's level a look at ``k`` images spends (the shares of all planned reads
-        sum to ``level``)."""
-        return self.policy.level / len(self._reads)
-
-    def _read_at_least(self, k: float) -> int:
-        """The smallest planned read of at least ``k`` images (half the test set at most)."""
-        return next((r for r in self._reads if r >= k), self.n // 2)
-
-    def tests_at(self, k: int, target: float, wrong: bool) -> list[str]:
-        """The tests a look at ``k`` images makes against ``target`` (:meth:`placed_below`), decided
-        before it reads: without an anchor ``prefix`` (binomial on the prefix); with one, ``gains``
-        when the anchor is below the target and ``se`` (the standard-error rule) from ``min_read``
-        images on; ``wrong`` (hypergeometric on the anchor's wrong images) where it applies."""
-        anchors = self._anchors()[:1]
-        names = ["gains"] if anchors and anchors[0][0] < target else [] if anchors else ["prefix"]
-        return names + ["wrong"] * bool(wrong) + ["se"] * bool(anchors and k >= self.policy.min_read)
-
-    def placed_below(self, c: torch.Tensor, target: float, wrong: tuple[int, int, int, int] | None = None,
-                     level: float | None = None) -> bool:
-        """Whether one look at the prefix correctness ``c`` rejects "the full-set accuracy is at least
-        ``target``" at ``level`` (a look's share of the screen's level, split evenly, Bonferroni, over
-        the tests it makes). The tests, on the anchor nearer the checkpoint (chosen by position, never
-        by what the prefix shows):
-
-        - without an anchor, binomial on the prefix's correct images against ``target``;
-        - binomial on the *gains* (images the checkpoint gets right and the anchor, below ``target``,
-          gets wrong): the full-set accuracy is at most the anchor's plus their share, so reaching
-          ``target`` needs a share of gains of at least the gap;
-        - hypergeometric, ``wrong = (gains, read, N, K)``: gains among the first ``read`` of the ``N``
-          images the anchor got wrong, in a fixed random order, when reaching ``target`` needs at least
-          ``K`` of them (:meth:`_wrong_images`);
-        - the standard-error rule, from ``min_read`` images on: the anchor's difference estimate
-          (:meth:`_paired`, its variance floored at the target's) is below ``target`` by more than the
-          normal quantile of the test's level, in standard errors.
-
-        The binomial and hypergeometric tests are exact (no normal approximation, no estimated
-        variance), so they hold on the smallest reads. ``level`` None: the look's share at ``k``
-        (:meth:`look_level`)."""
-        k = int(c.numel())
-        anchor = next(iter(self._anchors()), None)
-        names = self.tests_at(k, target, wrong is not None)
-        if not names:  # an anchor above the target and a read under min_read: nothing to test yet
-            return False
-        alpha = (self.look_level(k) if level is None else level) / len(names)
-
-        def p_value(name: str) -> float:
-            if name == "prefix":
-                return binomial_cdf(int(c.sum()), k, target / 100.0)
-            if name == "gains":
-                return binomial_cdf(int((c & ~anchor[1][:k]).sum()), k, (target - anchor[0]) / 100.0)
-            if name == "wrong":
-                return hypergeometric_cdf(*wrong)
-            est, se = self._paired(c, anchor, target)
-            return NormalDist().cdf((est - target) / se)
-
-        return any(p_value(name) <= alpha for name in names)
-
-    def _wrong_images(self, target: float) -> tuple[torch.Tensor, int] | None:
-        """The images (positions in the screening order) that an anchor below ``target`` got wrong, in
-        a fixed random order, and how many of them a checkpoint must get right to reach ``target``
-        (its accuracy is at most the anchor's plus those gains). None unless the anchor nearer the
-        checkpoint is below ``target`` and got at most half the test set wrong (reading its wrong
-        images then gains little over the prefix)."""
-        anchor = next(iter(self._anchors()), None)
-        if anchor is None or not (50.0 <= anchor[0] < target):
-            return None
-        if self._wrong is None or self._wrong[0] is not anchor[1]:
-            where = (~anchor[1]).nonzero().squeeze(1)
-            order = torch.randperm(where.numel(), generator=torch.Generator().manual_seed(0))
-            self._wrong = (anchor[1], where[order.to(where.device)])
-        need = math.ceil(self.n * (target - anchor[0]) / 100.0 - 1e-9)
-        return self._wrong[1], need
+    # -- screening (the tests: condense.screen.ScreenTests)
 
     def screen(self, model) -> tuple[float, torch.Tensor, bool, int]:
         """(screened estimate, correctness of the screened prefix, placed below every open target,
@@ -466,8 +246,6 @@ class Curve:
 
     def _place_held(self, held, model) -> None:
         """Evaluate held checkpoints in order (not the last one) and append their points."""
-        from tqdm.auto import tqdm
-
         for weights, point in tqdm(held, desc="test curve", unit="checkpoint", leave=False, disable=not self.progress):
             point.update(self.record(self._load(weights, model), last=False))
             self.points.append(point)

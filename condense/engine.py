@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
+from tqdm.auto import tqdm
+from ._log import note
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("dc-step", "cosine-epoch", "cosine-step", "constant")
@@ -199,8 +201,6 @@ class Forward:
                 return self.fn(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - compilation errors surface at a call
                 self.fn, self.status = None, f"fell back to eager: {_fallback(e)}"
-                from ._log import note
-
                 note(f"torch.compile is not available here ({_fallback(e)}); training eagerly")
         return self.model(*args, **kwargs)
 
@@ -262,8 +262,6 @@ def fit(model: torch.nn.Module, batches: Iterable[tuple[int, Any]], loss_fn: Cal
     ``precision="bf16"`` runs ``loss_fn`` (forward and loss) under bfloat16 autocast; the backward
     pass and the optimizer stay in fp32 (parameters are never cast). ``tf32`` trains as ``fp32`` here;
     whether a CUDA device may use TF32 is :func:`tf32_mode`'s."""
-    from tqdm.auto import tqdm
-
     marks = set(checkpoints)
     if precision not in ("fp32", "bf16", "tf32"):
         raise ValueError(f"precision must be fp32, tf32 or bf16, got {precision!r}")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch_geometric.data import Batch
 
 from .budget import BatchStream, WeightedStream, plan_steps, schedule_batches
 from .engine import Clock, Schedule, checkpoint_steps, fit
@@ -23,20 +25,11 @@ from .protocols import FREQUENCY_MODES, Protocol
 
 
 def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
-    """Binary ROC-AUC by the rank statistic (ties averaged); None when one class is absent."""
-    pos, neg = int((labels == 1).sum()), int((labels == 0).sum())
-    if pos == 0 or neg == 0:
+    """Binary ROC-AUC (scikit-learn's ``roc_auc_score``, ties averaged); None when one class is absent."""
+    y = labels.detach().cpu().numpy()
+    if not ((y == 1).any() and (y == 0).any()):
         return None
-    order = torch.argsort(scores)
-    ranks = torch.empty_like(scores, dtype=torch.float64)
-    sorted_scores = scores[order]
-    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
-    uniq, inv = torch.unique(sorted_scores, return_inverse=True)
-    if len(uniq) < len(scores):  # average ranks over ties
-        sums = torch.zeros(len(uniq), dtype=torch.float64).index_add_(0, inv, ranks[order])
-        counts = torch.bincount(inv, minlength=len(uniq)).double()
-        ranks[order] = (sums / counts)[inv]
-    return float((ranks[labels == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    return float(roc_auc_score(y, scores.detach().cpu().double().numpy()))
 
 
 @torch.no_grad()
@@ -54,8 +47,6 @@ def graph_scores(model, batch) -> dict:
 
 
 def _full_batch(dataset, device):
-    from torch_geometric.data import Batch
-
     return Batch.from_data_list([dataset[i] for i in range(len(dataset))]).to(device)
 
 
@@ -81,8 +72,6 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
     ``reference_size`` plain graphs) on the engine (:mod:`condense.engine`); the checkpoint is
     selected on ``val``, never on ``test``. Returns the fields of a seed run (collating a batch is
     part of a step, so it is on the training clock)."""
-    from torch_geometric.data import Batch
-
     graphs = s.dataset()
     use_roots = "root_mask" in s.graphs
     g = torch.Generator().manual_seed(seed)

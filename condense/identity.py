@@ -1,4 +1,4 @@
-"""Code identity: which code produced a set or a result (DESIGN §3).
+"""Code identity: which code produced a set or a result (docs/design.md §3).
 
 A result is only comparable with results of the same code. Every cached set and every record carries
 the package version, a hash of the sources that produced it and the git revision where one exists:

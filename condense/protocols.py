@@ -1,4 +1,4 @@
-"""Named, versioned evaluation protocols (DESIGN §5). Each result records the protocol in full.
+"""Named, versioned evaluation protocols (docs/design.md §5). Each result records the protocol in full.
 
 ``dc`` is the canonical protocol of Dataset Condensation (Zhao et al., ICLR 2021), as its code runs:
 ConvNet-3 (width 128, instance norm, avg-pool), SGD lr 0.01, momentum 0.9, weight decay 5e-4,

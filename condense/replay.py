@@ -90,7 +90,7 @@ def draw(epochs: int, n: int, h: int, w: int, batch_size: int, g: torch.Generato
 
 def crop_flip(x: torch.Tensor, crop: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Each image cropped to its box and resized back to its size (bilinear), flipped where asked."""
-    from kornia.geometry.transform import crop_and_resize
+    from kornia.geometry.transform import crop_and_resize  # drawing views only: reading a set must not load kornia
 
     h, w = x.shape[-2:]
     c = crop.to(x.device).float()

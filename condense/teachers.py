@@ -24,11 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from . import _sources
-from ._log import note
+from ._log import note, one_line
 from ._paths import atomic_write, cache_dir
+from .augment import CropFlip
 from .budget import BatchStream, plan_steps, schedule_batches
+from .checks import Rule, check_config
+from .data import load_dataset
 from .engine import Clock, Schedule, fit
-from .models import create_model
+from .models import create_model, list_models
 
 # INFER uses ResNet-18, MobileNetV2, EfficientNet-B0 and ShuffleNet (its CIFAR models: MobileNetV2 and
 # ShuffleNet-G2 built as condense/models/cifar.py builds them). The quick pool keeps four teachers (so
@@ -84,9 +87,6 @@ SOFT_DTYPES = ("float16", "float32")  # what soft labels may be stored as (HDF5 
 def check_pool_config(cfg, owner: str, **rules) -> None:
     """Validate a condenser config that names a teacher pool (``teachers``, ``teacher_recipe``,
     ``teacher_seed``) together with its own ``rules``; every teacher spec must name an image model."""
-    from .checks import Rule, check_config
-    from .models import list_models
-
     check_config(cfg, owner, teachers=Rule(nonempty=True), teacher_recipe=Rule(choices=RECIPES),
                  teacher_seed=Rule(lo=0, hi=2 ** 63 - 1), **rules)
     known = list_models("images")
@@ -162,12 +162,8 @@ def _load_checkpoint(path: Path, device, required: dict[str, type]) -> dict | No
                 raise ValueError(f"field {k!r} is missing or not {tp.__name__}")
         return blob
     except Exception as e:  # noqa: BLE001 - any unreadable cache entry is rebuilt, never trusted
-        note(f"teacher cache {path} is unusable ({type(e).__name__}: {_first_line(e)}); training it again")
+        note(f"teacher cache {path} is unusable ({type(e).__name__}: {one_line(e)[:160]}); training it again")
         return None
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [""])[0][:160]
 
 
 def _restore(model, blob: dict, path: Path) -> bool:
@@ -175,7 +171,7 @@ def _restore(model, blob: dict, path: Path) -> bool:
         model.load_state_dict(blob["state_dict"])
         return True
     except (RuntimeError, KeyError, TypeError) as e:
-        note(f"teacher cache {path} does not fit the model ({_first_line(e)}); training it again")
+        note(f"teacher cache {path} does not fit the model ({one_line(e)[:160]}); training it again")
         return False
 
 
@@ -192,8 +188,6 @@ def accuracy_on(model, data, device, batch_size: int = 1024) -> float:
 def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, device="cpu", val=None,
                   progress: bool = False) -> Teacher:
     """The cached teacher for (split, arch, recipe, seed), training (or resuming) it if needed."""
-    from .augment import CropFlip
-
     device = torch.device(device)
     key = teacher_key(train, arch, recipe, seed)
     final, partial = _paths(train, arch, key)
@@ -236,7 +230,7 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
             start_epoch, before, opt_state = blob["epoch"], blob["train_seconds"], blob["optimizer"]
             before_cpu = float(blob.get("cpu_seconds", 0.0))
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            note(f"teacher cache {partial} does not resume ({_first_line(e)}); training it from the start")
+            note(f"teacher cache {partial} does not resume ({one_line(e)[:160]}); training it from the start")
             (model, g), start_epoch, before, before_cpu, opt_state = fresh(), 0, 0.0, 0.0, None
     aug = CropFlip(flip=train.name not in ("digits", "mnist", "fashion-mnist", "svhn"))
     x_all, y_all = train.images.to(device), train.labels.to(device)
@@ -258,8 +252,6 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
         opt_state=opt_state, progress=progress, desc=f"teacher {arch}", where=f"teacher {arch}")
     seconds, cpu_seconds = before + clock.total, before_cpu + clock.cpu
     if val is None:
-        from .data import load_dataset
-
         val = load_dataset(train.name, "val")
     val_acc = accuracy_on(model, val, device)
     meta = {"arch": arch, "recipe": asdict(recipe), "seed": seed, "source_fingerprint": train.fingerprint,
@@ -286,7 +278,7 @@ def teacher_pool(train, archs, recipe: TeacherRecipe, *, seed: int = 0, device="
 
 @dataclass(frozen=True)
 class TeacherCost:
-    """The seconds a condenser reports for its teachers (DESIGN §4: producing them is part of its cost).
+    """The seconds a condenser reports for its teachers (docs/design.md §4: producing them is part of its cost).
 
     ``seconds`` (wall) and ``cpu_seconds`` count every teacher at its recorded cost, the same for every
     method that uses the pool; ``cpu_seconds`` is None when a teacher was trained before CPU time was

@@ -220,3 +220,19 @@ def test_an_image_edited_in_place_is_decoded_again(tmp_path, fresh_cache):
     i = int((before.labels == 3).nonzero()[0])
     assert int(before.images[i].float().mean()) < 100 and int(after.images[i].float().mean()) > 200
     assert after.fingerprint != before.fingerprint
+
+
+def test_graphs_without_features_get_the_one_hot_out_degree_over_the_sets_largest():
+    import torch
+    from torch_geometric.data import Data
+
+    from condense.data.graphs import _one_hot_degree
+
+    a = Data(edge_index=torch.tensor([[0, 0, 1, 2], [1, 2, 0, 0]]), num_nodes=3)   # degrees 2, 1, 1
+    b = Data(edge_index=torch.tensor([[0, 1, 1, 1, 2, 3], [1, 0, 2, 3, 1, 1]]), num_nodes=4)  # 1, 3, 1, 1
+    c = Data(edge_index=torch.zeros(2, 0, dtype=torch.long), num_nodes=2)             # isolated: 0, 0
+    out = _one_hot_degree([a, b, c])
+    want = [[2, 1, 1], [1, 3, 1, 1], [0, 0]]
+    for g, degs in zip(out, want):
+        assert g.x.dtype == torch.float32 and g.x.shape == (len(degs), 4)   # 0..3, the largest degree
+        assert g.x.argmax(1).tolist() == degs and g.x.sum(1).tolist() == [1.0] * len(degs)

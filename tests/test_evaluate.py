@@ -195,3 +195,13 @@ def test_a_run_whose_last_point_is_below_its_best_reports_the_last(digits, monke
     r = evaluate(s, digits["test"], seeds=[0], protocol=get_protocol("dc", epochs=2, checkpoints=3), curve="full")
     assert [p["acc"] for p in r.runs[0].curve] == [90.0, 95.0, 60.0]
     assert r.runs[0].final_acc == r.accs[0] == 60.0
+
+
+def test_roc_auc_averages_ties_and_needs_both_classes():
+    import torch
+
+    from condense.graph_eval import roc_auc
+
+    # pairs (pos, neg): 0.35>0.1, 0.35<0.4, 0.8>both, 0.4>0.1, 0.4=0.4 (half) -> 4.5 / 6
+    assert roc_auc(torch.tensor([0.1, 0.4, 0.35, 0.8, 0.4]), torch.tensor([0, 0, 1, 1, 1])) == 0.75
+    assert roc_auc(torch.tensor([0.1, 0.2]), torch.tensor([1, 1])) is None

@@ -39,10 +39,10 @@ def test_report_counts_outcomes():
 
 
 def test_one_line_error_rule():
-    assert hostile._one_line_error("error: x.h5: bad\n")
-    assert hostile._one_line_error("note: rebuilt a cache\nerror: x.h5: bad\n")
-    assert not hostile._one_line_error("Traceback (most recent call last):\n  File ...\nValueError: x\n")
-    assert not hostile._one_line_error("")
+    assert hostile.one_line_error("error: x.h5: bad\n")
+    assert hostile.one_line_error("note: rebuilt a cache\nerror: x.h5: bad\n")
+    assert not hostile.one_line_error("Traceback (most recent call last):\n  File ...\nValueError: x\n")
+    assert not hostile.one_line_error("")
 
 
 # ----------------------------------------------------------------------------- fuzzing in process

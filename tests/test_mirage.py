@@ -13,7 +13,7 @@ from torch_geometric.data import Data
 import condense
 from condense.data.graphs import GraphDataset
 from condense.methods import create_condenser
-from condense.methods.mirage import (TooManyItemsets, _union, bitsets, computation_tree_codes, discrete_labels,
+from condense.methods.mirage import (TooManyItemsets, graph_union, bitsets, computation_tree_codes, discrete_labels,
                                      eclat, support, unroll)
 
 # ----------------------------------------------------------------------------- hand-made graphs
@@ -208,7 +208,7 @@ def test_frequent_patterns_match_brute_force_on_the_toy_set(kw, ms):
     from condense.methods.mirage import transactions
 
     train = toy_dataset(num_classes=2, per_class=8, seed=3)
-    split = _union(train, 3)
+    split = graph_union(train, 3)
     codes, _ = computation_tree_codes(split.node_labels, split.edge_index, split.edge_labels, 1)
     nontrivial = np.bincount(split.edge_index[1], minlength=split.x.shape[0]) > 0
     tx = transactions(codes[1], split.graph_of_node, nontrivial, len(split.y))
@@ -433,7 +433,7 @@ def test_mutag_summary_fits_the_random_budget(mutag):
 
 def test_mutag_union_paths_agree(mutag):
     """The fast union over the collated split equals batching the graphs one by one."""
-    a, b = _union(mutag, 3), _union([mutag[i] for i in range(len(mutag))], 3)
+    a, b = graph_union(mutag, 3), graph_union([mutag[i] for i in range(len(mutag))], 3)
     for k in ("x", "edge_index", "edge_attr", "graph_of_node", "y", "node_labels", "edge_labels"):
         assert np.array_equal(getattr(a, k), getattr(b, k)), k
 

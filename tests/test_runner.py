@@ -80,7 +80,7 @@ def test_failed_cells_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
             return {"kind": "images", "images": torch.full((9, *train.shape), 200, dtype=torch.uint8),
                     "image_encoding": "uint8", "labels": torch.arange(9)}
 
-    import condense.evaluate as ev
+    import condense.image_train as ev   # where the loss is
 
     real_loss = ev._loss
     monkeypatch.setattr(ev, "_loss", lambda model, task, *a: real_loss(model, task, *a) *
@@ -374,3 +374,29 @@ def test_every_results_sweep_file_runs_as_written(path):
     for args in runs:
         check_args(args)
         assert args.out == folder or folder in args.out.parents, (path, args.out)
+
+
+def test_the_command_line_sweep_files_and_the_api_share_one_typed_spec(tmp_path):
+    """Every field of SweepSpec is a flag of the generated command line, and one rule checks a value
+    wherever it comes from, with the same one-line error naming where it came from."""
+    import dataclasses
+
+    from benchmarks import SweepSpec, run_sweep
+    from benchmarks.run import build_parser, parse_args
+
+    help_text = build_parser().format_help()
+    for f in dataclasses.fields(SweepSpec):
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        assert flag in help_text, flag
+    spec = parse_args(["--ipc", "1", "2", "--seeds", "3", "--set", "herding.width=8", "--out", str(tmp_path)])
+    assert spec.ipc == (1, 2) and spec.seeds == (3,) and spec.overrides == ("herding.width=8",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.ipc = (5,)
+    want = "together must be an integer in [1, 1,000], got 0"
+    for where, make in (("command line", lambda: parse_args(["--together", "0"])),
+                        ("sweep.toml", lambda: SweepSpec.from_mapping({"together": 0}, "sweep.toml")),
+                        ("run_sweep", lambda: run_sweep(together=0, out=str(tmp_path / "x")))):
+        with pytest.raises(ValueError) as e:
+            make()
+        assert str(e.value) == f"{where}: {want}"
+    assert not (tmp_path / "x").exists()

@@ -395,3 +395,27 @@ def test_fuzz_mutated_attributes(tmp_path, good_bytes, key, value):
     p.write_bytes(good_bytes)
     _mutate(p, lambda f: f.attrs.__setitem__(key, value))
     _load_only_format_errors(p)
+
+
+def test_packed_graphs_keep_the_formats_bytes_and_unpack_to_the_same_graphs():
+    """PyG's collate packs the graphs part without its index increment: each graph's edges count from its
+    own first node, node_ptr/edge_ptr are the slices; separate gives the graphs back."""
+    from torch_geometric.data import Data
+
+    from condense.format import unpack_graphs
+
+    g1 = Data(x=torch.ones(3, 2), edge_index=torch.tensor([[0, 1, 2], [1, 2, 0]]), y=torch.tensor([1]),
+              edge_attr=torch.full((3, 1), 0.5))
+    g2 = Data(x=torch.zeros(2, 2), edge_index=torch.tensor([[0, 1], [1, 0]]), y=torch.tensor(0),
+              edge_attr=torch.full((2, 1), 2.0))
+    p = pack_graphs([g1, g2], root_mask=torch.tensor([1, 0, 0, 1, 0], dtype=torch.bool))
+    assert p["edge_index"].tolist() == [[0, 1, 2, 0, 1], [1, 2, 0, 1, 0]]      # local, not incremented
+    assert p["node_ptr"].tolist() == [0, 3, 5] and p["edge_ptr"].tolist() == [0, 3, 5]
+    assert p["labels"].tolist() == [1, 0] and p["x"].dtype == torch.float32 and p["edge_index"].dtype == torch.int64
+    back = unpack_graphs(p)
+    for a, b in zip(back, [g1, g2]):
+        assert torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index)
+        assert torch.equal(a.edge_attr, b.edge_attr) and int(a.y) == int(b.y)
+    assert back[0].root_mask.tolist() == [True, False, False] and back[1].root_mask.tolist() == [True, False]
+    empty = pack_graphs([])
+    assert empty["node_ptr"].tolist() == [0] and unpack_graphs(empty) == []

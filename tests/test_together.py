@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from condense.evaluate import _image_task, evaluate, train_images, train_images_together
+from condense.evaluate import image_task, evaluate, train_images, train_images_together
 from condense.methods import create_condenser
 from condense.models import create_model
 from condense.models.stacked import StackedConvNet, stack_inputs
@@ -67,7 +67,7 @@ def _alone_and_together(digits, p, seeds=(3, 4, 5)):
     """Digits IPC 10 (100 images) trained by ``p`` once per seed alone and once stacked: (models alone,
     runs alone, models together, runs together)."""
     s = create_condenser("random").condense(digits["train"], 10, seed=0)
-    task, test = _image_task(s, digits["test"], "cpu", None, p)
+    task, test = image_task(s, digits["test"], "cpu", None, p)
     alone, runs_alone = [], []
     for seed in seeds:
         torch.manual_seed(seed)
@@ -119,7 +119,7 @@ def test_stacked_training_augments_each_seeds_images_as_alone(digits, monkeypatc
     augment exactly what a seed augments alone (a stack that drops the augmentation, or augments
     another seed's batch, differs). The real DSA draws one family per
     seed (:func:`test_dsa_draws_one_family_per_group`)."""
-    import condense.evaluate as ev
+    import condense.image_train as ev   # where augmentation is made
 
     monkeypatch.setattr(ev, "make_augment", lambda p, dataset: _Shift())
     p = get_protocol("dc", epochs=3, checkpoints=2, batch_size=32, augment="dsa")

@@ -9,6 +9,8 @@ from collections import defaultdict
 
 def plots(tables: dict, clock: str = "wall") -> dict[str, bytes]:
     """PNG bytes per (table, plot name): accuracy against IPC, wall time and storage bytes."""
+    # On use: a table without plots (--no-plots, tests) needs no matplotlib, and the Agg backend
+    # must be chosen before pyplot is imported.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,12 +11,14 @@ import math
 import statistics
 from collections import defaultdict
 
+from scipy import stats
+
 from condense.tta import condense_offset, time_to_accuracy
 
 from . import scores
-from .records import is_baseline, is_reference
-from .records import CONTEXT_FIELDS, UNCHECKED, canon, check_duplicates, current_identity, measured_on, \
-    newest_only, normalise, table_key
+from .records import (CONTEXT_FIELDS, UNCHECKED, canon, check_duplicates, current_identity, is_baseline, is_reference,
+                      measured_on, newest_only, normalise, table_key)
+
 
 def protocol_label(p: dict) -> str:
     aug = p.get("augment") or "no aug"
@@ -40,9 +42,8 @@ def ci95(xs: list[float]) -> float | None:
     """Half-width of the 95 % confidence interval of the mean (Student t, sample std)."""
     if len(xs) < 2:
         return None
-    from scipy.stats import t
 
-    return float(t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs)))
+    return float(stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs)))
 
 
 def condense_seconds(r: dict, clock: str, teacher: bool = True) -> float | None:

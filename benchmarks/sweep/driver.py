@@ -4,71 +4,72 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from condense._log import one_line, say
-from condense.identity import identity_key
+import filelock
+import torch
+from tqdm.auto import tqdm
 
-from .. import jsonl
+import condense
+from condense._log import one_line, say
+from condense._paths import atomic_write, unwritable
+from condense.evaluate import resolve_device
+from condense.identity import identity_key
+from condense.methods import condenser_class, create_condenser
+from condense.models import model_kind
+from condense.protocols import get_protocol
+
+from .. import jsonl, ray_executor
 from ..provenance import machine, versions
+from ..ray_executor import probe, require_ray
+from ..report import build
 from .plan import Cell, Planner, clean, stable_hash
 from .spec import SweepSpec, sweep_specs
 from .worker import SetJob, WorkContext, work_set
 
+
 def writable(folder: Path) -> bool:
     """Whether files can be created in ``folder`` (tried, not guessed from permission bits)."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close()
-        return True
-    except OSError:
-        return False
+    return unwritable(folder) is None
 
 
 class FolderLock:
-    """One writer per results folder: an exclusive ``flock`` on ``OUT/.sweep.lock``, held for the
-    whole sweep. The kernel releases it when the holder exits, however it exits, so a lock left by a
-    killed sweep is never stale. A second sweep into the folder stops at once, naming the holder."""
+    """One writer per results folder: an exclusive lock on ``OUT/.sweep.lock`` (``filelock``: flock on
+    POSIX, msvcrt on Windows), held for the whole sweep. The system releases it when the holder
+    exits, however it exits, so a lock left by a killed sweep is never stale. A second sweep into the
+    folder stops at once, naming the holder (``OUT/.sweep.lock.holder``)."""
 
     def __init__(self, folder: Path):
-        self.path, self.fd = folder / ".sweep.lock", None
+        self.path = folder / ".sweep.lock"
+        self.holder = folder / ".sweep.lock.holder"
+        self.lock = filelock.FileLock(self.path, timeout=0)
 
     def acquire(self) -> None:
-        import fcntl
-        import socket
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise ValueError(f"{self.path.parent} is in use by another sweep ({holder}); wait for it to finish "
-                             "or give --out another folder") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                      f"{datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}".encode(), 0)
-        self.fd = fd
+            self.lock.acquire()
+        except filelock.Timeout:
+            try:
+                holder = self.holder.read_text(errors="replace").strip()
+            except OSError:
+                holder = ""
+            raise ValueError(f"{self.path.parent} is in use by another sweep ({holder or 'another process'}); wait "
+                             "for it to finish or give --out another folder") from None
+        since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        atomic_write(self.holder, data=f"pid {os.getpid()} on {socket.gethostname()} since {since}".encode())
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        if self.lock.is_locked:
+            self.lock.release()
 
 
 class Sweep(Planner):
     """One sweep into one results folder (its spec is ``self.args``)."""
 
     def __init__(self, args: SweepSpec):
-        import torch
-
-        from condense.evaluate import resolve_device
-
         super().__init__(args)
         self.out: Path = args.out
         self.sets_dir = self.out / "sets"
@@ -115,8 +116,6 @@ class Sweep(Planner):
     def cached_set(self, cell: Cell, train, condenser, code: dict):
         """(the cached set for ``cell`` or None, its path): sets are cached under ``OUT/sets`` by config
         and the condenser's code identity, so a changed condenser is condensed again, never reused."""
-        import condense
-
         cfg = dataclasses.asdict(condenser.config)
         h = stable_hash({"method": cell.method, "config": cfg, "ipc": cell.set_ipc, "seed": cell.seed,
                          "source": train.fingerprint, "code": code["condenser"]})
@@ -170,8 +169,6 @@ class Sweep(Planner):
 
     def run_set(self, items: list[tuple[Cell, tuple, object]]) -> None:
         """Condense one set once (all ``items`` share it), then every training run of it not done yet."""
-        import condense
-
         job = self.set_job(items)
         if job is not None:
             self.commit(job, *work_set(job, self.context(), self.data[job.first.dataset],
@@ -207,8 +204,6 @@ class Sweep(Planner):
     def commit(self, job: "SetJob", synset, records: list[dict]) -> None:
         """The driver's half after the work: a newly condensed set goes into the set cache, then every
         record into ``results.jsonl`` (the only writer of both)."""
-        import condense
-
         if synset is not None:
             condense.save(synset, job.path)
         for rec in records:
@@ -236,8 +231,6 @@ class Sweep(Planner):
     # -- everything
 
     def run(self) -> int:
-        from tqdm.auto import tqdm
-
         plan = self.plan()
         if not plan:
             say("nothing to run")
@@ -248,14 +241,11 @@ class Sweep(Planner):
             groups.setdefault(key, []).append((cell, archs, condenser))
         start = time.time()
         if self.args.executor == "ray":
-            from .. import ray_executor
-
             ray_executor.run(self, list(groups.values()), work_set)
         else:
             for items in tqdm(list(groups.values()), desc="sets", disable=not self.progress, unit="set"):
                 self.run_set(items)
         say(f"sweep finished in {time.time() - start:.1f} s; results in {self.results}")
-        from ..report import build
 
         if not self.results.exists():
             return 0
@@ -272,18 +262,11 @@ def check_args(args: SweepSpec) -> None:
     """Every name and setting the spec's own types and rules cannot check, before any work: unknown
     methods, architectures or protocols, out-of-range protocol fields (``--epochs -1``), bad ``--set``
     overrides, a device that is not here, Ray options without Ray. Each stops the sweep with one line."""
-    from condense.evaluate import resolve_device
-    from condense.methods import condenser_class, create_condenser
-    from condense.models import model_kind
-    from condense.protocols import get_protocol
-
     for m in args.methods or []:
         condenser_class(m)
     for a in args.archs or []:
         model_kind(a)
     if args.executor == "ray":
-        from ..ray_executor import probe, require_ray
-
         require_ray()
         if args.address:
             probe(args.address)

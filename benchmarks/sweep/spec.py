@@ -17,6 +17,8 @@ from pathlib import Path
 
 from condense.checks import Rule, check_config
 
+from . import __doc__ as doc
+
 DEFAULT_DATASETS = ("digits", "MUTAG")
 TRAIN_SEED_BASE = 1 << 62   # set seeds stay below it; training seeds are drawn above it
 FILE_ONLY = ("config",)     # fields a sweep file cannot set
@@ -152,8 +154,6 @@ def _scalar(tp):
 def build_parser(suppress: bool = False) -> argparse.ArgumentParser:
     """The command line, generated from :class:`SweepSpec` (``suppress``: absent flags are left out of
     the result, so that only the flags given override a sweep file)."""
-    from . import __doc__ as doc
-
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=doc.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  argument_default=argparse.SUPPRESS if suppress else None)

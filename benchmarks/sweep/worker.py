@@ -15,7 +15,7 @@ from ..provenance import machine
 from .plan import Cell
 
 def clock_problems(rec: dict) -> list[str]:
-    """The clock invariants every record must hold (DESIGN §4): every time is finite and >= 0 or
+    """The clock invariants every record must hold (docs/design.md §4): every time is finite and >= 0 or
     absent (None: not measured, shown as "—"), and condense time includes teacher time on both
     clocks. Nothing mixes clocks: each has its own fields."""
     out = []

@@ -15,11 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_geometric.data import Data, InMemoryDataset
+from torch_geometric.data import Data, InMemoryDataset, download_url, extract_zip
+from torch_geometric.io import read_tu_data
+import torch_geometric.transforms as T
+from torch_geometric.utils import degree
 
 from .._paths import cache_dir, data_roots, download_allowed
 from ._common import (SPLIT_SEED, DatasetError, atomic_save_npz, check_split, content_hash, derived_fingerprint,
                       load_npz, not_found, stat_signature, stratified_holdout, try_cache)
+from .images import IMAGE_DATASETS
 
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.1
@@ -86,8 +90,6 @@ TU_URL = "https://www.chrsmrrs.com/graphkerneldatasets"
 
 def _download_tu(name: str) -> Path:
     """Fetch ``NAME.zip`` from the TU collection into the cache; returns its raw folder."""
-    from torch_geometric.data import download_url, extract_zip
-
     base = cache_dir("tu", "downloads")
     raw = base / name / "raw"
     if (raw / f"{name}_A.txt").is_file():
@@ -103,8 +105,6 @@ def _download_tu(name: str) -> Path:
 
 def _parse_raw(raw: Path, name: str) -> dict[str, np.ndarray]:
     """The raw TU text files as flat arrays with per-graph offsets (torch_geometric's reader)."""
-    from torch_geometric.io import read_tu_data
-
     try:
         data, slices, _ = read_tu_data(str(raw), name)
     except Exception as e:  # noqa: BLE001 - any parse failure is a damaged dataset, named in one line
@@ -174,8 +174,6 @@ def _tu_full(name: str, root, download) -> tuple[list[Data], str, str, int]:
         looked = [f"{r}/TUDataset/{name}/raw" for r in roots] + [f"{r}/{name}/raw" for r in roots]
         note = ""
         if name not in KNOWN_TU:
-            from .images import IMAGE_DATASETS
-
             note = f"it is not an image dataset ({', '.join(IMAGE_DATASETS)}), so it was taken as a TU graph dataset"
         raise not_found(name, looked, note=note, how=
                         f"put the TU raw files ({name}_A.txt, {name}_graph_indicator.txt, ...) under "
@@ -196,13 +194,13 @@ def _tu_full(name: str, root, download) -> tuple[list[Data], str, str, int]:
 
 
 def _one_hot_degree(graphs: list[Data]) -> list[Data]:
-    from torch_geometric.utils import degree
-
-    degs = [degree(g.edge_index[0], g.num_nodes, dtype=torch.long) for g in graphs]
-    top = int(max(int(d.max()) if d.numel() else 0 for d in degs))
-    for g, d in zip(graphs, degs):
-        g.x = torch.nn.functional.one_hot(d, top + 1).float()
-    return graphs
+    """Node features for a set without any: the out-degree one-hot over 0..the set's largest degree
+    (PyG's ``OneHotDegree``)."""
+    top = max((int(degree(g.edge_index[0], g.num_nodes).max()) for g in graphs if g.num_nodes), default=0)
+    one_hot = T.OneHotDegree(top)
+    for g in graphs:
+        g.x = None  # no features to keep: the degree is the feature
+    return [one_hot(g) for g in graphs]
 
 
 def graph_split_indices(labels: np.ndarray, split: str) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import replay as _replay
+from .._log import one_line
 from .rules import check_set
 from .spec import (ALLOWED_FILTERS, COMPENSATOR_KEYS, COMPENSATOR_OPTIONAL, FORMAT, GRAPH_OPTIONAL, GRAPH_REQUIRED,
                    KINDS, MAX_EXPANSION, MAX_OBJECTS, MAX_PIXEL_EXPANSION, SUPPORTED_VERSIONS, FormatError,
@@ -45,7 +46,7 @@ def _read(path: Path) -> tuple[SyntheticSet, dict]:
     except FileNotFoundError:
         raise FormatError(f"{path}: no such file") from None
     except OSError as e:
-        raise FormatError(f"{path}: cannot be read: {_short(e)}") from None
+        raise FormatError(f"{path}: cannot be read: {one_line(e)[:200]}") from None
     if stat.S_ISDIR(st.st_mode):
         raise FormatError(f"{path}: is a directory, not a synthetic-set file")
     if not stat.S_ISREG(st.st_mode):
@@ -53,11 +54,11 @@ def _read(path: Path) -> tuple[SyntheticSet, dict]:
     try:
         verify_seal(path)
     except OSError as e:
-        raise FormatError(f"{path}: cannot be read: {_short(e)}") from None
+        raise FormatError(f"{path}: cannot be read: {one_line(e)[:200]}") from None
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as e:
-        raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {_short(e)}") from None
+        raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {one_line(e)[:200]}") from None
     try:
         with f:
             _preflight(f, path)
@@ -66,7 +67,7 @@ def _read(path: Path) -> tuple[SyntheticSet, dict]:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError,
             json.JSONDecodeError, UnicodeDecodeError, OverflowError, MemoryError) as e:
-        raise FormatError(f"{path}: unreadable content ({type(e).__name__}: {_short(e)})") from None
+        raise FormatError(f"{path}: unreadable content ({type(e).__name__}: {one_line(e)[:200]})") from None
 
 
 def _preflight(f, path: Path) -> None:
@@ -192,10 +193,6 @@ def _check_declared_shapes(f, path: Path) -> None:
         raise FormatError(f"{path}: {problems[0]}")
 
 
-def _short(e: BaseException) -> str:
-    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-
-
 def _attr(f, key: str, path: Path, cast, expect: type | None = None):
     """Root attribute ``key`` cast to its type (JSON ones parsed and checked to be ``expect``)."""
     if key not in f.attrs:
@@ -232,7 +229,7 @@ def _array(node, key: str, path: Path, prefix: str = "") -> np.ndarray:
     try:
         return obj[()]
     except OSError as e:
-        raise FormatError(f"{path}: '/{prefix}{key}' failed to read (checksum or corruption): {_short(e)}") from None
+        raise FormatError(f"{path}: '/{prefix}{key}' failed to read (checksum or corruption): {one_line(e)[:200]}") from None
 
 
 def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:

@@ -24,7 +24,7 @@ COMPENSATOR_OPTIONAL = ("scale", "offset", "teacher")
 COMPENSATOR_ENCODINGS = ("affine-uint8", "standardized")
 USERBLOCK = 512
 SEAL_MAGIC = b"condense.synthetic integrity\n"
-_HASH_CHUNK = 1 << 20
+HASH_CHUNK = 1 << 20
 
 # Bounds a reader checks before it allocates anything (docs/format.md §5).
 MAX_IPC = 10_000_000

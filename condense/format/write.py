@@ -12,7 +12,7 @@ import numpy as np
 from .. import replay as _replay
 from .._paths import atomic_write
 from .rules import check_set
-from .spec import SEAL_MAGIC, USERBLOCK, _HASH_CHUNK, FormatError, as_numpy
+from .spec import SEAL_MAGIC, USERBLOCK, HASH_CHUNK, FormatError, as_numpy
 from .synset import SyntheticSet
 
 def _dataset_kwargs(a: np.ndarray) -> dict:
@@ -53,7 +53,7 @@ def _file_digest(fh) -> str:
 
     h = hashlib.sha256()
     fh.seek(USERBLOCK)
-    for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+    for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
         h.update(chunk)
     return h.hexdigest()
 

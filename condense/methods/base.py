@@ -25,6 +25,11 @@ def register_condenser(cls: type["Condenser"]) -> type["Condenser"]:
     return cls
 
 
+def registered(name: str) -> type["Condenser"] | None:
+    """The condenser class registered as ``name``, or None."""
+    return _CONDENSERS.get(name)
+
+
 def list_condensers(kind: str | None = None) -> list[str]:
     return [n for n, c in _CONDENSERS.items() if kind is None or kind in c.kinds]
 
@@ -143,7 +148,7 @@ class Condenser:
         if isinstance(out, dict):  # parts alone: a method without extra facts, deviations or teachers
             out = CondenseOutput(parts=out)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-        # Teachers count at their recorded cost (DESIGN §4), cached or not: what this call spent on them
+        # Teachers count at their recorded cost (docs/design.md §4), cached or not: what this call spent on them
         # (already on its clocks) is replaced by their whole recorded cost, on each clock separately.
         cost = out.teacher
         seconds += cost.seconds - cost.fresh_seconds

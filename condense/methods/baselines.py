@@ -5,6 +5,7 @@ import torch
 
 from ._common import CondenseOutput
 from .base import Condenser, generator, per_class_indices, register_condenser
+from .graph_common import graph_parts
 
 
 def random_per_class(labels: torch.Tensor, num_classes: int, ipc: int, seed: int) -> torch.Tensor:
@@ -32,8 +33,6 @@ class RandomReal(Condenser):
     def _condense(self, train, ipc, *, seed, device, progress):
         idx = random_per_class(train.labels, len(train.classes), ipc, seed)
         if train.kind == "graphs":
-            from .graph_common import graph_parts
-
             return graph_parts(train, idx)
         return CondenseOutput(image_parts(train, idx), extra={"source_indices": idx.tolist()})
 
@@ -52,7 +51,5 @@ class FullData(Condenser):
     def _condense(self, train, ipc, *, seed, device, progress):
         idx = torch.arange(len(train))
         if train.kind == "graphs":
-            from .graph_common import graph_parts
-
             return graph_parts(train, idx)
         return CondenseOutput(image_parts(train, idx))

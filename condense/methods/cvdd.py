@@ -31,15 +31,19 @@ import hashlib
 import itertools
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import evaluate
 from .._paths import atomic_write, cache_dir
 from ..checks import Rule
+from ..data import load_dataset
 from ..identity import code_identity
+from ..protocols import get_protocol
 from ..replay import crop_flip, resized_crop_box
 from ..teachers import (QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, pool_costs, pool_summary,
                         teacher_pool)
@@ -366,12 +370,6 @@ def student_priors(cond: CVDD, train, pool, device, progress) -> tuple[tuple[flo
     the data that teacher distils alone (``prior_ipc`` images per class, its own BSSL replay labels,
     the ``fkd`` protocol for ``prior_epochs`` epochs, training seed 0). Computed once per pool and
     configuration and cached (``$CONDENSE_CACHE/cvdd-priors``)."""
-    import time
-
-    from ..data import load_dataset
-    from ..evaluate import val_accuracy
-    from ..protocols import get_protocol
-
     cfg = cond.config
     key = _prior_key(cond, train, pool)
     path = cache_dir() / "cvdd-priors" / f"{train.name}-{key}.json"
@@ -390,25 +388,10 @@ def student_priors(cond: CVDD, train, pool, device, progress) -> tuple[tuple[flo
         start = time.perf_counter()
         s = single.condense(train, cfg.prior_ipc, seed=0, device=device, progress=progress)
         p = get_protocol("fkd", "quick", epochs=cfg.prior_epochs, batch_size=cfg.replay_batch)
-        priors.append(val_accuracy(s, val, p, device=device, progress=progress))
+        priors.append(evaluate.val_accuracy(s, val, p, device=device, progress=progress))
         seconds.append(round(time.perf_counter() - start, 3))
     info = {"mode": "student", "what": f"val accuracy of a ConvNet trained by fkd for {cfg.prior_epochs} epochs on "
                                        f"each teacher's own IPC-{cfg.prior_ipc} set", "seconds": seconds, "key": key}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, data=json.dumps({"priors": priors, "info": info}, indent=1).encode())
     return tuple(priors), {**info, "cached": False}
-
-
-@dataclass(frozen=True)
-class SRe2LPPConfig(CVDDConfig):
-    committee: int = 1
-
-
-@register_condenser
-class SRe2LPP(CVDD):
-    """SRe2L++: CV-DD's pipeline with a committee of one, the pool's first teacher (ResNet-18 in the
-    paper pool), for synthesis and relabelling alike (the paper's single-teacher baseline)."""
-
-    name = "sre2l++"
-    Config = SRe2LPPConfig
-    default_run = False  # the ablation: it runs where asked, and in soft-label tables

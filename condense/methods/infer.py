@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checks import Rule
+from ..format import SyntheticSet
 from ..teachers import (PAPER_POOL, QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, ensemble_logits,
                         pool_costs, pool_summary, teacher_pool)
 from ._common import BNStatLoss, CondenseOutput, optimize_pixels
@@ -159,8 +160,6 @@ class Infer(Condenser):
 
     def instance_labels(self, train, parts: dict, pool, device) -> torch.Tensor:
         """Ensemble-average logits of every instance (image alone, and with each of its UFCs)."""
-        from ..format import SyntheticSet
-
         probe = SyntheticSet(kind="images", method=self.name, ipc=0, num_classes=len(train.classes),
                              class_names=train.classes, source_dataset=train.name, source_fingerprint="",
                              seed=0, mean=tuple(train.mean), std=tuple(train.std),

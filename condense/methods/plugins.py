@@ -13,15 +13,10 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from .._log import note
-from .base import _CONDENSERS, Condenser, register_condenser
+from .._log import note, one_line
+from .base import Condenser, register_condenser, registered
 
 GROUP = "condense.condensers"
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 def load_plugins() -> list[str]:
@@ -31,23 +26,23 @@ def load_plugins() -> list[str]:
     for ep in metadata.entry_points(group=GROUP):
         dist = getattr(ep, "dist", None)
         origin = f"{dist.name} {dist.version}" if dist is not None else ep.value
-        if ep.name in _CONDENSERS and getattr(_CONDENSERS[ep.name], "distribution", None) is None:
+        if registered(ep.name) is not None and registered(ep.name).distribution is None:
             note(f"plugin condenser {ep.name!r} ({origin}) shadows the built-in of that name; skipped")
             continue
         try:
             cls = ep.load()
         except Exception as e:  # a broken plugin must not stop the suite: any failure is reported and skipped
-            note(f"plugin condenser {ep.name!r} ({origin}) failed to import ({_first_line(e)}); skipped")
+            note(f"plugin condenser {ep.name!r} ({origin}) failed to import ({type(e).__name__}: {one_line(e)[:200]}); skipped")
             continue
         if not (isinstance(cls, type) and issubclass(cls, Condenser)) or cls.name != ep.name:
             note(f"plugin condenser {ep.name!r} ({origin}): {ep.value} is not a Condenser named {ep.name!r}; skipped")
             continue
         cls.distribution = origin
-        if _CONDENSERS.get(cls.name) is not cls:
+        if registered(cls.name) is not cls:
             try:
                 register_condenser(cls)
             except ValueError as e:
-                note(f"plugin condenser {ep.name!r} ({origin}): {_first_line(e)}; skipped")
+                note(f"plugin condenser {ep.name!r} ({origin}): {one_line(e)[:200]}; skipped")
                 continue
         added.append(cls.name)
     return added

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..checks import Rule
 from ..teachers import (PAPER_POOL, QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, ensemble_logits,
                         pool_costs, pool_summary, teacher_pool)
@@ -40,8 +42,6 @@ class RandomKD(Condenser):
     default_run = False  # under hard-label protocols it is plain random
 
     def _condense(self, train, ipc, *, seed, device, progress):
-        import torch
-
         cfg = self.config
         pool = teacher_pool(train, cfg.teachers, TeacherRecipe.preset(cfg.teacher_recipe), seed=cfg.teacher_seed,
                             device=device, progress=progress)
