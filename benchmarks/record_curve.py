@@ -19,6 +19,7 @@ import torch
 
 import condense.evaluate as ev
 import condense.image_train as trainer
+from condense._paths import atomic_write
 from condense.configs import dataset_config
 from condense.curves import Curve, CurvePolicy, correct, stratified_order
 from condense.data import load_dataset
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     dataset, _, ipc = args.case.partition(":")
-    np.savez_compressed(args.out, **record(dataset, int(ipc or 10), args.epochs, args.checkpoints, args.precision))
+    arrays = record(dataset, int(ipc or 10), args.epochs, args.checkpoints, args.precision)
+    atomic_write(args.out, lambda f: np.savez_compressed(f, **arrays))
     return 0
 
 

@@ -17,7 +17,10 @@ PLUMBING = {"condense._log", "condense._paths", "condense.checks", "condense._ve
 
 def _module_file(name: str) -> Path | None:
     if name.split(".")[0] != PACKAGE:  # a plugin's module: where Python found it
-        spec = importlib.util.find_spec(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # not importable by name (code run without a module file)
+            return None
         return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
     rel = name.split(".")[1:]
     base = ROOT.joinpath(*rel)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 from tqdm.auto import tqdm
-from ._log import note
+from ._log import note, one_line
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("dc-step", "cosine-epoch", "cosine-step", "constant")
@@ -74,8 +74,7 @@ def compile_pays(samples: int, item_numel: int, device) -> bool:
 
 
 def _fallback(e: BaseException) -> str:
-    first = str(e).splitlines()[0][:160] if str(e) else ""
-    return f"{type(e).__name__}: {first}"
+    return f"{type(e).__name__}: {one_line(e)[:160]}"
 
 
 class TrainingDiverged(RuntimeError):

@@ -204,7 +204,7 @@ def test_an_image_edited_in_place_is_decoded_again(tmp_path, fresh_cache):
     again, never served from the cache with its old pixels."""
     from PIL import Image
 
-    from .hostile import fake_cifar_folder
+    from .hostile.forgers import fake_cifar_folder
 
     root = fake_cifar_folder(tmp_path / "data")
     before = load_dataset("cifar10", "test", root=root)

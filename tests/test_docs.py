@@ -2,7 +2,9 @@
 and round-trip through the file format; the replay one sizes its labels to the protocol."""
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,15 +17,16 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
 
 
 @pytest.fixture
-def page_methods():
+def page_methods(tmp_path, monkeypatch):
+    """The page's code blocks, in order, as one module of a package outside the repository."""
     blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
     assert len(blocks) == 2
-    ns: dict = {"__name__": "adding_a_method"}
+    (tmp_path / "adding_a_method.py").write_text("\n\n".join(blocks))
+    monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        for b in blocks:
-            exec(compile(b, str(PAGE), "exec"), ns)
-        yield ns
+        yield importlib.import_module("adding_a_method")
     finally:
+        sys.modules.pop("adding_a_method", None)
         for name in ("nearest-mean", "tiny-relabel"):
             _CONDENSERS.pop(name, None)
 
@@ -43,3 +46,8 @@ def test_the_pages_condensers_run_as_written(page_methods, digits, tmp_path):
     assert back.soft_label_policy == "replay" and back.replay_epochs == 3
     static = create_condenser("tiny-relabel").for_protocol(get_protocol("kd", "quick"))
     assert static.config.soft_labels == "static"
+    # its code identity hashes its own module: an edit there is another identity
+    before = page_methods.NearestMean.code_identity()["condenser"]
+    path = Path(page_methods.__file__)
+    path.write_text(path.read_text() + "\n# an edit\n")
+    assert page_methods.NearestMean.code_identity()["condenser"] != before

@@ -1,4 +1,4 @@
-"""Hostile files, caches and arguments: every case of ``tests/hostile.py`` ends in a one-line error or a
+"""Hostile files, caches and arguments: every case of ``tests/hostile/`` ends in a one-line error or a
 clean rebuild, never a traceback, a hang, a blow-up or a silent wrong result; plus fuzzing of
 attributes, shapes and compensator pairings with Hypothesis, in process, under a memory bound."""
 from __future__ import annotations
@@ -234,7 +234,7 @@ def test_teacher_cache_loads_weights_only(tmp_path, monkeypatch, digits):
     t = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
     final = next((tmp_path / "cache" / "teachers").glob("*.pt"))
     marker = tmp_path / "ran"
-    hostile.marker_pickle(final, marker)
+    hostile.forgers.marker_pickle(final, marker)
     again = teachers.train_teacher(digits["train"], "convnet_bn-w32", recipe, val=digits["val"])
     assert not marker.exists() and not again.cached
     assert abs(again.val_acc - t.val_acc) < 1e-9  # the rebuild is the same seeded training

@@ -192,7 +192,7 @@ def _torchvision_idx(cls_name: str):
             return _folder_source(spec, root, spec.name)
 
         def read():
-            import torchvision.datasets as tvd  # on use: a second to import, needed only for torchvision layouts and downloads
+            import torchvision.datasets as tvd  # on use: only torchvision layouts and downloads need it
 
             xtr, ytr = _idx_pair(files[0], files[1], spec.classes)
             xte, yte = _idx_pair(files[2], files[3], spec.classes)
@@ -211,7 +211,7 @@ def _torchvision_cifar(cls_name: str, folder: str, files: tuple[str, ...]):
             return _folder_source(spec, root, spec.name)
 
         def read():
-            import torchvision.datasets as tvd  # on use: a second to import, needed only for torchvision layouts and downloads
+            import torchvision.datasets as tvd  # on use: only torchvision layouts and downloads need it
 
             cls = getattr(tvd, cls_name)
             try:  # torchvision checks every file's MD5 before it unpickles it: only the official files load
@@ -232,7 +232,7 @@ def _svhn_finder(spec: ImageSpec, root: Path) -> Source | None:
         paths = [base / "train_32x32.mat", base / "test_32x32.mat"]
         if all(p.is_file() for p in paths):
             def read(base=base):
-                import torchvision.datasets as tvd  # on use: a second to import, needed only for torchvision layouts and downloads
+                import torchvision.datasets as tvd  # on use: only torchvision layouts and downloads need it
 
                 try:  # torchvision checks each file's MD5 first
                     tr = tvd.SVHN(str(base), split="train", download=False)
@@ -290,7 +290,7 @@ def _digits_finder(spec: ImageSpec, root: Path) -> Source | None:
 
 def _tv_download(cls_name: str, **kw):
     def download(spec: ImageSpec, root: Path) -> None:
-        import torchvision.datasets as tvd  # on use: a second to import, needed only for torchvision layouts and downloads
+        import torchvision.datasets as tvd  # on use: only torchvision layouts and downloads need it
 
         cls = getattr(tvd, cls_name)
         if cls_name == "SVHN":
