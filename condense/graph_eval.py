@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch_geometric.data import Batch
 
 from .budget import BatchStream, WeightedStream, plan_steps, schedule_batches
@@ -29,6 +28,9 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
     y = labels.detach().cpu().numpy()
     if not ((y == 1).any() and (y == 0).any()):
         return None
+    # On use: sklearn.metrics (with scipy.stats) takes 0.5 s to import; only two-class graph runs need it.
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, scores.detach().cpu().double().numpy()))
 
 

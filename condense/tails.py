@@ -5,7 +5,6 @@ from __future__ import annotations
 from statistics import NormalDist
 
 from scipy.special import bdtr
-from scipy.stats import hypergeom
 
 
 def binomial_cdf(x: int, k: int, p: float) -> float:
@@ -26,6 +25,9 @@ def hypergeometric_cdf(x: int, m: int, N: int, K: int) -> float:
         return 1.0
     if x < lo:
         return 0.0
+    # On use: scipy.stats takes 0.5 s to import, and only a screen's wrong-images test needs it.
+    from scipy.stats import hypergeom
+
     return float(hypergeom.cdf(x, N, K, m))
 
 
