@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -47,25 +49,48 @@ def _encode(record: dict) -> bytes:
     return (json.dumps(record, sort_keys=True, allow_nan=False, separators=(",", ":")) + "\n").encode()
 
 
+def check_regular(path: Path) -> None:
+    """Refuse, in one line, a results file that is a symbolic link, a FIFO, a device or a folder: the
+    suite reads and writes only regular files, never through a link (a FIFO would block for ever)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise ValueError(f"{path}: is a symbolic link; results are read and written only as a regular file "
+                         "(replace the link by the file)")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path}: is not a regular file (a FIFO, device, socket or folder); results are a "
+                         "regular file")
+
+
 def repair(path: Path) -> int:
-    """End the file at a record boundary; returns the bytes removed.
+    """End the file at a record boundary; returns the bytes set aside.
 
     A last line that parses as a record and lacks only its newline gets the newline; a last line
-    that does not parse (a write cut by a kill) is removed. Nothing before the last newline is
-    touched."""
+    that does not parse (a write cut by a kill) is moved to ``<file>.partial`` (appended there, never
+    deleted). Nothing before the last newline is touched. A link or special file is refused."""
+    check_regular(path)
     if not path.exists() or path.stat().st_size == 0:
         return 0
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    tail = data[keep:]
-    if not tail:
-        return 0
-    with open(path, "rb+") as f:
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb+") as f:
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        tail = data[keep:]
+        if not tail:
+            return 0
         if decode(tail) is not None:
             f.seek(0, os.SEEK_END)
             f.write(b"\n")
             removed = 0
         else:
+            partial = path.with_name(path.name + ".partial")
+            check_regular(partial)
+            with open(partial, "ab") as aside:
+                aside.write(tail + b"\n")
+                aside.flush()
+                os.fsync(aside.fileno())
             f.truncate(keep)
             removed = len(tail)
         f.flush()
@@ -76,7 +101,7 @@ def repair(path: Path) -> int:
 def append(path: Path, record: dict) -> None:
     line = _encode(record)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -107,8 +132,10 @@ def malformed(rec: dict) -> str | None:
     for k, tp in RESULT_FIELDS.items():
         if not isinstance(rec.get(k), tp) or isinstance(rec.get(k), bool):
             return f"field {k!r} is missing or not {tp.__name__}"
-    if rec["status"] == "ok" and not isinstance(rec.get("acc"), (int, float)):
+    if rec["status"] == "ok" and (not isinstance(rec.get("acc"), (int, float)) or isinstance(rec["acc"], bool)):
         return "an ok record without a numeric 'acc'"
+    if rec["status"] == "ok" and not math.isfinite(rec["acc"]):
+        return f"an ok record whose 'acc' is {rec['acc']} (not a finite number)"
     return None
 
 

@@ -28,6 +28,9 @@ from .report.records import load_records, measured_on, normalise  # noqa: F401
 from .report.render import fmt_tta, markdown, write_csv  # noqa: F401
 from .report.tables import aggregate, paper_aggregate  # noqa: F401
 
+__all__ = ["DuplicateRecords", "aggregate", "build", "fmt_tta", "load_records", "main", "markdown", "measured_on",
+           "normalise", "paper_aggregate", "write_csv"]
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.leaderboard", description=__doc__.split("\n\n")[0])

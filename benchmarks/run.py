@@ -19,5 +19,9 @@ from .sweep.worker import clock_problems, complete, work_set  # noqa: F401
 
 sweep_args = sweep_specs  # the older name
 
+__all__ = ["Cell", "FolderLock", "Sweep", "SweepSpec", "aug_variant", "build_parser", "check_args", "clean", "clock_problems",
+           "complete", "execute", "machine", "main", "parse_args", "parse_overrides", "read_sweep_file", "stable_hash",
+           "sweep_args", "sweep_specs", "train_seed", "work_set"]
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,7 @@ def _replay_set(epochs=3, n=12, c=4, batch=8, seed=0) -> SyntheticSet:
     rec = replay.draw(epochs, n, 8, 8, batch, g)
     logits = torch.randn(epochs, n, c, generator=g).half()
     return SyntheticSet(kind="images", method="cvdd", ipc=n // c, num_classes=c, class_names=tuple("abcd"),
-                        source_dataset="digits", source_fingerprint="f", seed=0, images=images, labels=labels,
+                        source_dataset="digits", source_fingerprint="f" * 32, seed=0, images=images, labels=labels,
                         mean=(0.5,), std=(0.25,), soft_labels=logits, soft_label_policy="replay", replay=rec,
                         replay_batch=batch)
 

@@ -6,6 +6,8 @@ import io
 import statistics
 from collections import defaultdict
 
+from .records import cut
+
 
 def plots(tables: dict, clock: str = "wall") -> dict[str, bytes]:
     """PNG bytes per (table, plot name): accuracy against IPC, wall time and storage bytes."""
@@ -26,6 +28,8 @@ def plots(tables: dict, clock: str = "wall") -> dict[str, bytes]:
         ipcs = sorted({a["ipc"] for a in rows if a["ipc"]})
         palette = plt.get_cmap("tab10")
         for i, (method, rs) in enumerate(sorted(by_method.items())):
+            # a legend entry, not a record: long names cost minutes to lay out, control characters have no glyph
+            method = cut("".join(ch for ch in method if ch.isprintable()))
             color = palette(i % 10)
             rs = sorted(rs, key=lambda a: a["ipc"])
             if rs[0]["ipc"] == 0:  # full: a reference line

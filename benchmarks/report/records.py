@@ -23,6 +23,14 @@ LEGACY_TRAITS = {"random": {"role": "baseline", "labels": "hard"},
                  "full": {"role": "reference", "labels": "hard"},
                  "mirage": {"byte_matched": True}}
 DEFAULT_TRAITS = {"role": "method", "labels": "hard", "byte_matched": False}
+NAME_MAX = 80   # a method name longer than this is cut in tables, notes and plots (the page keeps it whole)
+
+
+def cut(name: str, limit: int = NAME_MAX) -> str:
+    """``name`` shortened to ``limit`` characters with an ellipsis (the full name stays in the records)."""
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
 #: :func:`current_identity` when the condensers cannot be imported here: no row is labelled older
 UNCHECKED = "unchecked"
 
@@ -52,8 +60,12 @@ def load_records(dirs) -> tuple[list[dict], list[dict]]:
     for d in dirs:
         d = Path(d)
         path = d / "results.jsonl" if d.is_dir() else d
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise SystemExit(f"error: no results.jsonl in {d}")
+        try:
+            jsonl.check_regular(path)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
         skipped, why = 0, ""
         for line, rec in jsonl.read_numbered(path):
             problem = "does not parse" if rec is None else jsonl.malformed(rec)

@@ -10,10 +10,35 @@ import html
 import string
 from pathlib import Path
 
-from .records import canon
+from .records import NAME_MAX, canon, cut
 from .tables import PAPER_KEPT, PAPER_RUNS
 
 FULL_MARK = "†"
+_CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)}
+
+
+def md(text) -> str:
+    """A record's string made inert in a Markdown table or heading: backslash, ``|``, ``<``, ``>`` and
+    ``&`` escaped, line breaks turned into spaces, other control characters dropped."""
+    s = str(text).translate(_CONTROL)
+    s = s.replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return " ".join(s.splitlines()) if ("\n" in s or "\r" in s) else s.replace("\t", " ")
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def csv_cell(v):
+    """A CSV cell that no spreadsheet runs as a formula (OWASP): text starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return gets a leading apostrophe; numbers stay numbers."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(v):
+        return "'" + v
+    return v
 
 
 
@@ -59,7 +84,7 @@ def fmt_steps(a: dict) -> str:
 
 def row_cells(a: dict) -> list[str]:
     ipc = "all" if not a["ipc"] else str(a["ipc"])
-    method = a["method_label"] + (f" {FULL_MARK}" if a["touches_full_data"] else "")
+    method = cut(a["method_label"]) + (f" {FULL_MARK}" if a["touches_full_data"] else "")
     acc = f"{a['mean']:.2f} ± {a['std']:.2f}"
     if a.get("stopped_early"):
         acc = f"stopped at targets ({a['mean']:.2f})"
@@ -158,7 +183,7 @@ def paper_table(rows: list[dict]) -> list[str]:
         sets = [s for s, _ in p["seeds"]]
         kept = (f"{p['kept']} of {p['runs']}: set seeds {', '.join(map(str, sets))}" if len(set(a["seeds"])) > 1
                 else f"{p['kept']} of {p['runs']} training seeds of set {sets[0]}")
-        out.append(f"| {a['ipc']} | {a['method_label']} | {fmt_bytes(a['bytes'])} | {p['auc']:.1f} ± {p['auc_std']:.1f} "
+        out.append(f"| {a['ipc']} | {md(cut(a['method_label']))} | {fmt_bytes(a['bytes'])} | {p['auc']:.1f} ± {p['auc_std']:.1f} "
                    f"| {p['acc']:.2f} ± {p['acc_std']:.2f} | {p['val_auc']:.1f} | {kept} |")
     return out + [""]
 
@@ -171,9 +196,9 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
     for (dataset, arch, *_), t in tables.items():
         rows = t["rows"]
         src = rows[0]["source"]
-        lines += [f"## {dataset_label(dataset, src)} · {arch} · {t['heading']}", ""]
+        lines += [f"## {md(dataset_label(dataset, src))} · {md(arch)} · {md(t['heading'])}", ""]
         if src:
-            lines += [f"Source: {src}." + (" Results on this lossy JPEG copy of the dataset are not results on "
+            lines += [f"Source: {md(src)}." + (" Results on this lossy JPEG copy of the dataset are not results on "
                                             "the original." if "JPEG" in src else ""), ""]
         if any(a["legacy"] for a in rows):
             lines += ["Some rows come from records made before the step budget, separate training seeds and code "
@@ -183,11 +208,11 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
         lines.append("| " + " | ".join(h) + " |")
         lines.append("|" + "|".join("---" for _ in h) + "|")
         for a in rows:
-            lines.append("| " + " | ".join(table_cells(a, rows, h)) + " |")
+            lines.append("| " + " | ".join(md(c) for c in table_cells(a, rows, h)) + " |")
         lines.append("")
         lines += paper_table(rows)
         for n in dict.fromkeys(t["notes"]):
-            lines.append(f"- {n}")
+            lines.append(f"- {md(n)}")
         if t["notes"]:
             lines.append("")
     sc = score_rows(tables)
@@ -199,9 +224,9 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
                   "", "| dataset | arch | method | IPC | own table | HLR | IOR | LRS | ARS | missing |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for s in sc:
-            lines.append(f"| {s['dataset']} | {s['arch']} | {s['method']} | {s['ipc']} | {s['table']} | "
-                         f"{fmt_score(s['hlr'])} | {fmt_score(s['ior'])} | {fmt_score(s['lrs'])} | "
-                         f"{fmt_score(s['ars'])} | {'; '.join(s['notes']) or '—'} |")
+            lines.append(f"| {md(s['dataset'])} | {md(s['arch'])} | {md(cut(s['method']))} | {md(s['ipc'])} | "
+                         f"{md(s['table'])} | {fmt_score(s['hlr'])} | {fmt_score(s['ior'])} | {fmt_score(s['lrs'])} | "
+                         f"{fmt_score(s['ars'])} | {md('; '.join(s['notes']) or '—')} |")
         lines.append("")
     lines += [f"{FULL_MARK} touches the full training set; \"training reads\" counts what a run reads (the whole "
               "split for these, the stored parts otherwise). n = sets × trainings per set; the 95 % CI is the "
@@ -218,8 +243,8 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
     if failed:
         lines += ["## Failed cells", ""]
         for r in sorted(failed, key=lambda r: (r["dataset"], r["method"], r["ipc"], r["seed"])):
-            lines.append(f"- {r['dataset']} {r['method']} ipc={r['ipc']} seed={r['seed']} {r.get('arch', '')}: "
-                         f"{r.get('error', '?')}")
+            lines.append(f"- {md(r['dataset'])} {md(cut(str(r['method'])))} ipc={md(r['ipc'])} seed={md(r['seed'])} "
+                         f"{md(r.get('arch', ''))}: {md(r.get('error', '?'))}")
         lines.append("")
     return "\n".join(lines)
 
@@ -242,7 +267,7 @@ def write_csv(tables: dict, f) -> None:
     for t in tables.values():
         for a in t["rows"]:
             sc = a.get("scores") or {}
-            w.writerow([a["dataset"], a["arch"], t["heading"], a["budget"], a["method"], a["ipc"],
+            w.writerow(map(csv_cell, [a["dataset"], a["arch"], t["heading"], a["budget"], cut(a["method"]), a["ipc"],
                         canon(a["config"]), a["identity"], a["n"], a["sets"], a["trainings"],
                         " ".join(map(str, a["seeds"])), " ".join(map(str, a["train_seeds"])), f"{a['mean']:.4f}",
                         f"{a['std']:.4f}", "" if a["ci95"] is None else f"{a['ci95']:.4f}",
@@ -256,16 +281,21 @@ def write_csv(tables: dict, f) -> None:
                         match_cell(a) if a.get("byte_match") else "",
                         *["" if sc.get(k) is None else f"{sc[k]:.6f}" for k in ("hlr", "ior", "lrs", "ars")],
                         a["source"], *(("", "") if not a.get("paper") else
-                                       (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}"))])
+                                       (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}"))]))
 
 
 PAGE = string.Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))
 
 
-def _table_html(columns: list[str], rows: list[list[str]]) -> str:
-    """An HTML table; every cell escaped."""
+def _table_html(columns: list[str], rows: list[list[str]], titles: list[str | None] | None = None) -> str:
+    """An HTML table; every cell escaped. ``titles``: per row, the full name behind a cut method cell."""
+    def cell(c: str, j: int, title: str | None) -> str:
+        attr = f' title="{html.escape(title)}"' if title and j == 1 else ""
+        return f"<td{attr}>{html.escape(c)}</td>"
+
+    titles = titles or [None] * len(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in rows)
+    body = "".join("<tr>" + "".join(cell(c, j, ti) for j, c in enumerate(r)) + "</tr>\n" for r, ti in zip(rows, titles))
     return f"<table><tr>{head}</tr>\n{body}</table>"
 
 
@@ -276,7 +306,8 @@ def _section_html(tkey: tuple, t: dict, pngs: dict[str, bytes]) -> str:
     out = [f"<h2>{html.escape(heading)}</h2>"]
     if rows[0]["source"]:
         out.append(f"<p>Source: {html.escape(rows[0]['source'])}</p>")
-    out.append(_table_html(h, [table_cells(a, rows, h) for a in rows]))
+    titles = [a["method_label"] if len(a["method_label"]) > NAME_MAX else None for a in rows]
+    out.append(_table_html(h, [table_cells(a, rows, h) for a in rows], titles))
     if t["notes"]:
         out.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(t["notes"])) + "</ul>")
     if title in pngs:
@@ -292,14 +323,14 @@ def html_page(tables: dict, failed: list[dict], pngs: dict[str, bytes]) -> str:
     sc = score_rows(tables)
     if sc:
         cols = ["dataset", "arch", "method", "ipc", "table", "hlr", "ior", "lrs", "ars"]
-        cells = [[str(r[c]) if c not in ("hlr", "ior", "lrs", "ars") else fmt_score(r[c]) for c in cols] for r in sc]
+        cells = [[cut(str(r[c])) if c not in ("hlr", "ior", "lrs", "ars") else fmt_score(r[c]) for c in cols] for r in sc]
         scores = "<h2>DD-Ranking scores</h2>\n" + _table_html(cols, cells)
     legend = (f"{FULL_MARK} touches the full training set. n = sets × trainings; TTA includes condense seconds "
               "(teachers at their recorded cost; in brackets without them); n.r. = not reached; a speedup is shown "
               "only on matching checkpoint grids.")
     fails = ""
     if failed:
-        items = "".join(f"<li>{html.escape(str(r['dataset']))} {html.escape(str(r['method']))} "
+        items = "".join(f"<li>{html.escape(str(r['dataset']))} {html.escape(cut(str(r['method'])))} "
                         f"ipc={html.escape(str(r['ipc']))} seed={html.escape(str(r['seed']))}: "
                         f"{html.escape(str(r.get('error', '?')))}</li>" for r in failed)
         fails = f"<h2>Failed cells</h2>\n<ul>{items}</ul>"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from .records import cut
+
 AUG_FIELDS = ("augment", "mixup_alpha")
 
 
@@ -77,10 +79,10 @@ def baseline_row(rows: list[dict], method: str, a: dict) -> tuple[dict | None, s
     if len(same) == 1:
         return same[0], ""
     if not at_ipc:
-        return None, f"no {method} row at IPC {a['ipc']}"
+        return None, f"no {cut(method)} row at IPC {a['ipc']}"
     if not same:
-        return None, f"no {method} row at IPC {a['ipc']} under {a['method']}'s configuration (its teachers)"
-    return None, f"{len(same)} {method} rows at IPC {a['ipc']} match {a['method']}'s configuration"
+        return None, f"no {cut(method)} row at IPC {a['ipc']} under {cut(a['method'])}'s configuration (its teachers)"
+    return None, f"{len(same)} {cut(method)} rows at IPC {a['ipc']} match {cut(a['method'])}'s configuration"
 
 
 def _measured(table: dict) -> tuple:
@@ -134,7 +136,7 @@ def compute(tables: dict) -> list[dict]:
                 s["hlr"] = (full["mean"] - m["mean"]) / 100
             else:
                 s["notes"].append("HLR: " + ("several dc tables could serve; none matches uniquely" if pairs else
-                                            f"no dc table with both {a['method']} (this config) and full at "
+                                            f"no dc table with both {cut(a['method'])} (this config) and full at "
                                             f"IPC {a['ipc']} under the same budget"))
             if s["hlr"] is not None and s["ior"] is not None:
                 s["lrs"] = lrs(s["hlr"], s["ior"])
@@ -156,7 +158,7 @@ def compute(tables: dict) -> list[dict]:
                 s["notes"].append("ARS: fkd trains replayed augmented views and has no augmentation-off twin")
             else:
                 s["notes"].append("ARS: needs this table and one that differs only in augmentation, each with "
-                                  f"{a['method']} and {names[label]} at IPC {a['ipc']}")
+                                  f"{cut(a['method'])} and {names[label]} at IPC {a['ipc']}")
             a["scores"] = s
             out.append({"dataset": a["dataset"], "arch": a["arch"], "method": a["method"], "ipc": a["ipc"],
                         "table": t["heading"], "label_pipeline": label, **s})

@@ -16,7 +16,7 @@ from scipy import stats
 from condense.tta import condense_offset, time_to_accuracy
 
 from . import scores
-from .records import (CONTEXT_FIELDS, UNCHECKED, canon, check_duplicates, current_identity, is_baseline, is_reference,
+from .records import (CONTEXT_FIELDS, UNCHECKED, canon, cut, check_duplicates, current_identity, is_baseline, is_reference,
                       measured_on, newest_only, normalise, table_key)
 
 
@@ -293,10 +293,10 @@ def add_speedups(tables: dict) -> None:
             ref = cands[0]
             if a["checkpoint_every"] is None or ref["checkpoint_every"] is None or \
                     abs(a["checkpoint_every"] - ref["checkpoint_every"]) > 1e-9:
-                a["speedup_note"] = (f"{a['method']} (IPC {a['ipc'] or 'all'}) checks every "
+                a["speedup_note"] = (f"{cut(a['method'])} (IPC {a['ipc'] or 'all'}) checks every "
                                      f"{_steps(a['checkpoint_every'])} steps, full every "
                                      f"{_steps(ref['checkpoint_every'])}: no speedup on different grids")
-                t.setdefault("off_grid", []).append((f"{a['method']} (IPC {a['ipc'] or 'all'})",
+                t.setdefault("off_grid", []).append((f"{cut(a['method'])} (IPC {a['ipc'] or 'all'})",
                                                      a["checkpoint_every"], ref["checkpoint_every"]))
                 continue
             for k, v in a["tta"].items():

@@ -3,6 +3,7 @@ Ray worker, and is the only writer of ``results.jsonl``; then prints the leaderb
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import sys
@@ -27,9 +28,28 @@ from .. import jsonl, ray_executor
 from ..provenance import machine, versions
 from ..ray_executor import probe, require_ray
 from ..report import build
-from .plan import Cell, Planner, clean, stable_hash
+from .plan import Cell, Planner, clean, nothing_to_run, stable_hash
 from .spec import SweepSpec, sweep_specs
 from .worker import SetJob, WorkContext, work_set
+
+
+def cached_mismatch(s, cell: Cell, train, cfg: dict, code: dict) -> str | None:
+    """Why a cached set is not this cell's set (None when it is): its method, source (name and
+    fingerprint), IPC, set seed, resolved config and condenser code must all be the cell's. The file
+    name alone proves nothing: a file can be copied over another."""
+    def canon(obj) -> str:
+        return json.dumps(obj, sort_keys=True, default=str)
+
+    expect = {"method": cell.method, "source_dataset": train.name, "source_fingerprint": train.fingerprint,
+              "ipc": cell.set_ipc, "seed": cell.seed}
+    for field, want in expect.items():
+        if getattr(s, field) != want:
+            return f"is not this cell's set ({field} {getattr(s, field)!r}, the cell's {want!r})"
+    if canon(s.method_config) != canon(json.loads(canon(cfg))):
+        return "is not this cell's set (another method config)"
+    if (s.extra.get("code") or {}).get("condenser") != code["condenser"]:
+        return "comes from other code"
+    return None
 
 
 def writable(folder: Path) -> bool:
@@ -49,6 +69,8 @@ class FolderLock:
         self.lock = filelock.FileLock(self.path, timeout=0)
 
     def acquire(self) -> None:
+        for path in (self.path, self.holder):   # never through a link, never a FIFO
+            jsonl.check_regular(path)
         try:
             self.lock.acquire()
         except filelock.Timeout:
@@ -79,13 +101,14 @@ class Sweep(Planner):
         self.versions = versions()
         self.machine = machine(self.device)
         torch.set_num_threads(max(1, torch.get_num_threads()))
+        jsonl.check_regular(self.results)
         self.writable = writable(self.out)
         self.lock = FolderLock(self.out)
         if self.writable:
             self.lock.acquire()
             removed = jsonl.repair(self.results)
             if removed:
-                say(f"note: trimmed a partial last line ({removed} bytes) left by an interrupted run")
+                say(f"note: moved a partial last line ({removed} bytes) to {self.results.name}.partial")
         self.done: dict[str, str] = {}
         self.keys: set[str] = set()          # the record keys of every cell this sweep covers
         self._offset = 0
@@ -123,12 +146,22 @@ class Sweep(Planner):
         if path.exists():
             try:
                 s = condense.load(path)
-                if (s.extra.get("code") or {}).get("condenser") == code["condenser"]:
-                    return s, path
-                say(f"note: cached set {path} comes from other code; condensing again")
             except condense.FormatError as e:
-                say(f"note: cached set unusable, condensing again ({e})")
+                self.set_aside(path, f"unusable ({e})")
+                return None, path
+            wrong = cached_mismatch(s, cell, train, cfg, code)
+            if wrong is None:
+                return s, path
+            self.set_aside(path, wrong)
         return None, path
+
+    def set_aside(self, path: Path, why: str) -> None:
+        """Move a cached set that cannot serve its cell to ``sets/aside/`` (never deleted), in one line."""
+        aside = self.sets_dir / "aside"
+        aside.mkdir(exist_ok=True)
+        target = aside / f"{path.stem}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}{path.suffix}"
+        os.replace(path, target)
+        say(f"note: cached set {path.name} {why}; moved to {target}, condensing again")
 
     def record_key(self, cell: Cell, train, condenser, arch: str, code: dict) -> str:
         key = {"dataset": cell.dataset, "source": train.fingerprint, "method": cell.method,
@@ -232,8 +265,8 @@ class Sweep(Planner):
 
     def run(self) -> int:
         plan = self.plan()
-        if not plan:
-            say("nothing to run")
+        if not plan:  # a misspelt name must not pass for a finished sweep
+            raise ValueError(nothing_to_run(self.skipped))
         groups: dict[tuple, list] = {}
         for cell, archs in plan:  # runs of one set together: it is condensed once
             condenser = self.condenser(cell.method, cell.protocol, cell.dataset)

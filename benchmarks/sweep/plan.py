@@ -3,6 +3,7 @@ condenser; nothing here trains or writes."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -10,7 +11,7 @@ import math
 from condense._log import say
 from condense.checks import parse_value
 from condense.configs import dataset_config
-from condense.data import DatasetNotFoundError, availability, dataset_kind, load_dataset
+from condense.data import IMAGE_DATASETS, KNOWN_TU, DatasetNotFoundError, availability, dataset_kind, load_dataset
 from condense.methods import condenser_class, create_condenser, default_condensers, role_method
 from condense.models import model_kind
 from condense.protocols import get_protocol
@@ -84,6 +85,7 @@ class Planner:
         if args.fraction is not None:
             self.overrides.setdefault("rs2", {})["fraction"] = args.fraction
         self.existing: list[dict] = []
+        self.skipped: list[str] = []   # dataset names that could not be planned
 
 
     def datasets(self) -> list[str]:
@@ -95,6 +97,7 @@ class Planner:
                 av = availability(name, self.args.data_root)
             except Exception as e:  # noqa: BLE001 - report any lookup failure as a skip
                 say(f"skip {name}: {e}")
+                self.skipped.append(name)
                 continue
             if av["available"]:
                 keep.append(name)
@@ -174,6 +177,7 @@ class Planner:
                 val = load_dataset(name, "val", root=self.args.data_root) if kind == "graphs" else None
             except DatasetNotFoundError as e:
                 say(f"skip {name}: {e}")
+                self.skipped.append(name)
                 continue
             self.data[name] = (train, test, val)
             archs = self.args.archs or list(dataset_config(name, kind).archs)
@@ -254,3 +258,18 @@ def aug_variant(p):
     if p.augment is None:
         return p.replace(augment="dsa" if p.name == "dc" else "rs2" if p.name == "rs2" else "crop-flip")
     return p.replace(augment=None, mixup_alpha=0.0)
+
+
+def nothing_to_run(skipped: list[str]) -> str:
+    """Why a sweep has no cell, with the closest valid spelling of each dataset it had to skip."""
+    known = sorted({*IMAGE_DATASETS, *KNOWN_TU})
+    hints = []
+    for name in skipped:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or \
+            difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+        if close:
+            match = next(k for k in known if k.lower() == close[0].lower())
+            hints.append(f"{name!r}: did you mean {match!r}?")
+    why = "nothing to run: no dataset, method and architecture apply" if not skipped else \
+        f"nothing to run: dataset(s) {', '.join(map(repr, skipped))} skipped"
+    return why + (f" ({'; '.join(hints)})" if hints else "")

@@ -15,7 +15,7 @@ import torch
 from .. import replay as _replay
 from .._log import one_line
 from .rules import check_set
-from .spec import (ALLOWED_FILTERS, COMPENSATOR_KEYS, COMPENSATOR_OPTIONAL, FORMAT, GRAPH_OPTIONAL, GRAPH_REQUIRED,
+from .spec import (DTYPES, ALLOWED_FILTERS, COMPENSATOR_KEYS, COMPENSATOR_OPTIONAL, FORMAT, GRAPH_OPTIONAL, GRAPH_REQUIRED,
                    KINDS, MAX_EXPANSION, MAX_OBJECTS, MAX_PIXEL_EXPANSION, SUPPORTED_VERSIONS, FormatError,
                    max_set_bytes)
 from .synset import SyntheticSet
@@ -25,7 +25,13 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     """Read and fully validate a synthetic-set file. Raises :class:`FormatError` on any problem."""
     path = Path(path)
     s, recorded_bytes = _read(path)
-    problems = check_set(s)
+    try:
+        problems = check_set(s)
+    except FormatError:
+        raise
+    except (ValueError, TypeError, RuntimeError, IndexError, OverflowError, MemoryError) as e:
+        # whatever the content makes torch raise is the file's problem, in one line
+        raise FormatError(f"{path}: content fails the format's checks ({type(e).__name__}: {one_line(e)[:200]})") from None
     if problems:
         raise FormatError(f"{path}: {problems[0]}")
     if recorded_bytes != s.storage_bytes:
@@ -120,6 +126,9 @@ def _preflight_dataset(ds, where: str, path: Path) -> int:
     dt = ds.dtype
     if not (dt.kind in "biuf" or (dt.kind == "O" and h5py.check_string_dtype(dt) is not None)):
         raise FormatError(f"{path}: '{where}' has data type {dt}; the format stores numbers and UTF-8 strings")
+    allowed = DTYPES.get(where.lstrip("/"))
+    if allowed is not None and dt.name not in allowed:
+        raise FormatError(f"{path}: '{where}' has data type {dt}; the format stores it as {' or '.join(allowed)}")
     if ds.ndim > 4:
         raise FormatError(f"{path}: '{where}' has {ds.ndim} dimensions; no part of a set has more than 4")
     declared = int(math.prod(ds.shape)) * dt.itemsize

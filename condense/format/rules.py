@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 import torch
@@ -10,6 +11,7 @@ import torch
 from .. import replay as _replay
 from .spec import (COMPENSATOR_ENCODINGS, COMPENSATOR_KEYS, GRAPH_REQUIRED, IMAGE_ENCODINGS, MAX_CLASSES, MAX_IPC,
                    SOFT_POLICIES, TRAINING_SPLITS, max_set_bytes)
+from .spec import FINGERPRINT_PATTERN, NAME_PATTERN
 
 if TYPE_CHECKING:
     from .synset import SyntheticSet
@@ -62,6 +64,12 @@ def _check_meta(s: SyntheticSet) -> list[str]:
                 "include them"]
     if not all(isinstance(d, str) for d in s.deviations):
         return ["deviations must be a list of strings"]
+    if not isinstance(s.source_dataset, str) or not re.fullmatch(NAME_PATTERN, s.source_dataset) \
+            or ".." in s.source_dataset:
+        return [f"source_dataset must be a dataset name (letters, digits, '_', '.', '-'; no '..'), got "
+                f"{str(s.source_dataset)[:80]!r}"]
+    if not isinstance(s.source_fingerprint, str) or not re.fullmatch(FINGERPRINT_PATTERN, s.source_fingerprint):
+        return [f"source_fingerprint must be 32 lowercase hex digits, got {str(s.source_fingerprint)[:80]!r}"]
     if s.source_split not in TRAINING_SPLITS:
         return [f"source_split is {s.source_split!r}: a set is condensed from a training split "
                 f"({', '.join(TRAINING_SPLITS)}), never from val or test"]
@@ -274,4 +282,11 @@ def _check_graphs(s: SyntheticSet) -> list[str]:
         tp = g["tree_ptr"]
         if tp.ndim != 1 or tp.shape[0] != n_graphs + 1 or int(tp[-1]) != len(g["tree_codes"]):
             return ["graphs/tree_ptr must index tree_codes per graph"]
-    return _check_labels(y, None, s.num_classes, "graphs/labels")
+    p = _check_labels(y, None, s.num_classes, "graphs/labels")
+    if p or "tree_codes" in g or s.ipc == 0:
+        return p   # summaries (tree codes) are held to their byte budget by the condenser that fills it
+    counts = torch.bincount(y.long(), minlength=s.num_classes)   # a subset of real graphs: IPC from content
+    if int(counts.max()) > s.ipc:
+        c = int(counts.argmax())
+        return [f"ipc is {s.ipc} but class {c} ({s.class_names[c]}) has {int(counts[c])} graphs"]
+    return []

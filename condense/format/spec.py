@@ -38,11 +38,34 @@ TRAINING_SPLITS = ("train",)
 
 def max_set_bytes() -> int:
     """The most bytes a set may decode to, its composed instances included (``$CONDENSE_MAX_SET_BYTES``,
-    default 8 GiB): a crafted file cannot make a reader allocate more."""
-    try:
-        return int(os.environ.get("CONDENSE_MAX_SET_BYTES", "") or 8 << 30)
-    except ValueError:
+    a positive integer, default 8 GiB): a crafted file cannot make a reader allocate more. Any other
+    value of the variable is a one-line error, never a silent default."""
+    raw = os.environ.get("CONDENSE_MAX_SET_BYTES", "").strip()
+    if not raw:
         return 8 << 30
+    if not raw.isdigit() or int(raw) < 1:
+        raise FormatError(f"CONDENSE_MAX_SET_BYTES={raw!r}: must be a positive whole number of bytes (e.g. 1000000000)")
+    return int(raw)
+
+
+# The data types each dataset may have (docs/format.md §2). Index-like parts are signed integers:
+# unsigned ones have no kernels for many torch ops, and an uint8 index tensor would act as a mask.
+SIGNED = ("int8", "int16", "int32", "int64")
+FLOATS = ("float16", "float32", "float64")
+PIXELS = ("uint8",) + FLOATS
+DTYPES = {
+    "images": PIXELS, "labels": SIGNED, "soft_labels": FLOATS, "indices": SIGNED,
+    "compensators/values": PIXELS, "compensators/scale": FLOATS, "compensators/offset": FLOATS,
+    "compensators/batch": SIGNED, "compensators/image_batch": SIGNED, "compensators/teacher": SIGNED,
+    "replay/order": SIGNED, "replay/crop": SIGNED, "replay/flip": ("bool", "uint8"), "replay/mix_perm": SIGNED,
+    "replay/mix_box": SIGNED, "replay/mix_lam": FLOATS,
+    "graphs/x": FLOATS, "graphs/edge_attr": FLOATS, "graphs/edge_index": SIGNED, "graphs/node_ptr": SIGNED,
+    "graphs/edge_ptr": SIGNED, "graphs/labels": SIGNED, "graphs/root_mask": ("bool",), "graphs/node_degree": SIGNED,
+    "graphs/frequency": SIGNED + FLOATS, "graphs/tree_ptr": SIGNED,
+}
+# A source dataset is named, never a path: a registered name or letters, digits, '_', '.', '-' (no '..').
+NAME_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
+FINGERPRINT_PATTERN = r"[0-9a-f]{32}"
 
 
 class FormatError(ValueError):

@@ -1,0 +1,128 @@
+"""Hostile set files, third pass: every integer dataset under every NumPy integer dtype, paths posing as
+dataset names, malformed fingerprints, a graph subset whose ``ipc`` was edited down, and a bad
+``CONDENSE_MAX_SET_BYTES``. Each file is built as an attacker would: written, edited with plain h5py,
+resealed. Each ends in a one-line ``FormatError`` or a correct load, never a traceback."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import condense
+from condense.format import FormatError, SyntheticSet, pack_graphs, reseal
+
+from .test_store import graph_set, image_set, schedule_set
+
+INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+def _subset_graphs(ipc: int = 2) -> SyntheticSet:
+    from torch_geometric.data import Data
+
+    graphs = [Data(x=torch.ones(2, 3), edge_index=torch.tensor([[0], [1]]), y=torch.tensor([c])) for c in (0, 0, 1)]
+    return SyntheticSet(kind="graphs", method="random", ipc=ipc, num_classes=2, class_names=["0", "1"],
+                        source_dataset="MUTAG", source_fingerprint="c" * 32, seed=0, graphs=pack_graphs(graphs))
+
+
+def _retype(path, where: str, dtype: str) -> None:
+    """Store dataset ``where`` as ``dtype`` (values cast), with the recorded storage bytes made to agree."""
+    with h5py.File(path, "a") as f:
+        old = f[where]
+        data, attrs = old[()], dict(old.attrs)
+        before = data.nbytes
+        del f[where]
+        new = f.create_dataset(where, data=data.astype(dtype))
+        for k, v in attrs.items():
+            new.attrs[k] = v
+        sizes = json.loads(f.attrs["storage_bytes"])
+        part = where.split("/")[0]
+        sizes[part] += new[()].nbytes - before
+        sizes["total"] += new[()].nbytes - before
+        f.attrs["storage_bytes"] = json.dumps(sizes, sort_keys=True)
+    reseal(path)
+
+
+CASES = [("images", image_set, "labels"), ("schedule", schedule_set, "indices"),
+         ("graphs", graph_set, "graphs/edge_index"), ("graphs", graph_set, "graphs/node_ptr"),
+         ("graphs", graph_set, "graphs/edge_ptr"), ("graphs", graph_set, "graphs/labels"),
+         ("graphs", graph_set, "graphs/node_degree"), ("graphs", graph_set, "graphs/tree_ptr")]
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+@pytest.mark.parametrize("kind, make, where", CASES, ids=[c[2] for c in CASES])
+def test_every_integer_dataset_under_every_integer_dtype_loads_right_or_is_refused_in_one_line(
+        tmp_path, kind, make, where, dtype):
+    s = make()
+    path = condense.save(s, tmp_path / "x.h5")
+    _retype(path, where, dtype)
+    signed = dtype.startswith("int")
+    if not signed:
+        with pytest.raises(FormatError) as e:
+            condense.load(path)
+        msg = str(e.value)
+        assert str(path) in msg and f"/{where}" in msg and dtype in msg and "\n" not in msg
+        return
+    back = condense.load(path)   # a signed type is the same numbers
+    part, _, key = where.partition("/")
+    got = back.graphs[key] if part == "graphs" else getattr(back, part)
+    want = s.graphs[key] if part == "graphs" else getattr(s, part)
+    assert torch.equal(got.long(), want.long())
+
+
+@pytest.mark.parametrize("name", ["../../../../tmp/EVIL", "/etc/passwd", "a/b", "..", "x" * 200, "", "sp ace"])
+def test_a_source_dataset_is_a_name_never_a_path(tmp_path, name):
+    path = condense.save(image_set(), tmp_path / "x.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["source_dataset"] = name
+    reseal(path)
+    with pytest.raises(FormatError, match="source_dataset must be a dataset name"):
+        condense.load(path)
+    with pytest.raises(FormatError, match="source_dataset must be a dataset name"):
+        condense.save(image_set().with_meta(source_dataset=name), tmp_path / "y.h5")
+    assert not (tmp_path / "y.h5").exists()
+
+
+@pytest.mark.parametrize("fp", ["", "f", "F" * 32, "g" * 32, "a" * 31, "a" * 64])
+def test_a_fingerprint_has_the_form_the_spec_names(tmp_path, fp):
+    path = condense.save(image_set(), tmp_path / "x.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["source_fingerprint"] = fp
+    reseal(path)
+    with pytest.raises(FormatError, match="source_fingerprint must be 32 lowercase hex digits"):
+        condense.load(path)
+
+
+def test_a_graph_subset_proves_its_ipc_from_its_graphs(tmp_path):
+    path = condense.save(_subset_graphs(ipc=2), tmp_path / "g.h5")
+    assert condense.load(path).ipc == 2
+    with h5py.File(path, "a") as f:
+        f.attrs["ipc"] = 1    # two graphs of class 0 claim to be IPC 1
+    reseal(path)
+    with pytest.raises(FormatError, match=r"ipc is 1 but class 0 \(0\) has 2 graphs"):
+        condense.load(path)
+
+
+@pytest.mark.parametrize("value", ["abc", "1e9", "-5", "0", "1.5"])
+def test_a_bad_set_size_limit_is_an_error_not_a_silent_default(tmp_path, monkeypatch, value):
+    path = condense.save(image_set(), tmp_path / "x.h5")
+    monkeypatch.setenv("CONDENSE_MAX_SET_BYTES", value)
+    with pytest.raises(FormatError, match="CONDENSE_MAX_SET_BYTES=.*must be a positive whole number"):
+        condense.load(path)
+    monkeypatch.setenv("CONDENSE_MAX_SET_BYTES", "1000000000")
+    assert len(condense.load(path)) == len(image_set())
+
+
+def test_unsigned_labels_do_not_reach_torch_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = condense.save(image_set(), tmp_path / "x.h5")
+    _retype(path, "labels", "uint32")
+    r = subprocess.run([sys.executable, "-m", "condense", "inspect", str(path)], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "uint32" in r.stderr
