@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -85,6 +86,24 @@ def _fmt_bytes(n: int) -> str:
     return f"{n:,} B" if n < 1024 else f"{n:,} B ({n / 1024:,.1f} KB)" if n < 1024 ** 2 else f"{n:,} B ({n / 1024 ** 2:,.2f} MB)"
 
 
+def _class_pixel_stats(s, chunk: int = 4096) -> tuple[list[int], list[float], list[float]]:
+    """Per class: image count, and mean and std of its standardized pixels, in one pass over the images
+    in chunks (linear in images and classes; memory of one chunk)."""
+    k = s.num_classes
+    total, squares = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
+    labels = s.labels.long()
+    for i in range(0, len(labels), chunk):
+        x = s.with_meta(images=s.images[i:i + chunk]).float_images().double().flatten(1)
+        y = labels[i:i + chunk]
+        total.index_add_(0, y, x.sum(1))
+        squares.index_add_(0, y, (x * x).sum(1))
+    counts = torch.bincount(labels, minlength=k)
+    n = counts.double() * (s.images[0].numel() if len(labels) else 1)
+    mean = total / n.clamp_min(1)
+    var = (squares - n * mean * mean) / (n - 1).clamp_min(1)
+    return counts.tolist(), mean.tolist(), var.clamp_min(0).sqrt().tolist()
+
+
 def cmd_inspect(args) -> int:
     s = load(args.path)
     meta = s.metadata()
@@ -115,11 +134,10 @@ def cmd_inspect(args) -> int:
             print(f"  replay views         {s.replay_epochs} epochs of {len(s)} views in batches of {s.replay_batch} "
                   "(crop, flip, CutMix; dataset(epoch=e))")
         print("  per class:            count   mean     std")
+        counts, means, stds = _class_pixel_stats(s)
         for c in range(s.num_classes):
-            m = s.labels == c
-            xc = s.with_meta(images=s.images[m]).float_images()  # one class at a time: memory stays small
-            stats = f"{float(xc.mean()):7.3f} {float(xc.std()):7.3f}" if int(m.sum()) else "      —       —"
-            print(f"    {c:>3} {names[c][:14]:<14} {int(m.sum()):6d} {stats}")
+            stats = f"{means[c]:7.3f} {stds[c]:7.3f}" if counts[c] else "      —       —"
+            print(f"    {c:>3} {names[c][:14]:<14} {counts[c]:6d} {stats}")
     elif s.kind == "subset-schedule":
         r, n = s.indices.shape
         uniq = torch.unique(s.indices).numel()
@@ -131,9 +149,11 @@ def cmd_inspect(args) -> int:
         print(f"  graphs               {len(s)} graphs, {int(g['node_ptr'][-1])} nodes, {int(g['edge_ptr'][-1])} edges, "
               f"mean {float(sizes.mean()):.1f} nodes/graph" + (", root-pooled" if "root_mask" in g else ""))
         print("  per class:            graphs  nodes")
+        labels = g["labels"].long()
+        counts = torch.bincount(labels, minlength=s.num_classes).tolist()
+        nodes = torch.bincount(labels, weights=sizes.double(), minlength=s.num_classes).long().tolist()
         for c in range(s.num_classes):
-            m = g["labels"] == c
-            print(f"    {c:>3} {names[c][:14]:<14} {int(m.sum()):6d} {int(sizes[m].sum()):6d}")
+            print(f"    {c:>3} {names[c][:14]:<14} {counts[c]:6d} {nodes[c]:6d}")
     return 0
 
 
@@ -230,6 +250,16 @@ def _save_png(img, path: Path, scale: int = 1) -> None:
 def cmd_evaluate(args) -> int:
     s = load(args.path)
     kind = "graphs" if s.kind == "graphs" else "images"
+    local = load_dataset(s.source_dataset, "train", root=args.root).fingerprint
+    mismatch = None
+    if local != s.source_fingerprint:  # the set was made from another copy or version of its data
+        mismatch = {"set": s.source_fingerprint, "local": local}
+        if not args.accept_other_source:
+            raise ValueError(f"{args.path}: made from {s.source_dataset}/train with fingerprint {s.source_fingerprint}, "
+                             f"but the local {s.source_dataset}/train has {local}; --accept-other-source evaluates it "
+                             "anyway and records that it did")
+        print(f"note: {s.source_dataset}/train here has fingerprint {local}, the set's source {s.source_fingerprint}; "
+              "evaluated anyway (--accept-other-source)", file=sys.stderr)
     test = load_dataset(s.source_dataset, "test", root=args.root)
     cfg = dataset_config(s.source_dataset, kind)
     arch = args.arch or cfg.archs[0]
@@ -241,7 +271,8 @@ def cmd_evaluate(args) -> int:
         print(f"  TTA@{t}%: {shown}")
     print(f"  train seconds per seed: {', '.join(f'{r.train_seconds:.1f}' for r in res.runs)}")
     if args.json:
-        atomic_write(args.json, data=json.dumps(res.to_dict(), indent=1).encode())
+        out = {**res.to_dict(), **({"accepted_other_source": mismatch} if mismatch else {})}
+        atomic_write(args.json, data=json.dumps(out, indent=1).encode())
     return 0
 
 
@@ -288,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--root", default=None)
     p.add_argument("--json", default=None, help="also write the full result as JSON")
+    p.add_argument("--accept-other-source", action="store_true",
+                   help="evaluate a set whose source fingerprint differs from the local copy of its dataset "
+                        "(recorded in --json as accepted_other_source)")
     p.set_defaults(fn=cmd_evaluate)
     return ap
 
@@ -296,6 +330,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
+    except BrokenPipeError:  # `inspect ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except USER_ERRORS as e:
         return _err(one_line(e))
 

@@ -126,3 +126,66 @@ def test_unsigned_labels_do_not_reach_torch_from_the_command_line(tmp_path):
                        cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "uint32" in r.stderr
+
+
+def test_composed_instances_count_against_the_limit_before_any_tensor_is_built(tmp_path, monkeypatch):
+    """Sixty-four images of 64 classes in one init batch with 64 compensators compose 64 + 64 × 64
+    instances from 128 stored items: counted from the indices and refused before composing (a 100 KB
+    limit stands in for the default 8 GiB)."""
+    c = 64
+    s = SyntheticSet(kind="images", method="infer", ipc=2, num_classes=c, class_names=[str(i) for i in range(c)],
+                     source_dataset="toy", source_fingerprint="f" * 32, seed=0,
+                     images=torch.zeros(c, 1, 4, 4, dtype=torch.uint8), labels=torch.arange(c), mean=(0.5,), std=(0.5,),
+                     compensator_encoding="standardized",
+                     compensators={"values": torch.zeros(c, 1, 4, 4), "batch": torch.zeros(c, dtype=torch.long),
+                                   "image_batch": torch.zeros(c, dtype=torch.long)})
+    path = condense.save(s, tmp_path / "c.h5")
+    assert condense.load(path).num_instances() == c + c * c
+    monkeypatch.setenv("CONDENSE_MAX_SET_BYTES", str(100_000))
+    with pytest.raises(FormatError, match=r"composing 4,160 instances would take 266,240 bytes, over the 100,000-byte"):
+        condense.load(path)
+
+
+def test_evaluate_refuses_a_set_made_from_another_copy_of_its_data_unless_told(tmp_path, digits):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from condense.methods import create_condenser
+
+    s = create_condenser("random").condense(digits["train"], 1, seed=0)
+    path = condense.save(s.with_meta(source_fingerprint="0" * 32), tmp_path / "x.h5")
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "condense", "evaluate", str(path), "--seeds", "0"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "0" * 32 in r.stderr and digits["train"].fingerprint in r.stderr
+    r = subprocess.run(cmd + ["--accept-other-source", "--json", str(tmp_path / "r.json")], capture_output=True,
+                       text=True, cwd=repo, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["accepted_other_source"] == {"set": "0" * 32, "local": digits["train"].fingerprint}
+
+
+def test_inspect_is_one_pass_and_quiet_when_its_reader_stops(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from condense.__main__ import _class_pixel_stats
+
+    s = image_set(n_per_class=5, classes=3)
+    counts, means, stds = _class_pixel_stats(s, chunk=4)   # chunks cut across classes
+    x = s.float_images()
+    for c in range(3):
+        xc = x[s.labels == c]
+        assert counts[c] == 5 and means[c] == pytest.approx(float(xc.mean()), abs=1e-5)
+        assert stds[c] == pytest.approx(float(xc.std()), abs=1e-5)
+    k = 5000   # 5,000 class lines: more than a pipe holds, so the reader stops the writer mid-way
+    big = SyntheticSet(kind="images", method="random", ipc=1, num_classes=k, class_names=[str(i) for i in range(k)],
+                       source_dataset="toy", source_fingerprint="f" * 32, seed=0,
+                       images=torch.zeros(k, 1, 2, 2, dtype=torch.uint8), labels=torch.arange(k), mean=(0.5,), std=(0.5,))
+    path = condense.save(big, tmp_path / "x.h5")
+    r = subprocess.run(f"'{sys.executable}' -m condense inspect '{path}' | head -2", shell=True, capture_output=True,
+                       text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert r.stdout.splitlines()[0] == str(path) and r.stderr == ""   # no "Broken pipe" error

@@ -222,6 +222,16 @@ def _check_pairing(s: SyntheticSet) -> list[str]:
     elif n_teachers is not None and b.numel():
         if int(torch.unique(b, return_counts=True)[1].max()) > n_teachers:
             return [f"an init batch has more compensators than the {n_teachers} teachers"]
+    # Bounds before allocation: what composing would build (every image, then each compensator with the
+    # images of its batch, as float32), counted from the indices alone.
+    instances = ib.numel()
+    if b.numel() and ib.numel():
+        batches, sizes = torch.unique(ib, return_counts=True)
+        instances += int(sizes[torch.searchsorted(batches, b)].sum())
+    composed = instances * int(s.images[0].numel()) * 4 if s.images.shape[0] else 0
+    if composed > max_set_bytes():
+        return [f"composing {instances:,} instances would take {composed:,} bytes, over the {max_set_bytes():,}-byte "
+                "limit (CONDENSE_MAX_SET_BYTES)"]
     return []
 
 
