@@ -189,3 +189,13 @@ def test_inspect_is_one_pass_and_quiet_when_its_reader_stops(tmp_path):
     r = subprocess.run(f"'{sys.executable}' -m condense inspect '{path}' | head -2", shell=True, capture_output=True,
                        text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert r.stdout.splitlines()[0] == str(path) and r.stderr == ""   # no "Broken pipe" error
+
+
+@pytest.mark.parametrize("name", ["../../etc", "/etc", "a/b", "..", "", "x" * 200])
+def test_the_data_loaders_take_names_never_paths(name):
+    from condense.data import availability, load_dataset
+
+    with pytest.raises(ValueError, match="a name, not a path"):
+        load_dataset(name, "train")
+    with pytest.raises(ValueError, match="a name, not a path"):
+        availability(name)

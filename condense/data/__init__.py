@@ -5,6 +5,9 @@
 """
 from __future__ import annotations
 
+import re
+
+from ..format.spec import NAME_PATTERN
 from ._common import SPLIT_SEED, SPLITS, DatasetNotFoundError, stratified_holdout
 from .graphs import KNOWN_TU, GraphDataset, graph_availability, load_graph_dataset
 from .images import IMAGE_DATASETS, ImageDataset, image_availability, load_image_dataset
@@ -12,7 +15,7 @@ from .images import IMAGE_DATASETS, ImageDataset, image_availability, load_image
 __all__ = [
     "load_dataset", "list_datasets", "dataset_kind", "availability", "ImageDataset", "GraphDataset",
     "DatasetNotFoundError", "IMAGE_DATASETS", "KNOWN_TU", "SPLITS", "SPLIT_SEED",
-    "stratified_holdout",
+    "stratified_holdout", "check_name",
 ]
 
 
@@ -28,8 +31,7 @@ def load_dataset(name: str, split: str, root=None, download: bool | None = None)
     ``download=None`` downloads only when ``$CONDENSE_DOWNLOAD=1``. A missing dataset raises
     :class:`DatasetNotFoundError` naming every place looked and how to provide it.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"dataset name must be a non-empty string, got {name!r}")
+    check_name(name)
     if dataset_kind(name) == "images":
         return load_image_dataset(name, split, root=root, download=download)
     return load_graph_dataset(name, split, root=root, download=download)
@@ -39,8 +41,17 @@ def list_datasets() -> list[str]:
     return [*IMAGE_DATASETS, *KNOWN_TU]
 
 
+def check_name(name) -> None:
+    """A dataset is named, never a path: letters, digits, '_', '.', '-', no '..' (docs/format.md), so
+    that no name from a file or a command line is joined into a path outside the data roots."""
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name) or ".." in name:
+        raise ValueError(f"dataset name must be letters, digits, '_', '.' or '-' (a name, not a path), got "
+                         f"{str(name)[:80]!r}")
+
+
 def availability(name: str, root=None) -> dict:
     """Presence and source of a dataset, without decoding it."""
+    check_name(name)
     if dataset_kind(name) == "images":
         return image_availability(name, root)
     return graph_availability(name, root)

@@ -121,6 +121,11 @@ def source_dataset_absolute_path(d: Path) -> Invocation:
     return Invocation(_cli("evaluate", edit(digits_set(d), set_attr("source_dataset", "/etc/passwd")), "--seeds", "0"))
 
 
+@case("dataset-name-is-a-path")
+def dataset_name_is_a_path(d: Path) -> Invocation:
+    return Invocation(_cli("condense", "random", "../../../../etc", "--ipc", "1", "--out", d / "x.h5"))
+
+
 @case("fingerprint-malformed")
 def fingerprint_malformed(d: Path) -> Invocation:
     return Invocation(_cli("inspect", edit(digits_set(d), set_attr("source_fingerprint", "xyz"))))
