@@ -125,10 +125,6 @@ def _check_images(s: SyntheticSet) -> list[str]:
     if p:
         return p
     n_inst = s.num_instances()
-    inst_bytes = n_inst * int(math.prod(x.shape[1:])) * 4
-    if inst_bytes > max_set_bytes():
-        return [f"{n_inst:,} training instances take {inst_bytes:,} bytes as floats, over the "
-                f"{max_set_bytes():,}-byte limit (CONDENSE_MAX_SET_BYTES)"]
     if s.soft_labels is not None:
         sl = s.soft_labels
         if s.soft_label_policy not in SOFT_POLICIES:
@@ -229,9 +225,10 @@ def _check_pairing(s: SyntheticSet) -> list[str]:
         batches, sizes = torch.unique(ib, return_counts=True)
         instances += int(sizes[torch.searchsorted(batches, b)].sum())
     composed = instances * int(s.images[0].numel()) * 4 if s.images.shape[0] else 0
-    if composed > max_set_bytes():
-        return [f"composing {instances:,} instances would take {composed:,} bytes, over the {max_set_bytes():,}-byte "
-                "limit (CONDENSE_MAX_SET_BYTES)"]
+    held = composed + s.storage_bytes["total"]   # the composed floats beside the stored parts they come from
+    if held > max_set_bytes():
+        return [f"composing {instances:,} instances would take {composed:,} bytes ({held:,} with the stored parts), "
+                f"over the {max_set_bytes():,}-byte limit (CONDENSE_MAX_SET_BYTES)"]
     return []
 
 
