@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import h5py
-import numpy as np
 import pytest
 import torch
 
 import condense
 from condense.format import FormatError, SyntheticSet, pack_graphs, reseal
 
+from .hostile.forgers import composing_set, retype
 from .test_store import graph_set, image_set, schedule_set
 
 INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
@@ -25,24 +25,6 @@ def _subset_graphs(ipc: int = 2) -> SyntheticSet:
     graphs = [Data(x=torch.ones(2, 3), edge_index=torch.tensor([[0], [1]]), y=torch.tensor([c])) for c in (0, 0, 1)]
     return SyntheticSet(kind="graphs", method="random", ipc=ipc, num_classes=2, class_names=["0", "1"],
                         source_dataset="MUTAG", source_fingerprint="c" * 32, seed=0, graphs=pack_graphs(graphs))
-
-
-def _retype(path, where: str, dtype: str) -> None:
-    """Store dataset ``where`` as ``dtype`` (values cast), with the recorded storage bytes made to agree."""
-    with h5py.File(path, "a") as f:
-        old = f[where]
-        data, attrs = old[()], dict(old.attrs)
-        before = data.nbytes
-        del f[where]
-        new = f.create_dataset(where, data=data.astype(dtype))
-        for k, v in attrs.items():
-            new.attrs[k] = v
-        sizes = json.loads(f.attrs["storage_bytes"])
-        part = where.split("/")[0]
-        sizes[part] += new[()].nbytes - before
-        sizes["total"] += new[()].nbytes - before
-        f.attrs["storage_bytes"] = json.dumps(sizes, sort_keys=True)
-    reseal(path)
 
 
 CASES = [("images", image_set, "labels"), ("schedule", schedule_set, "indices"),
@@ -57,7 +39,7 @@ def test_every_integer_dataset_under_every_integer_dtype_loads_right_or_is_refus
         tmp_path, kind, make, where, dtype):
     s = make()
     path = condense.save(s, tmp_path / "x.h5")
-    _retype(path, where, dtype)
+    retype(path, where, dtype)
     signed = dtype.startswith("int")
     if not signed:
         with pytest.raises(FormatError) as e:
@@ -72,27 +54,25 @@ def test_every_integer_dataset_under_every_integer_dtype_loads_right_or_is_refus
     assert torch.equal(got.long(), want.long())
 
 
-@pytest.mark.parametrize("name", ["../../../../tmp/EVIL", "/etc/passwd", "a/b", "..", "x" * 200, "", "sp ace"])
-def test_a_source_dataset_is_a_name_never_a_path(tmp_path, name):
+NAMES = [("source_dataset", v, "source_dataset must be a dataset name")
+         for v in ["../../../../tmp/EVIL", "/etc/passwd", "a/b", "..", "x" * 200, "", "sp ace"]]
+FINGERPRINTS = [("source_fingerprint", v, "source_fingerprint must be 32 lowercase hex digits")
+                for v in ["", "f", "F" * 32, "g" * 32, "a" * 31, "a" * 64]]
+
+
+@pytest.mark.parametrize("attr, value, why", NAMES + FINGERPRINTS)
+def test_names_and_fingerprints_have_the_form_the_spec_names(tmp_path, attr, value, why):
+    """A source name is a name, never a path; a fingerprint is 32 lowercase hex digits: refused in a
+    file edited with h5py and resealed, and refused before a write."""
     path = condense.save(image_set(), tmp_path / "x.h5")
     with h5py.File(path, "a") as f:
-        f.attrs["source_dataset"] = name
+        f.attrs[attr] = value
     reseal(path)
-    with pytest.raises(FormatError, match="source_dataset must be a dataset name"):
+    with pytest.raises(FormatError, match=why):
         condense.load(path)
-    with pytest.raises(FormatError, match="source_dataset must be a dataset name"):
-        condense.save(image_set().with_meta(source_dataset=name), tmp_path / "y.h5")
+    with pytest.raises(FormatError, match=why):
+        condense.save(image_set().with_meta(**{attr: value}), tmp_path / "y.h5")
     assert not (tmp_path / "y.h5").exists()
-
-
-@pytest.mark.parametrize("fp", ["", "f", "F" * 32, "g" * 32, "a" * 31, "a" * 64])
-def test_a_fingerprint_has_the_form_the_spec_names(tmp_path, fp):
-    path = condense.save(image_set(), tmp_path / "x.h5")
-    with h5py.File(path, "a") as f:
-        f.attrs["source_fingerprint"] = fp
-    reseal(path)
-    with pytest.raises(FormatError, match="source_fingerprint must be 32 lowercase hex digits"):
-        condense.load(path)
 
 
 def test_a_graph_subset_proves_its_ipc_from_its_graphs(tmp_path):
@@ -121,7 +101,7 @@ def test_unsigned_labels_do_not_reach_torch_from_the_command_line(tmp_path):
     from pathlib import Path
 
     path = condense.save(image_set(), tmp_path / "x.h5")
-    _retype(path, "labels", "uint32")
+    retype(path, "labels", "uint32")
     r = subprocess.run([sys.executable, "-m", "condense", "inspect", str(path)], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr
@@ -133,12 +113,7 @@ def test_composed_instances_count_against_the_limit_before_any_tensor_is_built(t
     instances from 128 stored items: counted from the indices and refused before composing (a 100 KB
     limit stands in for the default 8 GiB)."""
     c = 64
-    s = SyntheticSet(kind="images", method="infer", ipc=2, num_classes=c, class_names=[str(i) for i in range(c)],
-                     source_dataset="toy", source_fingerprint="f" * 32, seed=0,
-                     images=torch.zeros(c, 1, 4, 4, dtype=torch.uint8), labels=torch.arange(c), mean=(0.5,), std=(0.5,),
-                     compensator_encoding="standardized",
-                     compensators={"values": torch.zeros(c, 1, 4, 4), "batch": torch.zeros(c, dtype=torch.long),
-                                   "image_batch": torch.zeros(c, dtype=torch.long)})
+    s = composing_set(c, side=4)
     path = condense.save(s, tmp_path / "c.h5")
     assert condense.load(path).num_instances() == c + c * c
     monkeypatch.setenv("CONDENSE_MAX_SET_BYTES", str(100_000))

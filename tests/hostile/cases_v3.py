@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from .cases_caches import _prime
-from .forgers import _records, digits_set, edit, set_attr
+from .forgers import _records, composing_set, digits_set, edit, retype, set_attr
 from .model import SWEEP, Invocation, _cli, case
 
 # 1. a cached set reused for another cell
@@ -54,22 +54,6 @@ def cached_set_other_ipc(d: Path) -> Invocation:
 # 2. integer datasets under foreign dtypes, graph IPC from content
 
 
-def _retyped(path: Path, where: str, dtype: str) -> Path:
-    def fn(f):
-        data, attrs = f[where][()], dict(f[where].attrs)
-        before = data.nbytes
-        del f[where]
-        new = f.create_dataset(where, data=data.astype(dtype))
-        for k, v in attrs.items():
-            new.attrs[k] = v
-        sizes = json.loads(f.attrs["storage_bytes"])
-        grow = new[()].nbytes - before
-        sizes[where.split("/")[0]] += grow
-        sizes["total"] += grow
-        f.attrs["storage_bytes"] = json.dumps(sizes, sort_keys=True)
-    return edit(path, fn)
-
-
 def _mutag_set(d: Path, method: str, ipc: int = 2) -> Path:
     import condense
     from condense.data import load_dataset
@@ -95,7 +79,7 @@ DTYPE_CASES = [("labels-uint16", lambda d: digits_set(d), "labels", "uint16"),
 
 for _name, _make, _where, _dtype in DTYPE_CASES:
     def _dtype_case(d: Path, make=_make, where=_where, dtype=_dtype) -> Invocation:
-        return Invocation(_cli("inspect", _retyped(make(d), where, dtype)))
+        return Invocation(_cli("inspect", retype(make(d), where, dtype)))
     _dtype_case.__name__ = _name.replace("-", "_")
     case(_name)(_dtype_case)
 
@@ -152,16 +136,8 @@ def max_set_bytes_float(d: Path) -> Invocation:
 @case("compensators-compose-over-limit")
 def compensators_compose_over_limit(d: Path) -> Invocation:
     import condense
-    import torch
-    from condense.format import SyntheticSet
 
-    c = 64
-    s = SyntheticSet(kind="images", method="infer", ipc=2, num_classes=c, class_names=[str(i) for i in range(c)],
-                     source_dataset="digits", source_fingerprint="f" * 32, seed=0,
-                     images=torch.zeros(c, 1, 8, 8, dtype=torch.uint8), labels=torch.arange(c), mean=(0.5,), std=(0.5,),
-                     compensator_encoding="standardized",
-                     compensators={"values": torch.zeros(c, 1, 8, 8), "batch": torch.zeros(c, dtype=torch.long),
-                                   "image_batch": torch.zeros(c, dtype=torch.long)})
+    s = composing_set(64, side=8)
     path = condense.save(s, d / "c.h5")
     return Invocation(_cli("inspect", path), env={"CONDENSE_MAX_SET_BYTES": "500000"})
 

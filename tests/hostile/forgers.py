@@ -148,3 +148,36 @@ def _records(path: Path) -> list[dict]:
     return out
 
 
+def composing_set(c: int, side: int):
+    """``c`` images of ``c`` classes in one init batch with ``c`` standardized compensators: a valid set
+    that composes ``c + c²`` training instances from ``2c`` stored items."""
+    import torch
+
+    from condense.format import SyntheticSet
+
+    return SyntheticSet(kind="images", method="infer", ipc=2, num_classes=c, class_names=[str(i) for i in range(c)],
+                        source_dataset="digits", source_fingerprint="f" * 32, seed=0,
+                        images=torch.zeros(c, 1, side, side, dtype=torch.uint8), labels=torch.arange(c),
+                        mean=(0.5,), std=(0.5,), compensator_encoding="standardized",
+                        compensators={"values": torch.zeros(c, 1, side, side), "batch": torch.zeros(c, dtype=torch.long),
+                                      "image_batch": torch.zeros(c, dtype=torch.long)})
+
+
+def retype(path: Path, where: str, dtype: str) -> Path:
+    """Store dataset ``where`` as ``dtype`` (values cast), its recorded storage bytes made to agree, and
+    re-seal: what an attacker with h5py would do to make a foreign dtype look legitimate."""
+    import json
+
+    def fn(f):
+        data, attrs = f[where][()], dict(f[where].attrs)
+        before = data.nbytes
+        del f[where]
+        new = f.create_dataset(where, data=data.astype(dtype))
+        for k, v in attrs.items():
+            new.attrs[k] = v
+        grow = new[()].nbytes - before
+        sizes = json.loads(f.attrs["storage_bytes"])
+        sizes[where.split("/")[0]] += grow
+        sizes["total"] += grow
+        f.attrs["storage_bytes"] = json.dumps(sizes, sort_keys=True)
+    return edit(path, fn)
