@@ -174,3 +174,21 @@ def test_the_data_loaders_take_names_never_paths(name):
         load_dataset(name, "train")
     with pytest.raises(ValueError, match="a name, not a path"):
         availability(name)
+
+
+def test_graph_counts_count_against_the_limit_from_the_header(tmp_path, monkeypatch):
+    """Many tiny graphs cost little to store and much to unpack (a PyG object each): counted from the
+    declared shape before anything is read."""
+    from torch_geometric.data import Data
+
+    n = 1000
+    graphs = [Data(x=torch.ones(1, 1), edge_index=torch.zeros(2, 0, dtype=torch.long), y=torch.tensor([i % 2]))
+              for i in range(n)]
+    s = SyntheticSet(kind="graphs", method="random", ipc=n // 2, num_classes=2, class_names=["0", "1"],
+                     source_dataset="MUTAG", source_fingerprint="c" * 32, seed=0, graphs=pack_graphs(graphs))
+    path = condense.save(s, tmp_path / "g.h5")
+    monkeypatch.setenv("CONDENSE_MAX_SET_BYTES", "2000000")
+    with pytest.raises(FormatError, match=r"1,000 graphs at 2,560 bytes each included\), over the 2,000,000-byte"):
+        condense.load(path)
+    monkeypatch.setenv("CONDENSE_MAX_SET_BYTES", "3000000")
+    assert len(condense.load(path)) == n

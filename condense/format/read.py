@@ -15,7 +15,7 @@ import torch
 from .. import replay as _replay
 from .._log import one_line
 from .rules import check_set
-from .spec import (DTYPES, ALLOWED_FILTERS, COMPENSATOR_KEYS, COMPENSATOR_OPTIONAL, FORMAT, GRAPH_OPTIONAL, GRAPH_REQUIRED,
+from .spec import (DTYPES, GRAPH_OBJECT_BYTES, ALLOWED_FILTERS, COMPENSATOR_KEYS, COMPENSATOR_OPTIONAL, FORMAT, GRAPH_OPTIONAL, GRAPH_REQUIRED,
                    KINDS, MAX_EXPANSION, MAX_OBJECTS, MAX_PIXEL_EXPANSION, SUPPORTED_VERSIONS, FormatError,
                    max_set_bytes)
 from .synset import SyntheticSet
@@ -109,8 +109,11 @@ def _preflight(f, path: Path) -> None:
             else:
                 raise FormatError(f"{path}: '{where}' is a {type(obj).__name__}, not a dataset or group")
     limit = max_set_bytes()
-    if total > limit:
-        raise FormatError(f"{path}: declares {total:,} bytes of data, over the {limit:,}-byte limit "
+    graphs = _shape(f, "graphs/labels")
+    objects = int(graphs[0]) * GRAPH_OBJECT_BYTES if graphs else 0   # each graph becomes an object for training
+    if total + objects > limit:
+        held = f" ({int(graphs[0]):,} graphs at {GRAPH_OBJECT_BYTES:,} bytes each included)" if objects else ""
+        raise FormatError(f"{path}: declares {total + objects:,} bytes of data{held}, over the {limit:,}-byte limit "
                           "(CONDENSE_MAX_SET_BYTES raises it)")
     _check_declared_shapes(f, path)
 

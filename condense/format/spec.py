@@ -63,6 +63,10 @@ DTYPES = {
     "graphs/edge_ptr": SIGNED, "graphs/labels": SIGNED, "graphs/root_mask": ("bool",), "graphs/node_degree": SIGNED,
     "graphs/frequency": SIGNED + FLOATS, "graphs/tree_ptr": SIGNED,
 }
+# What one graph of a set costs beyond its arrays once unpacked into a PyG ``Data`` for training
+# (2,406 bytes measured for 100,000 one-node graphs with torch 2.14 and PyG 2.8), counted with the
+# arrays against the size limit before anything is read.
+GRAPH_OBJECT_BYTES = 2560
 # A source dataset is named, never a path: a registered name or letters, digits, '_', '.', '-' (no '..').
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
 FINGERPRINT_PATTERN = r"[0-9a-f]{32}"
