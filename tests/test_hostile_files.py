@@ -192,3 +192,19 @@ def test_graph_counts_count_against_the_limit_from_the_header(tmp_path, monkeypa
         condense.load(path)
     monkeypatch.setenv("CONDENSE_MAX_SET_BYTES", "3000000")
     assert len(condense.load(path)) == n
+
+
+def test_a_schedule_proves_its_budget_from_its_rounds(tmp_path):
+    """An RS2 schedule of 6 items a round is IPC 3 over 2 classes; edited to IPC 1 and resealed, its rounds
+    give it away. In the selection-ratio mode the fraction bounds a round instead."""
+    path = condense.save(schedule_set(), tmp_path / "s.h5")   # ipc 3, 2 classes, rounds of 6
+    with h5py.File(path, "a") as f:
+        f.attrs["ipc"] = 1
+    reseal(path)
+    with pytest.raises(FormatError, match=r"a round holds 6 items, more than ipc × classes = 1 × 2 = 2"):
+        condense.load(path)
+    ratio = schedule_set().with_meta(method_config={"fraction": 0.05})   # 5 % of 40 items, + 1 a class: 4
+    with pytest.raises(FormatError, match=r"more than fraction 0.05 of 40 items allows \(4\)"):
+        condense.save(ratio, tmp_path / "r.h5")
+    assert condense.load(condense.save(schedule_set().with_meta(method_config={"fraction": 0.1}),
+                                       tmp_path / "ok.h5")).indices.shape == (5, 6)

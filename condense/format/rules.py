@@ -249,6 +249,16 @@ def _check_schedule(s: SyntheticSet) -> list[str]:
         return [f"indices out of range [0, {s.source_size})"]
     if not s.source_fingerprint:
         return ["a subset-schedule needs its source_fingerprint"]
+    # The budget from the content: a round holds at most IPC × C items, or, in RS2's selection-ratio
+    # mode, its fraction of the source (each class rounded, at least one item each).
+    n, fraction = int(idx.shape[1]), s.method_config.get("fraction")
+    if isinstance(fraction, (int, float)) and not isinstance(fraction, bool):
+        most = math.floor(fraction * s.source_size) + s.num_classes
+        if n > most:
+            return [f"a round holds {n} items, more than fraction {fraction:g} of {s.source_size} items allows ({most})"]
+    elif s.ipc > 0 and n > s.ipc * s.num_classes:
+        return [f"a round holds {n} items, more than ipc × classes = {s.ipc} × {s.num_classes} = "
+                f"{s.ipc * s.num_classes}"]
     return []
 
 

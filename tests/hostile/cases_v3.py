@@ -89,6 +89,11 @@ def graph_ipc_edited_down(d: Path) -> Invocation:
     return Invocation(_cli("evaluate", edit(_mutag_set(d, "random", 3), set_attr("ipc", 1)), "--seeds", "0"))
 
 
+@case("schedule-ipc-edited-down")
+def schedule_ipc_edited_down(d: Path) -> Invocation:
+    return Invocation(_cli("inspect", edit(digits_set(d, "rs2", 2), set_attr("ipc", 1))))
+
+
 # 3. names and fingerprints
 
 
