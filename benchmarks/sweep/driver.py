@@ -28,6 +28,7 @@ from .. import jsonl, ray_executor
 from ..provenance import machine, versions
 from ..ray_executor import probe, require_ray
 from ..report import build
+from ..report.records import canon
 from .plan import Cell, Planner, clean, nothing_to_run, stable_hash
 from .spec import SweepSpec, sweep_specs
 from .worker import SetJob, WorkContext, work_set
@@ -37,9 +38,6 @@ def cached_mismatch(s, cell: Cell, train, cfg: dict, code: dict) -> str | None:
     """Why a cached set is not this cell's set (None when it is): its method, source (name and
     fingerprint), IPC, set seed, resolved config and condenser code must all be the cell's. The file
     name alone proves nothing: a file can be copied over another."""
-    def canon(obj) -> str:
-        return json.dumps(obj, sort_keys=True, default=str)
-
     expect = {"method": cell.method, "source_dataset": train.name, "source_fingerprint": train.fingerprint,
               "ipc": cell.set_ipc, "seed": cell.seed}
     for field, want in expect.items():

@@ -35,7 +35,6 @@ def clean(obj):
 
 
 def parse_overrides(items) -> dict[str, dict]:
-
     out: dict[str, dict] = {}
     for item in items:
         try:
@@ -89,7 +88,6 @@ class Planner:
 
 
     def datasets(self) -> list[str]:
-
         names = self.args.datasets or list(DEFAULT_DATASETS)
         keep = []
         for name in names:
@@ -108,7 +106,6 @@ class Planner:
         return keep
 
     def methods_for(self, kind: str, protocol) -> list[str]:
-
         if self.args.methods is None:
             return default_condensers(kind, protocol)
         keep = []
@@ -121,7 +118,6 @@ class Planner:
         return keep
 
     def protocol(self, kind: str, dataset: str, name: str | None = None, **extra):
-
         cfg = dataset_config(dataset, kind)
         name = name or self.args.protocol or cfg.protocol
         over = dict(cfg.quick_protocol) if self.args.preset == "quick" else {}
@@ -166,7 +162,6 @@ class Planner:
         return {"hard": hard, "soft": soft, "hard-aug": aug_variant(hard), "soft-aug": aug_variant(soft)}
 
     def plan(self) -> list[tuple[Cell, list[str]]]:
-
         plan = []
         self.data = {}
         for name in self.datasets():
@@ -239,7 +234,6 @@ class Planner:
     # -- one set, its runs
 
     def condenser(self, method: str, protocol, dataset: str):
-
         over = dict(self.overrides.get(method, {}))
         if self.args.preset == "quick":
             over = {**dataset_config(dataset, protocol.kind).condenser_overrides(method), **over}

@@ -24,13 +24,9 @@ TRAIN_SEED_BASE = 1 << 62   # set seeds stay below it; training seeds are drawn 
 FILE_ONLY = ("config",)     # fields a sweep file cannot set
 
 
-def opt(default, help: str, *, rule: Rule | None = None, metavar: str | None = None, flag: str | None = None,
-        factory=None):
+def opt(default, help: str, *, rule: Rule | None = None, metavar: str | None = None, flag: str | None = None):
     """A spec field: its default, its ``--help`` line, the rule its values obey, and its flag."""
-    meta = {"help": help, "rule": rule, "metavar": metavar, "flag": flag}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata={"help": help, "rule": rule, "metavar": metavar, "flag": flag})
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,7 @@ class SweepSpec:
         """The defaults (or ``base``) with ``values`` applied: a sweep file's keys (``set`` for
         ``overrides``, dashes or underscores) or the API's keywords. An unknown key or a bad value is
         one error naming it and ``where``."""
-        names = {f.name for f in dataclasses.fields(cls)}
+        names, hints = {f.name for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
         out = {} if base is None else {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}
         for key, value in values.items():
             name = "overrides" if key == "set" else key.replace("-", "_")
@@ -118,7 +114,7 @@ class SweepSpec:
                 raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
             if name == "overrides":
                 value = overrides_list(value, where)
-            elif name in _LIST_FIELDS and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            elif _scalar(hints[name])[1] and isinstance(value, (int, float, str)) and not isinstance(value, bool):
                 value = (value,)          # ``ipc = 10`` in a sweep file is ``--ipc 10``
             out[name] = value
         try:
@@ -128,9 +124,6 @@ class SweepSpec:
 
     def replace(self, **changes) -> "SweepSpec":
         return dataclasses.replace(self, **changes)
-
-
-_LIST_FIELDS = {"ipc", "datasets", "methods", "archs", "seeds"}
 
 
 def overrides_list(value, where: str) -> tuple[str, ...]:

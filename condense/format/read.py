@@ -46,7 +46,6 @@ def validate(path: str | os.PathLike) -> SyntheticSet:
 
 
 def _read(path: Path) -> tuple[SyntheticSet, dict]:
-
     try:
         st = path.stat()
     except FileNotFoundError:
