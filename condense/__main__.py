@@ -20,7 +20,7 @@ from ._paths import atomic_write
 from .checks import parse_value
 from .configs import dataset_config
 from .data import IMAGE_DATASETS, KNOWN_TU, availability, dataset_kind, load_dataset
-from .evaluate import evaluate, resolve_device
+from .evaluate import check_source, evaluate, resolve_device
 from .format import load, save
 from .methods import create_condenser
 
@@ -250,21 +250,17 @@ def _save_png(img, path: Path, scale: int = 1) -> None:
 def cmd_evaluate(args) -> int:
     s = load(args.path)
     kind = "graphs" if s.kind == "graphs" else "images"
-    local = load_dataset(s.source_dataset, "train", root=args.root).fingerprint
-    mismatch = None
-    if local != s.source_fingerprint:  # the set was made from another copy or version of its data
-        mismatch = {"set": s.source_fingerprint, "local": local}
-        if not args.accept_other_source:
-            raise ValueError(f"{args.path}: made from {s.source_dataset}/train with fingerprint {s.source_fingerprint}, "
-                             f"but the local {s.source_dataset}/train has {local}; --accept-other-source evaluates it "
-                             "anyway and records that it did")
-        print(f"note: {s.source_dataset}/train here has fingerprint {local}, the set's source {s.source_fingerprint}; "
-              "evaluated anyway (--accept-other-source)", file=sys.stderr)
+    train = load_dataset(s.source_dataset, "train", root=args.root)
+    mismatch = check_source(s, train, args.accept_other_source)
+    if mismatch:
+        print(f"note: {s.source_dataset}/train here has fingerprint {mismatch['local']}, the set's source "
+              f"{mismatch['set']}; evaluated anyway (--accept-other-source)", file=sys.stderr)
     test = load_dataset(s.source_dataset, "test", root=args.root)
     cfg = dataset_config(s.source_dataset, kind)
     arch = args.arch or cfg.archs[0]
     res = evaluate(s, test, arch=arch, protocol=args.protocol or cfg.protocol, seeds=args.seeds,
-                   device=args.device, preset=args.preset, progress=True, root=args.root)
+                   device=args.device, preset=args.preset, progress=True, root=args.root,
+                   source=train, accept_other_source=args.accept_other_source)
     print(res)
     for t, v in res.tta_summary().items():
         shown = f"{v['mean']:.1f} s" if v["mean"] is not None else f"not reached ({v['reached']}/{v['n']} seeds)"

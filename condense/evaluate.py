@@ -22,6 +22,7 @@ from .data import load_dataset
 from .devices import device_kind, resolve_device  # noqa: F401  (part of the evaluator's API)
 from .engine import TrainingDiverged, checkpoint_steps, tf32_mode  # noqa: F401  (part of the evaluator's API)
 from .format import SyntheticSet, load
+from .format.summaries import check_source_budget
 from .graph_eval import train_graphs
 from .image_train import (ImageTask, image_task, fkd_loss, kd_loss, make_augment, mixup, together_reason,  # noqa: F401
                           train_images, train_images_together)
@@ -50,7 +51,8 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
              preset: str = "quick", targets: Sequence[float] | None = None, source=None, val=None,
              arch_kwargs: dict | None = None, progress: bool = False,
              stop_at_targets: bool = False, root=None, budget_ipc: int | None = None,
-             curve: str | CurvePolicy = "screened", compile: bool | str = False, together: int = 1) -> EvalResult:
+             curve: str | CurvePolicy = "screened", compile: bool | str = False, together: int = 1,
+             accept_other_source: bool = False) -> EvalResult:
     """Train ``arch`` on ``synset`` once per seed and test on ``test``.
 
     ``synset`` is a :class:`SyntheticSet` or a path to one. ``source`` is the training split a
@@ -76,6 +78,9 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     initial weights, batch order, augmentation draws and loss), so the accuracies follow the same
     distribution; training seconds are the stack's per model, and each run records ``together``.
     Runs that cannot stack train one at a time and say why (``together_fallback``).
+
+    A ``source`` given is checked first (:func:`check_source`): a set made from another copy of its
+    data is refused unless ``accept_other_source``, and then every run records both fingerprints.
     """
     s = _as_synset(synset)
     policy = curve if isinstance(curve, CurvePolicy) else CurvePolicy(method=curve)
@@ -88,6 +93,7 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     p = get_protocol(protocol, preset)
     kind = "graphs" if s.kind == "graphs" else "images"
     check_applies(s, test, p, arch)
+    other = check_source(s, source, accept_other_source) if source is not None else None
     device = resolve_device(device)
     cfg = dataset_config(s.source_dataset, kind)
     targets = tuple(targets) if targets is not None else cfg.targets
@@ -103,6 +109,8 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
                            stop_at_targets, reference, targets, policy, compile, together)
     for run in runs:
         run.extra["tf32"] = tf32  # whether TF32 was allowed (never on a CPU; on a GPU only under precision=tf32)
+        if other:
+            run.extra["accepted_other_source"] = other
     return _result(arch, p, kw, runs, targets, s, device)
 
 
@@ -189,6 +197,23 @@ def _result(arch, p: Protocol, kw, runs, targets, s: SyntheticSet, device) -> Ev
                       condense_cpu_seconds=s.extra.get("condense_cpu_seconds"),
                       teacher_cpu_seconds=s.extra.get("teacher_cpu_seconds", 0.0 if not s.teacher_seconds else None),
                       plan=runs[0].extra.get("plan", {}))
+
+
+def check_source(s: SyntheticSet, source, accept_other: bool = False) -> dict | None:
+    """Check ``s`` against the local training split ``source`` it claims to come from: the same
+    fingerprint (else a one-line refusal naming both, or, with ``accept_other``, the two returned for
+    the record), and what a summary's byte budget claims of it (:func:`check_source_budget`)."""
+    local = getattr(source, "fingerprint", None)
+    other = None
+    if s.source_fingerprint and local != s.source_fingerprint:
+        other = {"set": s.source_fingerprint, "local": local}
+        if not accept_other:
+            raise ValueError(f"{s.path or 'the ' + repr(s.method) + ' set'}: made from {s.source_dataset}/train with "
+                             f"fingerprint {s.source_fingerprint}, but the local {s.source_dataset}/train has "
+                             f"{local}; accept_other_source (--accept-other-source) evaluates it anyway and "
+                             "records that it did")
+    check_source_budget(s, source)
+    return other
 
 
 def check_applies(s: SyntheticSet, test, p: Protocol, arch: str) -> None:

@@ -208,3 +208,97 @@ def test_a_schedule_proves_its_budget_from_its_rounds(tmp_path):
         condense.save(ratio, tmp_path / "r.h5")
     assert condense.load(condense.save(schedule_set().with_meta(method_config={"fraction": 0.1}),
                                        tmp_path / "ok.h5")).indices.shape == (5, 6)
+
+
+# ----------------------------------------------------------------------------- summaries' byte budget
+
+
+@pytest.fixture(scope="module")
+def mirage_summary(tmp_path_factory):
+    from condense.data import load_dataset
+    from condense.methods import create_condenser
+
+    train = load_dataset("MUTAG", "train")
+    s = create_condenser("mirage").condense(train, 4, seed=0)
+    return condense.save(s, tmp_path_factory.mktemp("mirage") / "m.h5"), train
+
+
+def _edit_extra(path, **changes):
+    with h5py.File(path, "a") as f:
+        x = json.loads(f.attrs["extra"])
+        x.update(changes)
+        for k in [k for k, v in changes.items() if v is None]:
+            del x[k]
+        f.attrs["extra"] = json.dumps(x)
+    reseal(path)
+
+
+def test_a_summary_proves_its_byte_budget_from_its_graphs(tmp_path, mirage_summary):
+    """A Mirage summary made at IPC 4 and edited to IPC 1 (resealed) claims a budget that 1 random graph per
+    class cannot hold; a class share edited down gives the class away; a summary that names no budget is
+    refused, and one sized by thresholds must carry them."""
+    import shutil
+
+    src, _ = mirage_summary
+    s = condense.load(src)
+    assert s.storage_bytes["graphs"] <= s.extra["budget_bytes"]
+    path = shutil.copy(src, tmp_path / "ipc.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["ipc"] = 1
+    reseal(path)
+    with pytest.raises(FormatError, match=r"budget_bytes [\d,]+ exceed what ipc 1 random graphs per class take"):
+        condense.load(path)
+
+    path = shutil.copy(src, tmp_path / "share.h5")
+    _edit_extra(path, class_budget_bytes=[100, 100])
+    with pytest.raises(FormatError, match=r"class 0 \(.*\) takes [\d,]+ bytes, over its share of 100"):
+        condense.load(path)
+
+    for changes, why in [({"mode": None}, "a graph summary proves its budget"),
+                         ({"mode": "thresholds"}, "a summary sized by thresholds needs method_config.thresholds")]:
+        path = shutil.copy(src, tmp_path / "mode.h5")
+        _edit_extra(path, **changes)
+        with pytest.raises(FormatError, match=why):
+            condense.load(path)
+
+
+def test_a_summarys_random_graph_bytes_is_checked_against_the_local_source(tmp_path, mirage_summary):
+    """Edited down to IPC 1 with random_graph_bytes inflated 4× to match, the file is self-consistent; the
+    evaluator recomputes the mean graph's bytes from the local training split and refuses it."""
+    import shutil
+
+    from condense.data import load_dataset
+    from condense.evaluate import check_source, evaluate
+
+    src, train = mirage_summary
+    check_source(condense.load(src), train)    # the genuine set passes
+    path = shutil.copy(src, tmp_path / "rgb.h5")
+    rgb = condense.load(src).extra["random_graph_bytes"]
+    with h5py.File(path, "a") as f:
+        f.attrs["ipc"] = 1
+    _edit_extra(path, random_graph_bytes=4 * rgb)
+    forged = condense.load(path)
+    with pytest.raises(ValueError, match=r"random_graph_bytes is [\d.]+, but one MUTAG/train graph takes [\d.]+"):
+        evaluate(forged, load_dataset("MUTAG", "test"), arch="gcn", protocol="graph", seeds=[0], source=train)
+
+
+def test_evaluate_refuses_a_set_from_another_source_unless_accepted(tmp_path, mirage_summary):
+    from condense.data import load_dataset
+    from condense.evaluate import evaluate
+
+    src, train = mirage_summary
+
+    class Other:   # the same graphs under another fingerprint: another copy of the data
+        fingerprint = "0" * 32
+
+        def __iter__(self):
+            return iter(train)
+
+    other = Other()
+    s, test = condense.load(src), load_dataset("MUTAG", "test")
+    with pytest.raises(ValueError, match=f"MUTAG/train with fingerprint {s.source_fingerprint}, but the local "
+                                         f"MUTAG/train has {'0' * 32}; accept_other_source"):
+        evaluate(s, test, arch="gcn", protocol="graph", seeds=[0], source=other)
+    res = evaluate(s, test, arch="gcn", protocol="graph", seeds=[0], source=other, accept_other_source=True,
+                   preset="quick")
+    assert res.runs[0].extra["accepted_other_source"] == {"set": s.source_fingerprint, "local": "0" * 32}

@@ -12,6 +12,7 @@ from .. import replay as _replay
 from .spec import (COMPENSATOR_ENCODINGS, COMPENSATOR_KEYS, GRAPH_REQUIRED, IMAGE_ENCODINGS, MAX_CLASSES, MAX_IPC,
                    SOFT_POLICIES, TRAINING_SPLITS, max_set_bytes)
 from .spec import FINGERPRINT_PATTERN, NAME_PATTERN
+from .summaries import check_summary_budget
 
 if TYPE_CHECKING:
     from .synset import SyntheticSet
@@ -300,8 +301,10 @@ def _check_graphs(s: SyntheticSet) -> list[str]:
         if tp.ndim != 1 or tp.shape[0] != n_graphs + 1 or int(tp[-1]) != len(g["tree_codes"]):
             return ["graphs/tree_ptr must index tree_codes per graph"]
     p = _check_labels(y, None, s.num_classes, "graphs/labels")
-    if p or "tree_codes" in g or s.ipc == 0:
-        return p   # summaries (tree codes) are held to their byte budget by the condenser that fills it
+    if p or s.ipc == 0:
+        return p
+    if "tree_codes" in g:   # a summary: its byte budget, from content
+        return check_summary_budget(s)
     counts = torch.bincount(y.long(), minlength=s.num_classes)   # a subset of real graphs: IPC from content
     if int(counts.max()) > s.ipc:
         c = int(counts.argmax())

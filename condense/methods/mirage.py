@@ -30,7 +30,6 @@ on the summary pooling root nodes only; how it uses the frequencies is the proto
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 
@@ -42,7 +41,9 @@ from ..checks import Rule, check_config
 from ..comptrees import (CodeTable, GraphUnion, graph_union, computation_tree_codes, degree_array,  # noqa: F401
                          discrete_labels, transactions, unroll)
 from ..itemsets import TooManyItemsets, bitsets, eclat, support  # noqa: F401
+from ..treesets import Pattern, TreeSetMiner, search_budget, support_levels
 from ..format import pack_graphs
+from ..format.summaries import POINTER_HEAD, mean_graph_bytes
 from ._common import CondenseOutput
 from .base import Condenser, register_condenser
 
@@ -51,7 +52,6 @@ from .base import Condenser, register_condenser
 OFFICIAL_HOPS = {"NCI1": 2, "IMDB-BINARY": 2, "DD": 1, "ogbg-molbace": 3, "ogbg-molhiv": 3}
 DEFAULT_HOPS = {**OFFICIAL_HOPS, "MUTAG": 2, "PROTEINS": 2}
 FALLBACK_HOPS = 2
-GRAPH_OVERHEAD = 8 * 4 + 4  # node_ptr, edge_ptr, labels, tree_ptr (int64) and frequency (int32) per graph
 NODE_EXTRA = 1 + 2          # root_mask (bool) and node_degree (int16) per summary node
 
 
@@ -84,139 +84,6 @@ class MirageConfig:
     @classmethod
     def preset(cls, name: str) -> "MirageConfig":
         return cls()
-
-
-# ----------------------------------------------------------------------------- mining under a budget
-
-
-@dataclass
-class _Pattern:
-    cls: int
-    items: tuple[int, ...]
-    support: int
-    nbytes: int
-    other_support: list[int]
-
-
-class _Miner:
-    """Per class: transactions, bitsets, mined levels (cached) and pattern byte costs."""
-
-    def __init__(self, tx: list[np.ndarray], y: np.ndarray, num_classes: int, table: CodeTable, hops: int,
-                 node_bytes: int, edge_bytes: int, cfg: MirageConfig):
-        self.cfg, self.table, self.hops = cfg, table, hops
-        self.num_classes = num_classes
-        self.sizes = [int((y == c).sum()) for c in range(num_classes)]
-        self.tidsets = [bitsets([tx[i] for i in np.flatnonzero(y == c)]) for c in range(num_classes)]
-        self.node_bytes, self.edge_bytes = node_bytes, edge_bytes
-        self._mined: dict[tuple[int, int], list[_Pattern]] = {}
-        self._tree_bytes: dict[int, int] = {}
-        self._other: dict[tuple[int, ...], list[int]] = {}
-
-    def minsup(self, c: int, rel: float) -> int:
-        """Absolute support for a relative one: at least 2 graphs (a single graph is no pattern)."""
-        return max(2, math.ceil(rel * self.sizes[c] - 1e-9))
-
-    def tree_bytes(self, code: int) -> int:
-        if code not in self._tree_bytes:
-            n = self.table.size(self.hops, code)
-            s = self.table.string(self.hops, code)
-            self._tree_bytes[code] = n * self.node_bytes + (n - 1) * self.edge_bytes + len(s.encode()) + 1
-        return self._tree_bytes[code]
-
-    def mine(self, c: int, minsup: int) -> list[_Pattern]:
-        """Class ``c``'s frequent tree-sets at ``minsup``, singletons dropped when configured."""
-        key = (c, minsup)
-        if key not in self._mined:
-            found = eclat(self.tidsets[c], minsup, self.cfg.max_pattern_size, self.cfg.max_itemsets)
-            out = []
-            for items, sup in found:
-                if self.cfg.drop_singletons and len(items) < 2:
-                    continue
-                if items not in self._other:
-                    self._other[items] = [support(t, items) for t in self.tidsets]
-                nbytes = GRAPH_OVERHEAD + sum(self.tree_bytes(i) for i in items)
-                out.append(_Pattern(c, items, sup, nbytes, self._other[items]))
-            out.sort(key=lambda p: (-p.support, p.nbytes, p.items))
-            self._mined[key] = out
-        return self._mined[key]
-
-    def kept(self, c: int, minsup: int, minsups: list[float]) -> list[_Pattern]:
-        """Drop tree-sets frequent in another class at that class's threshold (``minsups``)."""
-        pats = self.mine(c, minsup)
-        if not self.cfg.drop_shared:
-            return pats
-        return [p for p in pats if not any(p.other_support[o] >= minsups[o]
-                                           for o in range(self.num_classes) if o != c)]
-
-
-def _levels(cfg: MirageConfig) -> list[float]:
-    """Relative support levels, from 1 down to ``min_support`` by ``support_ratio``."""
-    if not 0 < cfg.support_ratio < 1 or not 0 < cfg.min_support <= 1:
-        raise ValueError("mirage needs 0 < support_ratio < 1 and 0 < min_support <= 1")
-    out, s = [], 1.0
-    while s >= cfg.min_support - 1e-12:
-        out.append(s)
-        s *= cfg.support_ratio
-    return out
-
-
-def search_budget(miner: _Miner, shares: list[float], levels: list[float]) -> dict:
-    """Lower each class's support level by level while its kept tree-sets fit its byte share, then
-    top the share up with the most frequent tree-sets of the next level. Lowering one class's
-    threshold can only remove (shared) tree-sets from the others, so the rounds repeat until no
-    class can go lower. Returns the chosen patterns and thresholds per class."""
-    C = miner.num_classes
-    idx = [-1] * C                                   # -1: nothing frequent yet (threshold +inf)
-    blocked = [False] * C
-
-    def minsups() -> list[float]:
-        return [math.inf if idx[c] < 0 else miner.minsup(c, levels[idx[c]]) for c in range(C)]
-
-    def try_level(c: int, i: int):
-        ms = minsups()
-        ms[c] = miner.minsup(c, levels[i])
-        try:
-            return miner.kept(c, ms[c], ms)
-        except TooManyItemsets:
-            return None
-
-    changed = True
-    while changed:
-        changed = False
-        for c in range(C):
-            if blocked[c] or idx[c] + 1 >= len(levels):
-                continue
-            kept = try_level(c, idx[c] + 1)
-            if kept is not None and sum(p.nbytes for p in kept) <= shares[c]:
-                idx[c] += 1
-                changed = True
-            elif kept is None:  # the itemsets explode: no lower level for this class
-                blocked[c] = True
-            # else over its share for now; another class lowering its threshold may free room
-    chosen, over = {}, {}
-    for c in range(C):
-        ms = minsups()
-        base = miner.kept(c, ms[c], ms) if idx[c] >= 0 else []
-        used = sum(p.nbytes for p in base)
-        extra, j = [], idx[c] + 1
-        nxt = try_level(c, j) if j < len(levels) else None
-        if nxt is not None:
-            have = {p.items for p in base}
-            for p in nxt:                              # most frequent first
-                if p.items not in have and used + p.nbytes <= shares[c]:
-                    extra.append(p)
-                    used += p.nbytes
-        pats = base + extra
-        over[c] = False
-        if not pats:                                   # keep at least one tree-set per class
-            for i in range(max(idx[c], 0), len(levels)):
-                cand = try_level(c, i)
-                if cand:
-                    pats, over[c] = [min(cand, key=lambda p: (p.nbytes, -p.support, p.items))], True
-                    idx[c] = max(idx[c], i)
-                    break
-        chosen[c] = pats
-    return {"patterns": chosen, "levels": idx, "over_budget": over}
 
 
 # ----------------------------------------------------------------------------- the condenser
@@ -269,7 +136,7 @@ class Mirage(Condenser):
         tree_seconds = time.perf_counter() - t0
         F = split.x.shape[1]
         D = 0 if split.edge_attr is None else split.edge_attr.shape[1]
-        miner = _Miner(tx, split.y, C, table, hops, node_bytes=4 * F + NODE_EXTRA, edge_bytes=16 + 4 * D, cfg=cfg)
+        miner = TreeSetMiner(tx, split.y, C, table, hops, node_bytes=4 * F + NODE_EXTRA, edge_bytes=16 + 4 * D, cfg=cfg)
         info: dict = {"hops": hops, "node_labels": int(split.node_labels.max()) + 1 if split.node_labels.size else 0,
                       "edge_labels": None if split.edge_labels is None else int(split.edge_labels.max()) + 1,
                       "distinct_trees": int(np.unique(codes[hops][nontrivial]).size)}
@@ -297,7 +164,7 @@ class Mirage(Condenser):
 
     # -- thresholds
 
-    def _by_thresholds(self, miner: _Miner, C: int, info: dict) -> dict[int, list[_Pattern]]:
+    def _by_thresholds(self, miner: TreeSetMiner, C: int, info: dict) -> dict[int, list[Pattern]]:
         th = tuple(self.config.thresholds)
         if len(th) == 1:
             th = th * C
@@ -312,7 +179,7 @@ class Mirage(Condenser):
         info.update(mode="thresholds", support=list(th), minsup=ms)
         return chosen
 
-    def _by_supports(self, miner: _Miner, C: int, info: dict) -> dict[int, list[_Pattern]]:
+    def _by_supports(self, miner: TreeSetMiner, C: int, info: dict) -> dict[int, list[Pattern]]:
         """The official scripts' rule (Algorithm 1 with hand-set thresholds): a tree-set is kept when at
         least ``supports[c]`` training graphs of its class contain it; the set's size follows."""
         sup = tuple(int(v) for v in self.config.supports)
@@ -331,16 +198,21 @@ class Mirage(Condenser):
                     class_sizes=list(miner.sizes))
         return chosen
 
-    def _by_budget(self, miner: _Miner, split: GraphUnion, ipc: int, C: int, info: dict) -> dict[int, list[_Pattern]]:
+    def _by_budget(self, miner: TreeSetMiner, split: GraphUnion, ipc: int, C: int, info: dict) -> dict[int, list[Pattern]]:
         counts = np.bincount(split.y, minlength=C)
         F = split.x.shape[1]
         D = 0 if split.edge_attr is None else split.edge_attr.shape[1]
-        graph_bytes = (split.x.shape[0] * 4 * F + split.edge_index.shape[1] * (16 + 4 * D)) / len(split.y) + 24
+        graph_bytes = mean_graph_bytes(split.x.shape[0], split.edge_index.shape[1], len(split.y), F, D)
         per_class = [min(ipc, int(n)) * graph_bytes for n in counts]
-        total = float(self.config.budget_bytes) if self.config.budget_bytes is not None else float(sum(per_class)) + 16
-        room = total - 24  # the three pointer arrays' leading zeros
+        total = float(sum(per_class)) + 16
+        if self.config.budget_bytes is not None:
+            if self.config.budget_bytes > total:   # the set is labelled IPC ipc: its budget may not exceed it
+                raise ValueError(f"mirage budget_bytes {self.config.budget_bytes} exceed the {int(total)} bytes of "
+                                 f"{ipc} random training graphs per class; raise the IPC instead")
+            total = float(self.config.budget_bytes)
+        room = total - POINTER_HEAD  # the three pointer arrays' leading zeros
         shares = [room * p / sum(per_class) for p in per_class] if sum(per_class) else [room / C] * C
-        levels = _levels(self.config)
+        levels = support_levels(self.config)
         res = search_budget(miner, shares, levels)
         chosen = res["patterns"]
         effective = [min((p.support for p in chosen[c]), default=None) for c in range(C)]
@@ -354,7 +226,7 @@ class Mirage(Condenser):
 
     # -- the summary
 
-    def _summary(self, chosen: dict[int, list[_Pattern]], split: GraphUnion, final: np.ndarray, table: CodeTable,
+    def _summary(self, chosen: dict[int, list[Pattern]], split: GraphUnion, final: np.ndarray, table: CodeTable,
                  hops: int) -> dict:
         order = np.argsort(split.edge_index[1], kind="stable")
         in_src, in_eid = split.edge_index[0][order], order

@@ -89,6 +89,27 @@ def graph_ipc_edited_down(d: Path) -> Invocation:
     return Invocation(_cli("evaluate", edit(_mutag_set(d, "random", 3), set_attr("ipc", 1)), "--seeds", "0"))
 
 
+def _extra(**changes):
+    def fn(f):
+        x = json.loads(f.attrs["extra"])
+        x.update(changes)
+        f.attrs["extra"] = json.dumps(x)
+    return fn
+
+
+@case("summary-ipc-edited-down")
+def summary_ipc_edited_down(d: Path) -> Invocation:
+    return Invocation(_cli("evaluate", edit(_mutag_set(d, "mirage", 4), set_attr("ipc", 1)), "--seeds", "0"))
+
+
+@case("summary-source-bytes-inflated")
+def summary_source_bytes_inflated(d: Path) -> Invocation:
+    def forge(f):
+        f.attrs["ipc"] = 1
+        _extra(random_graph_bytes=4 * json.loads(f.attrs["extra"])["random_graph_bytes"])(f)
+    return Invocation(_cli("evaluate", edit(_mutag_set(d, "mirage", 4), forge), "--seeds", "0"))
+
+
 @case("schedule-ipc-edited-down")
 def schedule_ipc_edited_down(d: Path) -> Invocation:
     return Invocation(_cli("inspect", edit(digits_set(d, "rs2", 2), set_attr("ipc", 1))))
