@@ -3,8 +3,9 @@
 A GNN is trained on the set's graphs; when they carry a ``root_mask`` (Mirage's computation-tree
 summaries) the readout pools over root nodes only, while real validation and test graphs are pooled
 over all nodes, as in the Mirage paper. Test accuracy (and ROC-AUC for two classes) is recorded at
-every checkpoint; the reported accuracy is the test accuracy at the checkpoint with the best
-*validation* accuracy (ties go to the later checkpoint). The test set never selects anything.
+every checkpoint; the reported scores are those at the checkpoint with the best *validation* score
+(the protocol's ``select``: accuracy, or ROC-AUC on two-class tasks; ties go to the later
+checkpoint). The test set never selects anything.
 
 Graphs that carry a ``frequency`` (Mirage's tree-sets) are used by the protocol's ``frequency_mode``:
 ``proportional`` (the paper) draws, every epoch, as many graphs as the set holds, i.i.d. with
@@ -50,6 +51,14 @@ def graph_scores(model, batch) -> dict:
 
 def _full_batch(dataset, device):
     return Batch.from_data_list([dataset[i] for i in range(len(dataset))]).to(device)
+
+
+def selection_key(curve: list[dict], p: Protocol) -> str:
+    """The curve field a checkpoint is chosen by: ``val_auc`` under ``select="val-auc"`` when every
+    checkpoint has one (two classes, both in the validation split), else ``val_acc``."""
+    if getattr(p, "select", "val-acc") == "val-auc" and curve and all(c["val_auc"] is not None for c in curve):
+        return "val_auc"
+    return "val_acc"
 
 
 def frequency_mode(s, p: Protocol) -> str:
@@ -98,13 +107,15 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
                 Schedule.from_protocol(p, plan.passes, plan.steps_per_pass), clock=clock,
                 checkpoints=checkpoint_steps(plan.total_steps, p.checkpoints), on_checkpoint=checkpoint,
                 progress=progress, desc=f"train seed {seed}", where=f"seed {seed}", precision=p.precision)
-    best = max(range(len(curve)), key=lambda i: (curve[i]["val_acc"], i))
+    by = selection_key(curve, p)
+    best = max(range(len(curve)), key=lambda i: (curve[i][by], i))
     chosen = curve[best]
     return dict(seed=seed, final_acc=chosen["acc"], curve=curve, train_seconds=clock.total,
                 eval_seconds=eval_clock.total, eval_cpu_seconds=eval_clock.cpu, steps=steps,
                 cpu_seconds=clock.cpu,
                 extra={"selected_step": chosen["step"], "roc_auc": chosen["auc"],
-                       "val_acc": chosen["val_acc"], "last_acc": curve[-1]["acc"],
+                       "val_acc": chosen["val_acc"], "val_auc": chosen["val_auc"], "selected_on": by,
+                       "last_acc": curve[-1]["acc"],
                        "pooling": "roots" if use_roots else "all nodes",
                        "frequency_mode": frequency_mode(s, p), "plan": plan.to_dict(p.checkpoints),
                        "curve": {"method": "full", "full_points": len(curve), "test_size": len(test)}})

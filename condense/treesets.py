@@ -144,5 +144,9 @@ def search_budget(miner: TreeSetMiner, shares: list[float], levels: list[float])
                     pats, over[c] = [min(cand, key=lambda p: (p.nbytes, -p.support, p.items))], True
                     idx[c] = max(idx[c], i)
                     break
+        if not pats:                                   # never a class left empty: refuse the set
+            raise ValueError(f"mirage: class {c} has no tree-set frequent in it alone at any support level down to "
+                             f"{levels[-1]:g} ({miner.sizes[c]} graphs; its trees rarely repeat in two graphs): lower "
+                             "min_support, or bin node attributes into fewer labels (attr_bins)")
         chosen[c] = pats
     return {"patterns": chosen, "levels": idx, "over_budget": over}

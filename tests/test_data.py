@@ -236,3 +236,33 @@ def test_graphs_without_features_get_the_one_hot_out_degree_over_the_sets_larges
     for g, degs in zip(out, want):
         assert g.x.dtype == torch.float32 and g.x.shape == (len(degs), 4)   # 0..3, the largest degree
         assert g.x.argmax(1).tolist() == degs and g.x.sum(1).tolist() == [1.0] * len(degs)
+
+
+def test_continuous_node_attributes_are_standardised_with_training_statistics(tmp_path, fresh_cache):
+    """TU node attributes (raw values in the hundreds) reach a model at zero mean and unit variance over
+    the training split's nodes; the validation and test splits take the training statistics; 0/1 label
+    columns are untouched; the fingerprint says the features were transformed."""
+    rng = np.random.default_rng(0)
+    graphs = [(int(rng.integers(3, 8)), [], i % 2) for i in range(50)]
+    graphs = [(n, [(k, k + 1) for k in range(n - 1)], y) for n, _, y in graphs]
+    raw = _write_tu(tmp_path, "ATTR", graphs)
+    n_nodes = sum(n for n, _, _ in graphs)
+    attrs = rng.normal(300.0, 40.0, size=n_nodes)
+    (raw / "ATTR_node_attributes.txt").write_text("".join(f"{v:.4f}\n" for v in attrs))
+    (raw / "ATTR_node_labels.txt").write_text("".join(f"{k % 2}\n" for k in range(n_nodes)))
+    tr, te = load_dataset("ATTR", "train", root=tmp_path), load_dataset("ATTR", "test", root=tmp_path)
+    x = torch.cat([g.x for g in tr]).double()
+    assert x.shape[1] == 3   # the attribute, then the one-hot label
+    assert abs(float(x[:, 0].mean())) < 1e-5 and abs(float(x[:, 0].std()) - 1) < 1e-5
+    assert set(x[:, 1:].unique().tolist()) == {0.0, 1.0}
+    raw_train = np.concatenate([attrs[_node_ids(graphs, i)] for i in tr.positions])
+    raw_test = np.concatenate([attrs[_node_ids(graphs, i)] for i in te.positions])
+    want = (raw_test - raw_train.mean()) / raw_train.std(ddof=1)
+    got = torch.cat([g.x[:, 0] for g in te]).double().numpy()
+    assert np.allclose(got, want, atol=1e-4)
+    assert "standardised with training statistics" in tr.source
+
+
+def _node_ids(graphs, i):
+    start = sum(n for n, _, _ in graphs[:i])
+    return np.arange(start, start + graphs[i][0])

@@ -205,3 +205,39 @@ def test_roc_auc_averages_ties_and_needs_both_classes():
     # pairs (pos, neg): 0.35>0.1, 0.35<0.4, 0.8>both, 0.4>0.1, 0.4=0.4 (half) -> 4.5 / 6
     assert roc_auc(torch.tensor([0.1, 0.4, 0.35, 0.8, 0.4]), torch.tensor([0, 0, 1, 1, 1])) == 0.75
     assert roc_auc(torch.tensor([0.1, 0.2]), torch.tensor([1, 1])) is None
+
+
+def test_graph_v5_selects_the_checkpoint_on_validation_roc_auc_on_two_class_tasks():
+    """On MUTAG, validation accuracy sits at the majority rate for much of a run, and its tie rule took the
+    last checkpoint; v5 picks the best validation ROC-AUC (ties to the later checkpoint), never test."""
+    from condense.data import load_dataset
+    from condense.evaluate import evaluate
+    from condense.graph_eval import selection_key
+    from condense.methods import create_condenser
+    from condense.protocols import get_protocol
+
+    p = get_protocol("graph", "quick")
+    assert (p.version, p.select, p.to_dict()["select"]) == (5, "val-auc", "val-auc")
+    assert selection_key([{"val_auc": 0.5}, {"val_auc": None}], p) == "val_acc"   # one class missing somewhere
+    assert selection_key([{"val_auc": 0.5}], p.replace(select="val-acc")) == "val_acc"
+    train, test = load_dataset("MUTAG", "train"), load_dataset("MUTAG", "test")
+    s = create_condenser("random").condense(train, 5, seed=0)
+    res = evaluate(s, test, arch="gcn", protocol="graph", seeds=[0, 1], preset="quick")
+    for run in res.runs:
+        curve, x = run.curve, run.extra
+        best = max(c["val_auc"] for c in curve)
+        chosen = [c for c in curve if c["step"] == x["selected_step"]][0]
+        assert x["selected_on"] == "val_auc" and chosen["val_auc"] == best == x["val_auc"]
+        assert all(c["val_auc"] < best for c in curve if c["step"] > chosen["step"])   # ties go later
+        assert run.final_acc == chosen["acc"] and x["roc_auc"] == chosen["auc"]
+
+
+def test_weight_decay_is_checked_for_range_not_capped_at_one():
+    from condense.protocols import get_protocol
+
+    p = get_protocol("graph", "quick")
+    assert p.replace(weight_decay=100.0).weight_decay == 100.0    # the official Mirage scripts' value
+    with pytest.raises(ValueError, match="weight_decay"):
+        p.replace(weight_decay=1e5)
+    with pytest.raises(ValueError, match="weight_decay"):
+        p.replace(weight_decay=-1.0)

@@ -181,7 +181,7 @@ def toy_dataset(num_classes=3, per_class=12, seed=0, split="train") -> GraphData
 
 def test_multiclass_summary_with_thresholds():
     train = toy_dataset()
-    s = create_condenser("mirage", thresholds=(0.5,), hops=1).condense(train, 1, seed=0)
+    s = create_condenser("mirage", thresholds=(0.5,), hops=1, drop_singletons=True).condense(train, 1, seed=0)
     g = s.graphs
     assert s.kind == "graphs" and s.num_classes == 3
     assert sorted(set(g["labels"].tolist())) == [0, 1, 2]
@@ -203,7 +203,7 @@ def test_multiclass_summary_with_thresholds():
 @pytest.mark.parametrize("kw, ms", [({"thresholds": (0.5,)}, (4, 4)), ({"supports": (4,)}, (4, 4)),
                                     ({"supports": (3, 5)}, (3, 5))])
 def test_frequent_patterns_match_brute_force_on_the_toy_set(kw, ms):
-    """The kept tree-sets are exactly the brute-force frequent sets of >= 2 trees, minus shared ones,
+    """The kept tree-sets are exactly the brute-force frequent sets (single trees too), minus shared ones,
     at relative thresholds and at the official scripts' absolute per-class supports."""
     from condense.methods.mirage import transactions
 
@@ -214,7 +214,7 @@ def test_frequent_patterns_match_brute_force_on_the_toy_set(kw, ms):
     tx = transactions(codes[1], split.graph_of_node, nontrivial, len(split.y))
     per_class = [[set(tx[i].tolist()) for i in np.flatnonzero(split.y == c)] for c in range(2)]
     freq = [brute_force(t, ms[c]) for c, t in enumerate(per_class)]
-    want = {c: {k for k in freq[c] if len(k) >= 2 and k not in freq[1 - c]} for c in range(2)}
+    want = {c: {k for k in freq[c] if len(k) >= 1 and k not in freq[1 - c]} for c in range(2)}   # singletons kept
     s = create_condenser("mirage", hops=1, **kw).condense(train, 1, seed=0)
     assert s.extra["minsup"] == list(ms) and (s.extra["mode"] == "supports") == ("supports" in kw)
     got = {c: set() for c in range(2)}
@@ -227,6 +227,31 @@ def test_frequent_patterns_match_brute_force_on_the_toy_set(kw, ms):
     for i, c in enumerate(g["labels"].tolist()):
         got[c].add(frozenset(g["tree_codes"][g["tree_ptr"][i]:g["tree_ptr"][i + 1]]))
     assert got == want
+
+
+def test_single_tree_sets_are_kept_by_default_as_the_official_code_keeps_them():
+    train = toy_dataset()
+    kept = create_condenser("mirage", thresholds=(0.5,), hops=1).condense(train, 1, seed=0)
+    dropped = create_condenser("mirage", thresholds=(0.5,), hops=1, drop_singletons=True).condense(train, 1, seed=0)
+    sizes = np.diff(kept.graphs["tree_ptr"].numpy())
+    assert (sizes == 1).any() and (np.diff(dropped.graphs["tree_ptr"].numpy()) >= 2).all()
+    assert len(kept) == len(dropped) + int((sizes == 1).sum())
+
+
+def test_a_class_whose_trees_never_repeat_is_refused_not_left_empty():
+    """Class 1's nodes carry labels seen nowhere else (attributes binned into thousands of labels do
+    this): no tree-set is frequent in it at any support level. The budget search used to leave the class
+    with 0 graphs and over_budget false; now the set is refused in one line naming the class."""
+    graphs = []
+    for i in range(16):
+        c, n = i % 2, 5
+        labels = [k % 2 for k in range(n)] if c == 0 else [2 + n * i + k for k in range(n)]
+        ei, _ = undirected([(k, k + 1) for k in range(n - 1)])
+        graphs.append(Data(x=torch.eye(2 + 5 * 16)[labels], edge_index=torch.from_numpy(ei), y=torch.tensor([c])))
+    train = GraphDataset(graphs, name="UNIQ", split="train", classes=("0", "1"), fingerprint="d" * 32,
+                         source="hand-made", split_info={})
+    with pytest.raises(ValueError, match=r"class 1 has no tree-set frequent in it alone at any support level"):
+        create_condenser("mirage", hops=1).condense(train, 2, seed=0)
 
 
 def test_supports_and_thresholds_are_exclusive_and_checked():

@@ -69,7 +69,7 @@ class MirageConfig:
     max_pattern_size: int | None = None        # trees per tree-set; None: unbounded, as the paper
     max_itemsets: int = 200_000                # a mining run beyond this counts as over budget
     attr_bins: int = 3                         # quantile bins for continuous node / edge attributes
-    drop_singletons: bool = True               # the paper drops single-tree sets
+    drop_singletons: bool = False              # the official code keeps single-tree sets (the paper drops them)
     drop_shared: bool = True                   # and sets frequent in another class
 
     def __post_init__(self):
@@ -103,8 +103,8 @@ class Mirage(Condenser):
         "canonical tree codes by vectorised 1-WL refinement with edge labels (equivalent to the official "
         "recursive unrolling); exact bitset Eclat instead of pyfpgrowth (the same frequent itemsets)",
         "tree-sets frequent in any other class (at that class's threshold) are dropped for every number of "
-        "classes (the official scripts: binary only), and single-tree sets are dropped as the paper says "
-        "(the official scripts keep them)",
+        "classes (the official scripts: binary only); single-tree sets are kept, as the official code does "
+        "(the paper's text drops them; drop_singletons=True)",
         "a frequent tree-set must occur in at least 2 training graphs",
         "a tree code's representative tree is its first occurrence in the split (official: the last seen)",
         "node and edge labels are the distinct feature rows; continuous attributes are cut into attr_bins "
