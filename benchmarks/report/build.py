@@ -8,7 +8,7 @@ from pathlib import Path
 from condense._paths import atomic_write
 
 from .plots import plots
-from .records import load_records
+from .records import load_records, load_structure
 from .render import html_page, markdown, write_csv
 from .tables import aggregate
 
@@ -16,7 +16,7 @@ from .tables import aggregate
 def build(dirs, out: Path | None, with_plots: bool = True, clock: str = "wall", all_versions: bool = False) -> str:
     """Write the three leaderboard files into ``out`` (None: write nothing); returns the markdown."""
     ok, failed = load_records(dirs)
-    tables = aggregate(ok, clock, all_versions)
+    tables = aggregate(ok, clock, all_versions, load_structure(dirs))
     md = markdown(tables, failed, clock)
     if out is None:
         return md

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
 from condense._log import note
 from condense.identity import code_identity, identity_key
+from condense.structure import STRUCTURE_BASELINES
 
 from .. import jsonl
 
@@ -83,6 +85,37 @@ def load_records(dirs) -> tuple[list[dict], list[dict]]:
             note(f"skipped {skipped} unusable line(s) in {path}{why}")
     done = {r["key"] for r in ok}
     return ok, [r for k, r in failed.items() if k not in done]
+
+
+def load_structure(dirs) -> list[dict]:
+    """The structure-only reference rows (``structure.jsonl``) of run folders, the last of each key;
+    a line without a dataset, a known baseline name or a finite accuracy is skipped with a note."""
+    out: dict[str, dict] = {}
+    for d in dirs:
+        path = Path(d) / "structure.jsonl"
+        if not Path(d).is_dir() or (not path.exists() and not path.is_symlink()):
+            continue
+        try:
+            jsonl.check_regular(path)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
+        skipped = 0
+        for _, rec in jsonl.read_numbered(path):
+            if rec is None or not _structure_ok(rec):
+                skipped += 1
+                continue
+            out[rec["key"]] = rec
+        if skipped:
+            note(f"skipped {skipped} unusable line(s) in {path}")
+    return list(out.values())
+
+
+def _structure_ok(r: dict) -> bool:
+    def finite(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return (r.get("kind") == "structure" and isinstance(r.get("dataset"), str) and r.get("method") in STRUCTURE_BASELINES
+            and isinstance(r.get("source_fingerprint"), str) and finite(r.get("acc"))
+            and (r.get("roc_auc") is None or finite(r["roc_auc"])))
 
 
 def normalise(r: dict) -> dict:

@@ -14,6 +14,9 @@ from .records import NAME_MAX, canon, cut
 from .tables import PAPER_KEPT, PAPER_RUNS
 
 FULL_MARK = "†"
+BELOW_MARK = "‡"   # does not beat the node-count reference beyond its 95 % CI
+BELOW_LEGEND = (f"{BELOW_MARK}: the row does not beat `node-count` (the number of nodes, no model, no set) beyond its "
+                "95 % CI on the table's headline metric (ROC-AUC on two classes, else accuracy).")
 _CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)}
 
 
@@ -84,7 +87,8 @@ def fmt_steps(a: dict) -> str:
 
 def row_cells(a: dict) -> list[str]:
     ipc = "all" if not a["ipc"] else str(a["ipc"])
-    method = cut(a["method_label"]) + (f" {FULL_MARK}" if a["touches_full_data"] else "")
+    method = cut(a["method_label"]) + (f" {FULL_MARK}" if a["touches_full_data"] else "") \
+        + (f" {BELOW_MARK}" if a.get("below_node_count") else "")
     acc = f"{a['mean']:.2f} ± {a['std']:.2f}"
     if a.get("stopped_early"):
         acc = f"stopped at targets ({a['mean']:.2f})"
@@ -188,6 +192,27 @@ def paper_table(rows: list[dict]) -> list[str]:
     return out + [""]
 
 
+STRUCTURE_COLUMNS = ["reference (fitted on the training split)", "acc %", "ROC-AUC %", "train acc %", "storage"]
+
+
+def structure_cells(t: dict) -> list[list[str]]:
+    """A table's structure-only reference rows (:mod:`condense.structure`), as cells."""
+    return [[str(s["method"]), f"{s['acc']:.2f}", "—" if s.get("roc_auc") is None else f"{s['roc_auc']:.1f}",
+             "—" if not isinstance(s.get("train_acc"), (int, float)) else f"{s['train_acc']:.1f}", "0 B (no set)"]
+            for s in t.get("structure", [])]
+
+
+def structure_table(t: dict) -> list[str]:
+    rows = structure_cells(t)
+    if not rows:
+        return []
+    out = ["Structure only, no model and no set (Errica et al., ICLR 2020): `node-count` scores a graph by its "
+           "number of nodes; `size` and `bag-of-atoms` are logistic regressions on node and edge counts and on "
+           "summed node features.", "", "| " + " | ".join(STRUCTURE_COLUMNS) + " |",
+           "|" + "|".join("---" for _ in STRUCTURE_COLUMNS) + "|"]
+    return out + ["| " + " | ".join(md(c) for c in r) + " |" for r in rows] + [""]
+
+
 def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
     lines = ["# Leaderboard", ""]
     if clock == "cpu":
@@ -210,6 +235,7 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
         for a in rows:
             lines.append("| " + " | ".join(md(c) for c in table_cells(a, rows, h)) + " |")
         lines.append("")
+        lines += structure_table(t)
         lines += paper_table(rows)
         for n in dict.fromkeys(t["notes"]):
             lines.append(f"- {md(n)}")
@@ -236,6 +262,8 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
               "\"n.r. (k/n)\": only k of n runs reached it; (×s): speedup against `full` on the same checkpoint "
               "grid; \"—\": not measured on this clock. Storage counts every stored part (images, labels, soft "
               "labels, compensators, schedules, summaries).", ""]
+    if any(a.get("below_node_count") for t in tables.values() for a in t["rows"]):
+        lines += [BELOW_LEGEND, ""]
     if any(a.get("byte_match") for t in tables.values() for a in t["rows"]):
         lines += ["Graph summaries (Mirage) carry no IPC of graphs: their last column is the `random` row of the "
                   "same table whose storage is closest to theirs, with that row's IPC and its bytes relative to "
@@ -253,7 +281,7 @@ CSV_COLS = ["dataset", "arch", "protocol", "budget", "method", "ipc", "config", 
             "seeds", "train_seeds", "mean", "std", "ci95", "accs", "steps", "samples", "checkpoint_every", "tta",
             "tta_no_teacher", "speedup", "condense_seconds", "teacher_seconds", "train_seconds", "bytes",
             "bytes_by_part", "reads_bytes", "touches_full_data", "roc_auc", "roc_auc_std", "bytes_matched_random",
-            "hlr", "ior", "lrs", "ars", "source", "paper_roc_auc", "paper_roc_auc_std"]
+            "hlr", "ior", "lrs", "ars", "source", "paper_roc_auc", "paper_roc_auc_std", "beats_node_count"]
 
 
 def write_csv(tables: dict, f) -> None:
@@ -281,7 +309,8 @@ def write_csv(tables: dict, f) -> None:
                         match_cell(a) if a.get("byte_match") else "",
                         *["" if sc.get(k) is None else f"{sc[k]:.6f}" for k in ("hlr", "ior", "lrs", "ars")],
                         a["source"], *(("", "") if not a.get("paper") else
-                                       (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}"))]))
+                                       (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}")),
+                        "" if not t.get("structure") else not a.get("below_node_count")]))
 
 
 PAGE = string.Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))
@@ -308,6 +337,8 @@ def _section_html(tkey: tuple, t: dict, pngs: dict[str, bytes]) -> str:
         out.append(f"<p>Source: {html.escape(rows[0]['source'])}</p>")
     titles = [a["method_label"] if len(a["method_label"]) > NAME_MAX else None for a in rows]
     out.append(_table_html(h, [table_cells(a, rows, h) for a in rows], titles))
+    if t.get("structure"):
+        out.append("<p>Structure only, no model and no set:</p>" + _table_html(STRUCTURE_COLUMNS, structure_cells(t)))
     if t["notes"]:
         out.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(t["notes"])) + "</ul>")
     if title in pngs:
@@ -327,7 +358,8 @@ def html_page(tables: dict, failed: list[dict], pngs: dict[str, bytes]) -> str:
         scores = "<h2>DD-Ranking scores</h2>\n" + _table_html(cols, cells)
     legend = (f"{FULL_MARK} touches the full training set. n = sets × trainings; TTA includes condense seconds "
               "(teachers at their recorded cost; in brackets without them); n.r. = not reached; a speedup is shown "
-              "only on matching checkpoint grids.")
+              "only on matching checkpoint grids.") + (" " + BELOW_LEGEND if any(
+                  a.get("below_node_count") for t in tables.values() for a in t["rows"]) else "")
     fails = ""
     if failed:
         items = "".join(f"<li>{html.escape(str(r['dataset']))} {html.escape(cut(str(r['method'])))} "

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from scipy import stats
 
+from condense.structure import STRUCTURE_BASELINES
 from condense.tta import condense_offset, time_to_accuracy
 
 from . import scores
@@ -87,7 +88,8 @@ def _tta_cell(rs: list[dict], t: float, clock: str, teacher: bool) -> dict:
             "reached": len(reached), "n": len(vals), "unmeasured": unmeasured}
 
 
-def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = False) -> dict:
+def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = False,
+              structure: list[dict] = ()) -> dict:
     """Tables keyed by (dataset, arch, protocol in full, stopped-at-targets, compiled, stacked seeds); rows
     by method, IPC, resolved config (and code identity with ``all_versions``). Nothing that differs
     averages together."""
@@ -110,6 +112,7 @@ def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = Fal
     _headings(tables)
     add_speedups(tables)
     add_byte_matches(tables)
+    add_structure(tables, structure)
     scores.compute(tables)
     if any(current_identity(a["method"]) == UNCHECKED for t in tables.values() for a in t["rows"]):
         first = next(iter(tables.values()))
@@ -186,6 +189,7 @@ def _row(rs: list[dict], clock: str) -> dict:
         "touches_full_data": any(r.get("touches_full_data") for r in rs),
         "soft_labels": bool(parts.get("soft_labels")),
         "roc_auc": _mean((r.get("run_extra") or {}).get("roc_auc") for r in rs),
+        "aucs": [(r.get("run_extra") or {}).get("roc_auc") for r in rs],
         "roc_auc_std": _pstdev((r.get("run_extra") or {}).get("roc_auc") for r in rs),
         "paper": paper_aggregate(rs),
         "curves": [(condense_seconds(r, clock) or 0.0,
@@ -267,6 +271,31 @@ def add_byte_matches(tables: dict) -> None:
             best = min(randoms, key=lambda r: (abs(math.log(r["bytes"] / a["bytes"])), r["ipc"]))
             a["byte_match"] = {"ipc": best["ipc"], "mean": best["mean"], "std": best["std"],
                                "roc_auc": best["roc_auc"], "ratio": best["bytes"] / a["bytes"]}
+
+
+def add_structure(tables: dict, structure: list[dict]) -> None:
+    """The structure-only references of each graph table's dataset and data copy (``t["structure"]``),
+    and, on every row, whether it beats ``node-count`` beyond its 95 % CI on the table's headline metric
+    (ROC-AUC where both have it, else accuracy): a row whose CI's lower end does not clear node-count
+    gets ``below_node_count``."""
+    order = {m: i for i, m in enumerate(STRUCTURE_BASELINES)}
+    for (dataset, *_), t in tables.items():
+        rows = t["rows"]
+        refs = sorted((s for s in structure if s["dataset"] == dataset
+                       and s["source_fingerprint"] == rows[0]["measured"]["source"]), key=lambda s: order[s["method"]])
+        if not refs:
+            continue
+        t["structure"] = refs
+        nc = next((s for s in refs if s["method"] == "node-count"), None)
+        if nc is None:
+            continue
+        for a in rows:
+            by_auc = nc.get("roc_auc") is not None and all(v is not None for v in a["aucs"])
+            vals = a["aucs"] if by_auc else a["accs"]
+            ref = nc["roc_auc"] if by_auc else nc["acc"]
+            low = statistics.fmean(vals) - (ci95(vals) or 0.0)
+            if low <= ref:
+                a["below_node_count"] = {"metric": "ROC-AUC" if by_auc else "accuracy", "node_count": ref}
 
 
 def add_speedups(tables: dict) -> None:

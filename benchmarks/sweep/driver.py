@@ -18,11 +18,13 @@ from tqdm.auto import tqdm
 import condense
 from condense._log import one_line, say
 from condense._paths import atomic_write, unwritable
+from condense.data import dataset_kind
 from condense.evaluate import resolve_device
 from condense.identity import identity_key
 from condense.methods import condenser_class, create_condenser
 from condense.models import model_kind
 from condense.protocols import get_protocol
+from condense.structure import structure_records
 
 from .. import jsonl, ray_executor
 from ..provenance import machine, versions
@@ -255,6 +257,20 @@ class Sweep(Planner):
         return [a for a, k in keys.items() if self.done.get(k) != "ok" and
                 (self.done.get(k) != "failed" or self.args.retry_failed)]
 
+    def structure(self) -> None:
+        """The structure-only reference rows (:mod:`condense.structure`) of every graph dataset of the
+        sweep, fitted on its training split once per copy of the data, into ``structure.jsonl``."""
+        path = self.out / "structure.jsonl"
+        jsonl.check_regular(path)
+        have = {r["key"] for r in jsonl.read(path)[0]}
+        for name, (train, test, _) in self.data.items():
+            if dataset_kind(name) != "graphs":
+                continue
+            for rec in structure_records(train, test, have):
+                jsonl.append(path, clean(rec))
+                say(f"{name} {rec['method']} (structure only, no model): acc {rec['acc']:.2f}"
+                    + (f", ROC-AUC {rec['roc_auc']:.1f}" if rec["roc_auc"] is not None else ""))
+
     def write(self, rec: dict) -> None:
         jsonl.append(self.results, clean(rec))
         self.done[rec["key"]] = rec["status"]
@@ -265,6 +281,8 @@ class Sweep(Planner):
         plan = self.plan()
         if not plan:  # a misspelt name must not pass for a finished sweep
             raise ValueError(nothing_to_run(self.skipped))
+        if self.writable:
+            self.structure()
         groups: dict[tuple, list] = {}
         for cell, archs in plan:  # runs of one set together: it is condensed once
             condenser = self.condenser(cell.method, cell.protocol, cell.dataset)
