@@ -101,13 +101,17 @@ def test_graph_tables_show_the_structure_rows_and_mark_rows_that_do_not_beat_nod
 
 def test_a_graph_sweep_writes_the_structure_rows_once_and_its_leaderboard_shows_them(tmp_path):
     """A MUTAG sweep fits the three references on MUTAG's training split into structure.jsonl; run again
-    (resumed), it adds none; an image sweep writes none."""
+    (resumed), it adds none; an image sweep writes none. ``full`` trains at the table's step budget and,
+    labelled, at its protocol's own (every training graph, every epoch)."""
     from benchmarks import run_sweep
 
     out = tmp_path / "g"
-    kw = {"datasets": ["MUTAG"], "methods": ["random"], "ipc": [1], "seeds": [0], "archs": ["gcn"], "epochs": 2,
-          "checkpoints": 1, "no_progress": True, "out": str(out)}
-    run_sweep(kw)
+    kw = {"datasets": ["MUTAG"], "methods": ["random", "full"], "ipc": [1], "seeds": [0], "archs": ["gcn"],
+          "epochs": 2, "checkpoints": 1, "no_progress": True, "out": str(out)}
+    got = run_sweep(kw)
+    steps = {(r["method"], r["ipc"]): r["plan"]["steps"] for r in got}
+    assert steps == {("random", 1): 2, ("full", 1): 2, ("full", 0): 2 * 5}   # 150 graphs in batches of 32
+    assert "| all | full (its protocol's own budget)" in (out / "leaderboard.md").read_text()
     lines = (out / "structure.jsonl").read_text().splitlines()
     recs = [json.loads(x) for x in lines]
     assert [r["method"] for r in recs] == list(STRUCTURE_BASELINES) and {r["dataset"] for r in recs} == {"MUTAG"}
@@ -116,6 +120,6 @@ def test_a_graph_sweep_writes_the_structure_rows_once_and_its_leaderboard_shows_
     assert (out / "structure.jsonl").read_text().splitlines() == lines
     assert "| node-count |" in (out / "leaderboard.md").read_text()
     img = tmp_path / "i"
-    run_sweep({"datasets": ["digits"], "methods": ["random"], "ipc": [1], "seeds": [0], "epochs": 2,
-               "checkpoints": 1, "no_progress": True, "out": str(img)})
-    assert not (img / "structure.jsonl").exists()
+    got = run_sweep({"datasets": ["digits"], "methods": ["random", "full"], "ipc": [1], "seeds": [0], "epochs": 2,
+                     "checkpoints": 1, "no_progress": True, "out": str(img)})
+    assert not (img / "structure.jsonl").exists() and {r["ipc"] for r in got} == {1}   # images: 'own' when asked

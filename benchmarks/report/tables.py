@@ -210,6 +210,9 @@ def _label_rows(rows: list[dict], all_versions: bool) -> None:
             varying = [k for k in keys if len({canon(a["config"].get(k)) for a in same}) > 1]
             for a in same:
                 a["method_label"] += " [" + ", ".join(f"{k}={a['config'].get(k)}" for k in varying) + "]"
+    for a in rows:  # the whole split trained to its protocol's own budget, beside the table's
+        if is_reference(a) and not a["ipc"] and a["budget"] == "steps":
+            a["method_label"] += " (its protocol's own budget)"
     for a in rows:  # rows not from today's code say so (all of them with --all-versions)
         current = current_identity(a["method"])
         if all_versions or (current != UNCHECKED and a["identity"] != current):

@@ -144,7 +144,9 @@ class Planner:
             if cls.uses_ipc:
                 budgets = [(i, i) for i in ipcs]
             elif protocol.budget == "steps":
-                budgets = [(i, 0) for i in ipcs]      # the whole split at each table's step budget
+                budgets = [(i, 0) for i in ipcs]      # the whole split at each table's step budget,
+                if self.args.full_budget == "own" or (self.args.full_budget == "auto" and kind == "graphs"):
+                    budgets.append((0, 0))            # and, labelled, at its protocol's own (IPC "all")
             else:
                 budgets = [(0, 0)]
             for ipc, set_ipc in budgets:

@@ -87,6 +87,10 @@ class SweepSpec:
     budget: str | None = opt(None, "steps (default): every row trains the steps of the plain IPC×C set; epochs: "
                                    "every set trains the protocol's epochs over its own items (a paper's own "
                                    "protocol, labelled)", rule=Rule(choices=("steps", "epochs")))
+    full_budget: str = opt("auto", "the whole split (full) trains at each table's step budget; 'own' also trains it "
+                                   "to its protocol's own budget (a labelled row of IPC 'all'); 'auto': 'own' on "
+                                   "graph datasets, 'table' on image datasets",
+                           rule=Rule(choices=("table", "own", "auto")))
     scores: bool = opt(False, "also run the cells the DD-Ranking scores (HLR, IOR, LRS, ARS) of each method still "
                               "lack")
 
