@@ -103,6 +103,8 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
         curve.append({"step": step, "epoch": epoch, "train_seconds": clock.total, "cpu_seconds": clock.cpu,
                       "acc": te["acc"], "auc": te["auc"], "val_acc": va["acc"], "val_auc": va["auc"], "on": "full"})
 
+    if getattr(p, "check_initial", False):
+        checkpoint(0, 0)   # the untrained model: the official Mirage scripts test before every epoch, epoch 0 too
     steps = fit(model, schedule_batches(plan, lambda epoch: stream), loss_fn,
                 Schedule.from_protocol(p, plan.passes, plan.steps_per_pass), clock=clock,
                 checkpoints=checkpoint_steps(plan.total_steps, p.checkpoints), on_checkpoint=checkpoint,

@@ -45,8 +45,8 @@ def check_name(name) -> None:
     """A dataset is named, never a path: letters, digits, '_', '.', '-', no '..' (docs/format.md), so
     that no name from a file or a command line is joined into a path outside the data roots."""
     if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name) or ".." in name:
-        raise ValueError(f"dataset name must be letters, digits, '_', '.' or '-' (a name, not a path), got "
-                         f"{str(name)[:80]!r}")
+        raise ValueError(f"dataset name must be letters, digits, '_', '.' or '-', with an optional '@RULE' split "
+                         f"rule (a name, not a path), got {str(name)[:80]!r}")
 
 
 def availability(name: str, root=None) -> dict:

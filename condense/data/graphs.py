@@ -237,15 +237,45 @@ def standardise(graphs: list[Data], idx: np.ndarray, train: np.ndarray, columns:
         g.x[:, columns] = ((g.x[:, columns].double() - mean) / std).float()
 
 
+SPLIT_RULES = {"": "stratified 80/10/10",
+               "mirage": "the official Mirage scripts' split: a torch.randperm under seed 0, the first tenth "
+                         "(rounded up) the test split, the next tenth val, the rest train; edge attributes "
+                         "dropped, as their NCI1 preparation sets every one to 1"}
+
+
+def split_rule(name: str) -> tuple[str, str]:
+    """A dataset name's TU set and split rule: ``NCI1@mirage`` -> (``NCI1``, ``mirage``)."""
+    base, _, rule = name.partition("@")
+    if rule not in SPLIT_RULES:
+        raise DatasetError(f"{name}: unknown split rule {rule!r}; known: "
+                           f"{', '.join(repr(r) for r in SPLIT_RULES if r)} (or none)")
+    return base, rule
+
+
+def mirage_split_indices(n: int, split: str) -> np.ndarray:
+    """The official Mirage split (``graph-*-finalize-*.py``): PyG's ``dataset.shuffle()`` after
+    ``torch.manual_seed(0)``, then test = the first ⌈n/10⌉ graphs, val the next ⌈n/10⌉, train the rest."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).numpy()
+    k = (n + 9) // 10
+    return {"test": perm[:k], "val": perm[k:2 * k], "train": perm[2 * k:]}[split]
+
+
 def load_graph_dataset(name: str, split: str, root=None, download=None) -> GraphDataset:
     check_split(split)
-    graphs, fp, source, num_classes = _tu_full(name, root, download)
+    base, rule = split_rule(name)
+    graphs, fp, source, num_classes = _tu_full(base, root, download)
     labels = np.array([int(g.y) for g in graphs])
-    idx = graph_split_indices(labels, split)
-    spec = {"split": split, "rule": "stratified 80/10/10", "seed": SPLIT_SEED}
+    if rule == "mirage":
+        idx, train_idx = mirage_split_indices(len(graphs), split), mirage_split_indices(len(graphs), "train")
+        for g in graphs:
+            g.edge_attr = None
+        source += ", the official Mirage split, edge attributes dropped"
+    else:
+        idx, train_idx = graph_split_indices(labels, split), None
+    spec = {"split": split, "rule": SPLIT_RULES[rule], "seed": SPLIT_SEED if not rule else 0}
     columns = continuous_columns(graphs)
     if columns:   # part of the data's identity: a set made from raw attributes is not one of these
-        standardise(graphs, idx, graph_split_indices(labels, "train"), columns)
+        standardise(graphs, idx, train_idx if train_idx is not None else graph_split_indices(labels, "train"), columns)
         spec["standardised"] = columns
         source += ", continuous node attributes standardised with training statistics"
     info = {**spec, "total": len(graphs), "size": int(len(idx))}
@@ -256,7 +286,7 @@ def load_graph_dataset(name: str, split: str, root=None, download=None) -> Graph
 
 
 def graph_availability(name: str, root=None) -> dict:
-    raw = _find_raw(name, data_roots(root))
+    raw = _find_raw(split_rule(name)[0], data_roots(root))
     if raw is None:
         return {"available": False, "source": None, "where": None}
     return {"available": True, "source": _raw_source(raw), "where": str(raw)}

@@ -67,8 +67,9 @@ DTYPES = {
 # (2,406 bytes measured for 100,000 one-node graphs with torch 2.14 and PyG 2.8), counted with the
 # arrays against the size limit before anything is read.
 GRAPH_OBJECT_BYTES = 2560
-# A source dataset is named, never a path: a registered name or letters, digits, '_', '.', '-' (no '..').
-NAME_PATTERN = r"[A-Za-z0-9_.-]{1,128}"
+# A source dataset is named, never a path: a registered name or letters, digits, '_', '.', '-' (no '..'),
+# with an optional split rule after '@' (``NCI1@mirage``: the official Mirage split of NCI1).
+NAME_PATTERN = r"[A-Za-z0-9_.-]{1,128}(@[a-z0-9-]{1,32})?"
 FINGERPRINT_PATTERN = r"[0-9a-f]{32}"
 
 

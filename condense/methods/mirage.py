@@ -121,7 +121,8 @@ class Mirage(Condenser):
         return Mirage(dataclasses.replace(self.config, hops=int(layers)))
 
     def hops_for(self, dataset: str) -> int:
-        return int(self.config.hops) if self.config.hops is not None else DEFAULT_HOPS.get(dataset, FALLBACK_HOPS)
+        base = dataset.partition("@")[0]   # NCI1@mirage: NCI1 under another split
+        return int(self.config.hops) if self.config.hops is not None else DEFAULT_HOPS.get(base, FALLBACK_HOPS)
 
     def _condense(self, train, ipc, *, seed, device, progress):
         cfg, C = self.config, len(train.classes)
@@ -141,7 +142,7 @@ class Mirage(Condenser):
                       "edge_labels": None if split.edge_labels is None else int(split.edge_labels.max()) + 1,
                       "distinct_trees": int(np.unique(codes[hops][nontrivial]).size)}
         deviations = []
-        if cfg.hops is None and train.name not in OFFICIAL_HOPS:
+        if cfg.hops is None and train.name.partition("@")[0] not in OFFICIAL_HOPS:
             deviations.append(f"hops={hops} for {train.name}: no official pipeline for this dataset")
         if cfg.supports is not None:
             chosen = self._by_supports(miner, C, info)
