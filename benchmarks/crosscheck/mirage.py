@@ -29,6 +29,9 @@ SUPPORTS = {"NCI1": ((440, 570), (420, 550)), "MUTAG": ((9, 32),)}
 ARCHS = {"gcn": "GCNConv", "gin": "GINConv"}
 
 SUBSTITUTIONS = (
+    Substitution("this-to-self", "DD/model/gnns_edge2.py", "this", "self", "PyG 2.5 and later read a layer's "
+                 "message() signature and take its first parameter for the instance only when it is named self; the "
+                 "official layers call it this", count=0),
     Substitution("no-ogb-datasets", SCRIPT, "from ogb.graphproppred import PygGraphPropPredDataset",
                  "PygGraphPropPredDataset = None", "the OGB dataset class serves only the ogbg datasets, which "
                  "are not crosschecked; the OGB encoders the models use still come from ogb", count=0),
