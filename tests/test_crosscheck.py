@@ -137,3 +137,11 @@ def test_docs_list_every_substitution_of_every_adapter():
     names = {s.name for m in ADAPTERS for s in adapter(m).SUBSTITUTIONS}
     names |= {s.name for s in substitutions_for("MUTAG", ((9, 32),), ("gcn",))}
     assert all(f"| `{n}` |" in text for n in names), sorted(n for n in names if f"| `{n}` |" not in text)
+
+
+def test_the_written_command_names_the_checkout_not_its_place():
+    from benchmarks.crosscheck.__main__ import shown_command
+
+    cmd = shown_command(["mirage", "--official", "/home/x/src/Mirage", "--datasets", "MUTAG"], "frigategnn/Mirage")
+    assert cmd == ("python -m benchmarks.crosscheck mirage --official <your checkout of frigategnn/Mirage> "
+                   "--datasets MUTAG")

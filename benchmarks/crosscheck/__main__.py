@@ -52,12 +52,30 @@ def crosscheck(method: str, official: Path, options) -> tuple[list, dict]:
     return [judge(p) for p in probes], {**inputs, "official": mod.OFFICIAL, "commit": official_commit(official)}
 
 
+def shown_command(argv: list[str], official: str) -> str:
+    """The command as run, the checkout's place replaced by what it is (a path on one machine means
+    nothing on another)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            out.append(f"<your checkout of {official}>")
+            skip = False
+        elif a == "--official":
+            out.append(a)
+            skip = True
+        elif a.startswith("--official="):
+            out.append(f"--official=<your checkout of {official}>")
+        else:
+            out.append(shlex.quote(a))
+    return "python -m benchmarks.crosscheck " + " ".join(out)
+
+
 def write(out: Path, method: str, probes, inputs: dict, argv: list[str], substitutions) -> str:
     text = "\n".join([
         f"# Crosscheck: {method}", "",
         f"Official code: {inputs['official']} at commit {inputs['commit']} (a local checkout; nothing of it is "
         "in this repository).", "",
-        f"Command: `python -m benchmarks.crosscheck {' '.join(shlex.quote(a) for a in argv)}`", "",
+        f"Command: `{shown_command(argv, inputs['official'])}`", "",
         f"Made {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. Inputs: "
         + "; ".join(f"{k}: {v}" for k, v in inputs.items() if k not in ("official", "commit")), "",
         "Substitutions made on a temporary copy of the official code:", "",
