@@ -134,6 +134,10 @@ def _toy_batch(edge_dim=None):
 @pytest.mark.parametrize("pooling", ["sum", "mean"])
 def test_graph_models(name, edge_dim, pooling):
     b = _toy_batch(edge_dim)
+    if name.endswith("-mirage") and pooling != "sum":   # the official Mirage GNNs pool by sum only
+        with pytest.raises(ValueError, match="pools by sum"):
+            create_model(name, 6, 2, edge_dim=edge_dim, pooling=pooling)
+        return
     m = create_model(name, 6, 2, edge_dim=edge_dim, pooling=pooling)
     out = m(b)
     assert out.shape == (3, 2)
