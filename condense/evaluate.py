@@ -21,7 +21,7 @@ from .curves import CurvePolicy
 from .data import load_dataset
 from .devices import device_kind, resolve_device  # noqa: F401  (part of the evaluator's API)
 from .engine import TrainingDiverged, checkpoint_steps, tf32_mode  # noqa: F401  (part of the evaluator's API)
-from .format import SyntheticSet, load
+from .format import FormatError, SyntheticSet, load
 from .format.summaries import check_source_budget
 from .graph_eval import train_graphs
 from .image_train import (ImageTask, image_task, fkd_loss, kd_loss, make_augment, mixup, together_reason,  # noqa: F401
@@ -208,7 +208,7 @@ def check_source(s: SyntheticSet, source, accept_other: bool = False) -> dict | 
     if s.source_fingerprint and local != s.source_fingerprint:
         other = {"set": s.source_fingerprint, "local": local}
         if not accept_other:
-            raise ValueError(f"{s.path or 'the ' + repr(s.method) + ' set'}: made from {s.source_dataset}/train with "
+            raise FormatError(f"{s.path or 'the ' + repr(s.method) + ' set'}: made from {s.source_dataset}/train with "
                              f"fingerprint {s.source_fingerprint}, but the local {s.source_dataset}/train has "
                              f"{local}; accept_other_source (--accept-other-source) evaluates it anyway and "
                              "records that it did")
