@@ -51,17 +51,15 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float | None:
     return 100.0 * float(roc_auc_score(y, score))
 
 
-def _node_count(xtr, ytr, xte):
-    """Two classes: sign by training ROC-AUC, then the training-accuracy threshold (midpoints)."""
+def _node_count(xtr, ytr) -> tuple[float, float]:
+    """Two classes: the sign by training ROC-AUC, then the training-accuracy threshold (midpoints)."""
     s = xtr[:, 0]
     auc = _auc(s, ytr)
     sign = -1.0 if auc is not None and auc < 50.0 else 1.0
     cand = np.unique(sign * s)
     cuts = np.concatenate([[cand[0] - 1], (cand[1:] + cand[:-1]) / 2, [cand[-1] + 1]])
     accs = [((sign * s > t).astype(int) == ytr).mean() for t in cuts]
-    cut = cuts[int(np.argmax(accs))]          # the first of the best: deterministic
-    score = sign * xte[:, 0]
-    return (score > cut).astype(int), score, {"sign": sign, "threshold": float(sign * cut)}
+    return sign, float(cuts[int(np.argmax(accs))])   # the first of the best: deterministic
 
 
 def fit_and_score(name: str, train, test) -> dict:
@@ -71,8 +69,10 @@ def fit_and_score(name: str, train, test) -> dict:
     ytr, yte = _labels(train), _labels(test)
     classes = int(max(ytr.max(initial=0), yte.max(initial=0))) + 1
     if name == "node-count" and classes == 2:
-        pred, score, fitted = _node_count(xtr, ytr, xte)
-        train_pred = _node_count(xtr, ytr, xtr)[0]
+        sign, cut = _node_count(xtr, ytr)
+        score = sign * xte[:, 0]
+        pred, train_pred = (score > cut).astype(int), (sign * xtr[:, 0] > cut).astype(int)
+        fitted = {"sign": sign, "threshold": sign * cut}
     else:
         # On use: as in _auc.
         from sklearn.linear_model import LogisticRegression

@@ -79,7 +79,7 @@ def parse(out: str) -> list[dict]:
 def run_official(copy: Path, dataset: str, raw: Path, timeout: float) -> str:
     """Run the patched script on a copy of the TU raw files; its printed output."""
     data = copy / "NCI1" / "data" / "TUDataset" / dataset / "raw"
-    shutil.copytree(raw, data)
+    shutil.copytree(Path(raw), data)
     env = {**os.environ, "PYTHONPATH": str(copy / "DD" / "model"), "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, Path(SCRIPT).name], cwd=copy / "NCI1", env=env, capture_output=True,
                           text=True, timeout=timeout)
@@ -110,12 +110,11 @@ def ours(dataset: str, supports: tuple[int, int], arch: str) -> dict:
 
 def run(official_dir: Path, options) -> tuple[list[Probe], dict]:
     """Per dataset: the official script in its own patched copy, then ours on the same supports."""
-    from condense._paths import data_roots
-    from condense.data.graphs import _find_raw
+    from condense.data.graphs import graph_availability
 
     probes, inputs = [], {"seeds": list(SEEDS), "runs": []}
     for dataset in options.datasets or ("MUTAG", "NCI1"):
-        raw = _find_raw(dataset, data_roots(None))
+        raw = graph_availability(dataset)["where"]
         if raw is None:
             raise CrosscheckError(f"{dataset}: no TU raw files under CONDENSE_DATA")
         supports = SUPPORTS[dataset]
