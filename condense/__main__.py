@@ -1,4 +1,4 @@
-"""Command line: ``python -m condense {datasets,condense,inspect,export,evaluate}``.
+"""Command line: ``python -m condense {datasets,condense,inspect,export,evaluate,import}``.
 
 Every user error (a bad file, a missing dataset, an unknown method) prints one line on stderr and
 exits with status 1, without a traceback.
@@ -22,7 +22,9 @@ from .configs import dataset_config
 from .data import IMAGE_DATASETS, KNOWN_TU, availability, dataset_kind, load_dataset
 from .evaluate import check_source, evaluate, resolve_device
 from .format import load, save
+from .format.importers import cli as import_cli
 from .methods import create_condenser
+from .protocols import get_protocol
 
 
 def _err(msg: str) -> int:
@@ -59,13 +61,18 @@ def cmd_datasets(args) -> int:
 # ----------------------------------------------------------------------------- condense
 
 
-def cmd_condense(args) -> int:
-    overrides = {}
-    for item in args.set or []:
+def _overrides(items) -> dict:
+    out = {}
+    for item in items or []:
         k, eq, v = item.partition("=")
         if not eq or not k:
-            return _err(f"--set expects FIELD=VALUE, got {item!r}")
-        overrides[k] = parse_value(v)
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        out[k] = parse_value(v)
+    return out
+
+
+def cmd_condense(args) -> int:
+    overrides = _overrides(args.set)
     condenser = create_condenser(args.method, args.preset, **overrides)
     device = resolve_device(args.device)
     default = Path(f"{args.dataset}-{args.method}-ipc{args.ipc}-s{args.seed}.h5")
@@ -258,7 +265,8 @@ def cmd_evaluate(args) -> int:
     test = load_dataset(s.source_dataset, "test", root=args.root)
     cfg = dataset_config(s.source_dataset, kind)
     arch = args.arch or cfg.archs[0]
-    res = evaluate(s, test, arch=arch, protocol=args.protocol or cfg.protocol, seeds=args.seeds,
+    protocol = get_protocol(args.protocol or cfg.protocol, args.preset, **_overrides(args.set))
+    res = evaluate(s, test, arch=arch, protocol=protocol, seeds=args.seeds,
                    device=args.device, preset=args.preset, progress=True, root=args.root,
                    source=train, accept_other_source=args.accept_other_source)
     print(res)
@@ -318,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accept-other-source", action="store_true",
                    help="evaluate a set whose source fingerprint differs from the local copy of its dataset "
                         "(recorded in --json as accepted_other_source)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a protocol field, e.g. lr=from-set (a set's learned learning rate)")
     p.set_defaults(fn=cmd_evaluate)
+    import_cli.add_parser(sub)
     return ap
 
 

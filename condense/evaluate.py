@@ -104,11 +104,14 @@ def evaluate(synset, test, arch: str = "convnet", protocol: str | Protocol = "dc
     if not isinstance(ipc, int) or ipc < 0:
         raise ValueError(f"budget_ipc must be an integer >= 0, got {ipc!r}")
     reference = ipc * s.num_classes if ipc else None
+    trained = p.resolved(s)  # lr="from-set": the set's learned learning rate; the record keeps "from-set"
     with tf32_mode(p.precision, device) as tf32:
-        runs = _train_runs(s, test, arch, kw, p, kind, list(seeds), device, val, root, source, progress,
+        runs = _train_runs(s, test, arch, kw, trained, kind, list(seeds), device, val, root, source, progress,
                            stop_at_targets, reference, targets, policy, compile, together)
     for run in runs:
         run.extra["tf32"] = tf32  # whether TF32 was allowed (never on a CPU; on a GPU only under precision=tf32)
+        if trained is not p:
+            run.extra["synthetic_lr"] = trained.lr
         if other:
             run.extra["accepted_other_source"] = other
     return _result(arch, p, kw, runs, targets, s, device)

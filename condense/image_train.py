@@ -19,6 +19,8 @@ from .format import SyntheticSet
 from .models.stacked import StackedConvNet, stack_inputs, stackable
 from .protocols import Protocol
 from .results import SeedRun
+from .zca import check_zca, fit_zca
+from .zca import pixels as zca_pixels
 
 
 def make_augment(p: Protocol, dataset: str):
@@ -292,8 +294,22 @@ def train_images_together(models: list, task: ImageTask, p: Protocol, seeds: Seq
     return runs
 
 
+def eval_tensors(s: SyntheticSet, test, device, root=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``test`` as the set's training images were made: standardized by the set's own mean and std
+    (an imported release keeps its codebase's constants), then ZCA-whitened by the transform the set
+    records, refitted here on the source's training split and checked against it (:mod:`condense.zca`)."""
+    zca = s.preprocessing.get("zca") if s.kind == "images" else None
+    if zca is None and (s.kind != "images" or (tuple(s.mean) == tuple(test.mean) and tuple(s.std) == tuple(test.std))):
+        return test.tensors(device)
+    if zca is None:
+        return zca_pixels(test.images, s.mean, s.std, True).to(device), test.labels.to(device)
+    fitted = fit_zca(s.source_dataset, zca["eps"], zca["normalized"], s.mean, s.std, root=root)
+    check_zca(zca, fitted, s.path or f"the {s.method!r} set")
+    return fitted(zca_pixels(test.images, s.mean, s.std, zca["normalized"])).to(device), test.labels.to(device)
+
+
 def image_task(s: SyntheticSet, test, device, source, protocol: Protocol, root=None) -> tuple[ImageTask, tuple]:
-    test_xy = test.tensors(device)
+    test_xy = eval_tensors(s, test, device, root)
     if s.kind == "subset-schedule":
         rounds = int(s.indices.shape[0])
         if rounds < protocol.passes:

@@ -31,6 +31,7 @@ PRECISIONS = ("fp32", "bf16", "tf32")
 DECAYS = ("all", "matrices")
 GRAPH_PROTOCOLS = {"graph", "mirage-official"}
 SELECTIONS = ("val-acc", "val-auc")
+LR_FROM_SET = "from-set"           # lr="from-set": the set's learned synthetic_lr (MTT, DATM), as MTT evaluates
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Protocol:
     epochs: int
     batch_size: int | None             # None: one step per round (the whole round's subset)
     optimizer: str = "sgd"
-    lr: float = 0.01
+    lr: float | str = 0.01            # or "from-set": the set's synthetic_lr (a group of its own)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
@@ -68,7 +69,8 @@ class Protocol:
         check_config(
             self, f"protocol {self.name}", version=Rule(lo=1), preset=Rule(choices=PRESETS),
             epochs=Rule(lo=1, hi=1_000_000), batch_size=Rule(lo=1, hi=10_000_000),
-            optimizer=Rule(choices=OPTIMIZERS), lr=Rule(lo=0, hi=100, lo_open=True),
+            optimizer=Rule(choices=OPTIMIZERS),
+            lr=Rule(choices=(LR_FROM_SET,)) if isinstance(self.lr, str) else Rule(lo=0, hi=100, lo_open=True),
             momentum=Rule(lo=0, hi=1, hi_open=True), weight_decay=Rule(lo=0, hi=10_000),
             schedule=Rule(choices=SCHEDULES), eta_min=Rule(lo=0), augment=Rule(choices=AUGMENTS),
             loss=Rule(choices=LOSSES), temperature=Rule(lo=0, lo_open=True, hi=1000), mixup_alpha=Rule(lo=0, hi=100),
@@ -79,7 +81,7 @@ class Protocol:
         if self.batch_size is not None and self.batch_size % self.accumulate:
             raise ValueError(f"protocol {self.name}.batch_size ({self.batch_size}) must be a multiple of accumulate "
                              f"({self.accumulate})")
-        if self.eta_min > self.lr:
+        if not isinstance(self.lr, str) and self.eta_min > self.lr:
             raise ValueError(f"protocol {self.name}.eta_min must be <= lr ({self.lr:g}), got {self.eta_min:g}")
 
     @property
@@ -115,10 +117,22 @@ class Protocol:
     def label(self) -> str:
         """A short name for tables: ``dc v1 quick``, marked when the old epoch budget is in use."""
         base = f"{self.name} v{self.version} {self.preset}" + (f" · {self.precision}" if self.precision != "fp32" else "")
+        base += " · lr from the set" if self.lr == LR_FROM_SET else ""
         return base + (" · epoch budget (a paper's own protocol)" if self.budget == "epochs" else "")
 
     def replace(self, **kw) -> "Protocol":
         return dataclasses.replace(self, **kw)
+
+    def resolved(self, synset) -> "Protocol":
+        """The protocol a run trains under: ``lr="from-set"`` takes the set's learned ``synthetic_lr``
+        (a one-line error for a set without one); any other protocol is itself."""
+        if self.lr != LR_FROM_SET:
+            return self
+        lr = getattr(synset, "synthetic_lr", None)
+        if lr is None:
+            raise ValueError(f"{getattr(synset, 'path', None) or 'the set'}: protocol {self.name!r} with lr='from-set' "
+                             "trains at the set's learned learning rate, and this set records none (synthetic_lr)")
+        return self.replace(lr=float(lr))
 
 
 def _dc(preset: str) -> Protocol:

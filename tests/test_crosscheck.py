@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks.crosscheck.__main__ import crosscheck, main
 from benchmarks.crosscheck.harness import CrosscheckError, Probe, Substitution, judge, patched_copy
-from benchmarks.crosscheck.mirage import parse, substitutions_for
+from benchmarks.crosscheck.mirage import parse, parse_supports, substitutions_for
 
 from .conftest import REPO
 
@@ -119,6 +119,14 @@ def test_the_mirage_adapter_reads_the_official_scripts_output_and_patches_its_se
     subs = {s.name: s for s in substitutions_for("MUTAG", ((9, 32),), ("gcn",))}
     assert "{0:29\n" in subs["supports"].new and "num_steps=1" in subs["steps"].new
     assert subs["gnns"].new == "for gnn_type in ['GCNConv']:"
+
+
+def test_mirage_support_steps_from_the_command_line_follow_the_official_scripts_stride():
+    assert parse_supports(["440/570", "420/550"]) == ((440, 570), (420, 550))
+    with pytest.raises(CrosscheckError, match="'440-570' is not a support step"):
+        parse_supports(["440-570"])
+    with pytest.raises(CrosscheckError, match="lowers both supports by 20 a step; 400/550 does not follow 440/570"):
+        parse_supports(["440/570", "400/550"])
 
 
 def test_the_command_line_names_an_unknown_method_in_one_line(tmp_path, capsys):

@@ -45,7 +45,8 @@ def test_the_readme_counts_every_method_module_and_hostile_case():
     text = (REPO / "README.md").read_text()
     table = text.split("## Methods", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
-    named = {m for m in list_condensers() if m not in listed and f"`{m}`" not in table}
+    named = {m for m in list_condensers() if m not in listed and f"`{m}`" not in table
+             and not m.startswith("imported:")}   # a release's row, registered by a sweep's --import
     assert not named, f"methods missing from the README's table: {sorted(named)}"
     layout = re.search(r"Layout: (.*?)(\n\n|$)", text, re.S).group(1)
     modules = {p.name for p in (REPO / "condense").glob("*.py") if not p.name.startswith("_")}

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", default=None, help="dc-evaluator: a hard-label image set (.h5); default digits random IPC 10")
     ap.add_argument("--datasets", nargs="+", default=None, help="mirage: MUTAG, NCI1 (default both)")
     ap.add_argument("--archs", nargs="+", default=None, choices=("gcn", "gin"), help="mirage: default gcn")
+    ap.add_argument("--supports", nargs="+", default=None, metavar="A/B",
+                    help="mirage: support steps, class 0/class 1 (default the official steps of each dataset)")
     ap.add_argument("--timeout", type=float, default=7200.0, help="mirage: seconds for one official run")
     return ap
 

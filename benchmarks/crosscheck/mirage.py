@@ -76,6 +76,21 @@ def parse(out: str) -> list[dict]:
     return blocks
 
 
+def parse_supports(values) -> tuple[tuple[int, int], ...]:
+    """``["440/570", "420/550"]`` -> ``((440, 570), (420, 550))``; a malformed step is one line."""
+    steps = []
+    for v in values:
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(v))
+        if m is None or min(int(m.group(1)), int(m.group(2))) < 1:
+            raise CrosscheckError(f"--supports: {v!r} is not a support step A/B of two positive integers")
+        steps.append((int(m.group(1)), int(m.group(2))))
+    for (a, b), (c, d) in zip(steps, steps[1:]):
+        if (a - c, b - d) != (20, 20):
+            raise CrosscheckError(f"--supports: the official script lowers both supports by 20 a step; "
+                                  f"{c}/{d} does not follow {a}/{b}")
+    return tuple(steps)
+
+
 def run_official(copy: Path, dataset: str, raw: Path, timeout: float) -> str:
     """Run the patched script on a copy of the TU raw files; its printed output."""
     data = copy / "NCI1" / "data" / "TUDataset" / dataset / "raw"
@@ -117,7 +132,7 @@ def run(official_dir: Path, options) -> tuple[list[Probe], dict]:
         raw = graph_availability(dataset)["where"]
         if raw is None:
             raise CrosscheckError(f"{dataset}: no TU raw files under CONDENSE_DATA")
-        supports = SUPPORTS[dataset]
+        supports = parse_supports(options.supports) if getattr(options, "supports", None) else SUPPORTS[dataset]
         archs = options.archs or ("gcn",)
         with patched_copy(official_dir, substitutions_for(dataset, supports, archs), say=options.say) as copy:
             blocks = parse(run_official(copy, dataset, raw, options.timeout))

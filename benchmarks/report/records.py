@@ -162,15 +162,17 @@ def measured_on(r: dict) -> dict:
     if tf32 is None and device in ("cpu", "mps"):
         tf32 = False  # TF32 is a CUDA mode: a CPU run never had it
     return {"device": device or UNRECORDED, "source": r.get("source_fingerprint") or UNRECORDED,
-            "curve": curve or UNRECORDED, "tf32": UNRECORDED if tf32 is None else bool(tf32)}
+            "curve": curve or UNRECORDED, "tf32": UNRECORDED if tf32 is None else bool(tf32),
+            "preprocessing": r.get("preprocessing") or "the suite's"}
 
 
-CONTEXT_FIELDS = ("device", "source", "curve", "tf32")
+CONTEXT_FIELDS = ("device", "source", "curve", "tf32", "preprocessing")
 
 
 def table_key(r: dict) -> tuple:
     """What a table's rows share: dataset, architecture, the protocol in full, stopped early, compiled,
-    stacked seeds, then :func:`measured_on` (device kind, source fingerprint, curve method, TF32)."""
+    stacked seeds, then :func:`measured_on` (device kind, source fingerprint, curve method, TF32, and the
+    input preprocessing of an imported set: ZCA or another codebase's Normalize constants)."""
     ctx = measured_on(r)
     return (r["dataset"], r["arch"], canon(r["protocol"]), bool(r.get("stop_at_targets") or
                                                               (r.get("run_extra") or {}).get("stopped_early")),

@@ -87,7 +87,8 @@ def fmt_steps(a: dict) -> str:
 
 def row_cells(a: dict) -> list[str]:
     ipc = "all" if not a["ipc"] else str(a["ipc"])
-    method = cut(a["method_label"]) + (f" {FULL_MARK}" if a["touches_full_data"] else "") \
+    method = cut(a["method_label"]) + (" (released)" if a.get("released") else "") \
+        + (f" {FULL_MARK}" if a["touches_full_data"] else "") \
         + (f" {BELOW_MARK}" if a.get("below_node_count") else "")
     acc = f"{a['mean']:.2f} ± {a['std']:.2f}"
     if a.get("stopped_early"):
@@ -292,7 +293,8 @@ CSV_COLS = ["dataset", "arch", "protocol", "budget", "method", "ipc", "config", 
             "seeds", "train_seeds", "mean", "std", "ci95", "accs", "steps", "samples", "checkpoint_every", "tta",
             "tta_no_teacher", "speedup", "condense_seconds", "teacher_seconds", "train_seconds", "bytes",
             "bytes_by_part", "reads_bytes", "touches_full_data", "roc_auc", "roc_auc_std", "bytes_matched_random",
-            "hlr", "ior", "lrs", "ars", "source", "paper_roc_auc", "paper_roc_auc_std", "beats_node_count"]
+            "hlr", "ior", "lrs", "ars", "source", "paper_roc_auc", "paper_roc_auc_std", "beats_node_count",
+            "released"]
 
 
 def write_csv(tables: dict, f) -> None:
@@ -321,7 +323,7 @@ def write_csv(tables: dict, f) -> None:
                         *["" if sc.get(k) is None else f"{sc[k]:.6f}" for k in ("hlr", "ior", "lrs", "ars")],
                         a["source"], *(("", "") if not a.get("paper") else
                                        (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}")),
-                        "" if not t.get("structure") else not a.get("below_node_count")]))
+                        "" if not t.get("structure") else not a.get("below_node_count"), bool(a.get("released"))]))
 
 
 PAGE = string.Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))

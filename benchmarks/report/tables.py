@@ -187,6 +187,7 @@ def _row(rs: list[dict], clock: str) -> dict:
         "bytes": _mean(r.get("storage_bytes", {}).get("total") for r in rs), "parts": parts,
         "reads": _mean(r.get("reads_bytes") for r in rs),
         "touches_full_data": any(r.get("touches_full_data") for r in rs),
+        "released": any(r.get("released") for r in rs),
         "soft_labels": bool(parts.get("soft_labels")),
         "roc_auc": _mean((r.get("run_extra") or {}).get("roc_auc") for r in rs),
         "aucs": [(r.get("run_extra") or {}).get("roc_auc") for r in rs],
@@ -243,6 +244,11 @@ def _headings(tables: dict) -> None:
             if len(k) > 5 and k[5] > 1:
                 extra.append(f"up to {k[5]} training seeds stacked (seconds per model)")
             t["heading"] = " · ".join([protocol_label(t["protocol_dict"]), *extra])
+            pre = t["rows"][0]["measured"]["preprocessing"]
+            if pre != "the suite's" and not any(a["traits"].get("role") == "baseline" for a in t["rows"]):
+                t["notes"].append(f"Released sets whose inputs differ from the suite's ({pre}): the trivial "
+                                  "baselines (random real images) are in the table of the same protocol with the "
+                                  "suite's inputs; the two tables are not one comparison")
 
 
 def _context_label(field: str, value: str, table: dict) -> str:
@@ -254,6 +260,8 @@ def _context_label(field: str, value: str, table: dict) -> str:
         return f"source {value[:12]}" + (f" ({src})" if src else "")
     if field == "curve":
         return {"full": "exhaustive curve", "screened": "screened curve"}.get(value, f"curve {value}")
+    if field == "preprocessing":
+        return f"inputs: {value}" if value != "the suite's" else "inputs: the suite's Normalize"
     return {"True": "TF32 allowed", "False": "no TF32"}.get(value, f"TF32 {value}")
 
 

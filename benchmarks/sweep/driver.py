@@ -22,6 +22,7 @@ from condense.data import dataset_kind
 from condense.evaluate import resolve_device
 from condense.identity import identity_key
 from condense.methods import condenser_class, create_condenser
+from condense.methods.imported import register_release
 from condense.models import model_kind
 from condense.protocols import get_protocol
 from condense.structure import structure_records
@@ -311,6 +312,8 @@ def check_args(args: SweepSpec) -> None:
     """Every name and setting the spec's own types and rules cannot check, before any work: unknown
     methods, architectures or protocols, out-of-range protocol fields (``--epochs -1``), bad ``--set``
     overrides, a device that is not here, Ray options without Ray. Each stops the sweep with one line."""
+    for spec in args.imports:   # the releases' condensers exist before their --set overrides are checked
+        register_release(spec)
     for m in args.methods or []:
         condenser_class(m)
     for a in args.archs or []:

@@ -13,6 +13,7 @@ from condense.checks import parse_value
 from condense.configs import dataset_config
 from condense.data import IMAGE_DATASETS, KNOWN_TU, DatasetNotFoundError, availability, dataset_kind, load_dataset
 from condense.methods import condenser_class, create_condenser, default_condensers, role_method
+from condense.methods.imported import register_release
 from condense.models import model_kind
 from condense.protocols import get_protocol
 
@@ -189,13 +190,32 @@ class Planner:
                 say(f"skip {name}: protocol {protocol.name!r} does not apply to {kind}")
                 continue
             methods = self.methods_for(kind, protocol)
-            cells = self.cells(name, kind, protocol, methods, self.args.ipc)
+            cells = self.cells(name, kind, protocol, methods, self.args.ipc) + self.import_cells(name, kind, protocol)
             if self.args.scores and kind == "images":
                 cells += self.score_cells(name, kind, protocol, methods)
             for c in dict.fromkeys(cells):
                 self.check_budget_mix(name, archs, c.protocol)
                 plan.append((c, archs))
         return list(dict.fromkeys((c, tuple(a)) for c, a in plan))
+
+    def import_cells(self, name: str, kind: str, protocol) -> list[Cell]:
+        """The runs of each ``--import``: the release at its own IPC under the sweep's protocol, and,
+        when it carries a learned learning rate, under the same protocol with ``lr="from-set"`` (its own
+        group). Releases go with one image dataset: the one the sweep names."""
+        if not self.args.imports or kind != "images":
+            return []
+        images = [d for d in (self.args.datasets or ()) if dataset_kind(d) == "images"]
+        if len(images) != 1:
+            raise ValueError(f"--import: name the one image dataset the releases are of (--datasets), got "
+                             f"{images or 'none'}")
+        out = []
+        for spec in self.args.imports:
+            method = register_release(spec)
+            s = self.condenser(method, protocol, name).read(self.data[name][0], self.args.seeds[0])
+            protocols = [protocol] + ([protocol.replace(lr="from-set")] if s.synthetic_lr is not None else [])
+            for p in protocols:
+                out += self.cells(name, kind, p, [method], [s.ipc])
+        return out
 
     def score_cells(self, name: str, kind: str, base, methods: list[str]) -> list[Cell]:
         """Cells the DD-Ranking scores of ``methods`` still need: the method under hard labels and

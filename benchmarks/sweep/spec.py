@@ -91,6 +91,10 @@ class SweepSpec:
                                    "to its protocol's own budget (a labelled row of IPC 'all'); 'auto': 'own' on "
                                    "graph datasets, 'table' on image datasets",
                            rule=Rule(choices=("table", "own", "auto")))
+    imports: tuple[str, ...] = opt((), "add a released set to the sweep: KIND:PATH[:NAME] (dc, mtt or folder; "
+                                        "docs/importing.md), a row imported:KIND:NAME at the release's own IPC; "
+                                        "several allowed; sweep-file key: import",
+                                   metavar="KIND:PATH[:NAME]", flag="--import")
     scores: bool = opt(False, "also run the cells the DD-Ranking scores (HLR, IOR, LRS, ARS) of each method still "
                               "lack")
 
@@ -112,9 +116,9 @@ class SweepSpec:
         names, hints = {f.name for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
         out = {} if base is None else {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}
         for key, value in values.items():
-            name = "overrides" if key == "set" else key.replace("-", "_")
+            name = {"set": "overrides", "import": "imports"}.get(key, key.replace("-", "_"))
             if name not in names:
-                known = sorted((names - {"overrides"}) | {"set"})
+                known = sorted((names - {"overrides", "imports"}) | {"set", "import"})
                 raise ValueError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
             if name == "overrides":
                 value = overrides_list(value, where)

@@ -98,7 +98,9 @@ def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, 
                   "teacher_seconds": synset.teacher_seconds,
                   "teacher_cpu_seconds": x.get("teacher_cpu_seconds", None if synset.teacher_seconds else 0.0),
                   "deviations": list(synset.deviations),
-                  "set_extra": {k: v for k, v in x.items() if k != "source_indices"}}
+                  "set_extra": {k: v for k, v in x.items() if k != "source_indices"},
+                  **({"preprocessing": preprocessing_label(synset, train)} if preprocessing_label(synset, train) else {}),
+                  **({"released": True, "release": synset.release} if synset.release else {})}
     records = []
     for group in job.groups:
         recs = [{**job.base[key], **set_fields, "machine": where, "device_kind": where["device_kind"]}
@@ -119,6 +121,18 @@ def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, 
         tta = res.tta_summary()
         records += [complete(rec, res, tta, i, f"{c.label} {arch}") for i, ((c, arch, _), rec) in enumerate(zip(group, recs))]
     return (None if on_set is not None else new), records
+
+
+def preprocessing_label(synset, train) -> str | None:
+    """How a set's inputs differ from the suite's pipeline for its dataset (None: they do not): ZCA,
+    or another codebase's Normalize constants. Rows group by it, as by any other config."""
+    zca = synset.preprocessing.get("zca") if synset.kind == "images" else None
+    if zca:
+        return f"ZCA eps {zca['eps']:g} ({'standardized' if zca['normalized'] else '[0, 1]'} pixels, fitted on {zca['fitted_on']})"
+    if synset.kind == "images" and (tuple(synset.mean) != tuple(train.mean) or tuple(synset.std) != tuple(train.std)):
+        return (f"Normalize mean ({', '.join(f'{v:g}' for v in synset.mean)}) std "
+                f"({', '.join(f'{v:g}' for v in synset.std)})")
+    return None
 
 
 def complete(rec: dict, res, tta: dict, i: int, label: str) -> dict:

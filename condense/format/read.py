@@ -268,6 +268,11 @@ def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:
         format_version=version, deviations=tuple(_attr(f, "deviations", path, json.loads, list)),
         extra=_attr(f, "extra", path, json.loads, dict), path=path,
     )
+    for key in ("preprocessing", "release"):   # version 4 parts, optional
+        if key in f.attrs:
+            kw[key] = _attr(f, key, path, json.loads, dict)
+    if "synthetic_lr" in f.attrs:
+        kw["synthetic_lr"] = _attr(f, "synthetic_lr", path, float)
     recorded_bytes = _attr(f, "storage_bytes", path, json.loads, dict)
     if kind == "images":
         ds = f["images"] if "images" in f else None
@@ -319,5 +324,9 @@ def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:
                 else:
                     parts[k] = torch.from_numpy(np.ascontiguousarray(_array(g, k, path, "graphs/")))
         kw["graphs"] = parts
-    return SyntheticSet(**kw), recorded_bytes
+    s = SyntheticSet(**kw)
+    if version < s.lowest_version():   # the constructor raises it; a file must state it
+        raise FormatError(f"{path}: format_version {version} cannot hold its parts (they need version "
+                          f"{s.lowest_version()}: docs/format.md §6)")
+    return s, recorded_bytes
 

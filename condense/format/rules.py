@@ -12,6 +12,7 @@ from .. import replay as _replay
 from .spec import (COMPENSATOR_ENCODINGS, COMPENSATOR_KEYS, GRAPH_REQUIRED, IMAGE_ENCODINGS, MAX_CLASSES, MAX_IPC,
                    SOFT_POLICIES, TRAINING_SPLITS, max_set_bytes)
 from .spec import FINGERPRINT_PATTERN, NAME_PATTERN
+from .release import check_release_parts
 from .summaries import check_summary_budget
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def _finite(a: torch.Tensor) -> bool:
 
 def check_set(s: SyntheticSet) -> list[str]:
     """Every rule of the spec that an in-memory set must satisfy; returns the problems found."""
-    p = _check_meta(s)
+    p = _check_meta(s) or check_release_parts(s)
     if p:
         return p
     if s.kind == "images":

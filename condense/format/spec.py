@@ -1,7 +1,8 @@
 """The format's constants, version rules and bounds (``docs/format.md``).
 
 Version 1 holds images, a subset schedule or graphs; version 2 adds the optional compensators part
-(INFER); version 3 the replay soft-label part. A reader accepts every version in
+(INFER); version 3 the replay soft-label part; version 4 what an imported release needs (``model-input``
+images, ``preprocessing`` with ZCA, ``synthetic_lr``, ``release`` provenance). A reader accepts every version in
 ``SUPPORTED_VERSIONS``; a writer writes ``FORMAT_VERSION``.
 """
 from __future__ import annotations
@@ -12,10 +13,11 @@ import numpy as np
 import torch
 
 FORMAT = "condense.synthetic"
-FORMAT_VERSION = 3
-SUPPORTED_VERSIONS = (1, 2, 3)   # version 2 adds the optional compensators part (INFER), 3 the replay part
+FORMAT_VERSION = 4
+SUPPORTED_VERSIONS = (1, 2, 3, 4)  # 2 adds compensators (INFER), 3 the replay part, 4 an imported release's parts
 KINDS = ("images", "subset-schedule", "graphs")
-IMAGE_ENCODINGS = ("uint8", "unit", "standardized")
+IMAGE_ENCODINGS = ("uint8", "unit", "standardized", "model-input")
+MAX_MODEL_INPUT = 1e4              # |value| bound of model-input images (learned pixels, ZCA space)
 SOFT_POLICIES = ("static", "replay")
 GRAPH_REQUIRED = ("x", "edge_index", "node_ptr", "edge_ptr", "labels")
 GRAPH_OPTIONAL = ("edge_attr", "root_mask", "node_degree", "frequency", "tree_codes", "tree_ptr")

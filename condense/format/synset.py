@@ -12,7 +12,7 @@ import torch
 from .. import replay as _replay
 from .._version import __version__
 from .graphs import unpack_graphs
-from .spec import FORMAT, FORMAT_VERSION, KINDS, FormatError, as_numpy, stored_graph_array
+from .spec import FORMAT, KINDS, FormatError, as_numpy, stored_graph_array
 
 
 
@@ -62,6 +62,10 @@ class SyntheticSet:
     format_version: int = 0       # 0: the lowest version that describes the set (3 with replay, else 2)
     deviations: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
+    # version 4: a set imported from another codebase's release (condense.format.importers)
+    preprocessing: dict = field(default_factory=dict)   # {"zca": {...}}: what maps test pixels to model input
+    synthetic_lr: float | None = None                     # a learned learning rate (MTT, DATM), for lr="from-set"
+    release: dict = field(default_factory=dict)          # provenance: codebase, files and their SHA-256, experiment
     path: Path | None = None
 
     def __post_init__(self):
@@ -69,10 +73,18 @@ class SyntheticSet:
             raise ValueError(f"unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         self.class_names = tuple(str(c) for c in self.class_names)
         self.deviations = tuple(self.deviations)
-        if not self.format_version or (self.replay is not None and self.format_version < FORMAT_VERSION):
-            self.format_version = FORMAT_VERSION if self.replay is not None else 2
+        lowest = self.lowest_version()
+        if not self.format_version or self.format_version < lowest:
+            self.format_version = lowest
         if not self.created_utc:
             self.created_utc = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def lowest_version(self) -> int:
+        """The lowest format version that describes this set: 4 with a release's parts (model-input
+        images, preprocessing, a learned learning rate, provenance), 3 with replay labels, else 2."""
+        if self.image_encoding == "model-input" or self.preprocessing or self.synthetic_lr is not None or self.release:
+            return 4
+        return 3 if self.replay is not None else 2
 
     def __len__(self) -> int:
         if self.kind == "images":
@@ -121,7 +133,7 @@ class SyntheticSet:
         if self.images is None:
             raise ValueError(f"a {self.kind!r} set has no images")
         x = self.images
-        if self.image_encoding == "standardized":
+        if self.image_encoding in ("standardized", "model-input"):
             return x.float()
         x = x.float() / 255.0 if self.image_encoding == "uint8" else x.float()
         mean = torch.tensor(self.mean).view(1, -1, 1, 1)
@@ -201,7 +213,7 @@ class SyntheticSet:
         if mine != theirs:
             raise FormatError(f"{other.path or 'the other set'}: replay labels were made for another set (images and "
                               f"labels fingerprint {theirs[:12]}…, this set {mine[:12]}…)")
-        return replace(self, format_version=FORMAT_VERSION, soft_labels=other.soft_labels, soft_label_policy="replay",
+        return replace(self, format_version=max(3, self.format_version), soft_labels=other.soft_labels, soft_label_policy="replay",
                        soft_label_attrs=dict(other.soft_label_attrs), replay=dict(other.replay),
                        replay_batch=other.replay_batch)
 
@@ -254,6 +266,9 @@ class SyntheticSet:
             "library_version": self.library_version, "condense_seconds": self.condense_seconds,
             "teacher_seconds": self.teacher_seconds, "device": self.device,
             "storage_bytes": self.storage_bytes, "deviations": list(self.deviations), "extra": self.extra,
+            **({"preprocessing": self.preprocessing} if self.preprocessing else {}),
+            **({"synthetic_lr": self.synthetic_lr} if self.synthetic_lr is not None else {}),
+            **({"release": self.release} if self.release else {}),
         }
 
     def with_meta(self, **kw) -> "SyntheticSet":

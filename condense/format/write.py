@@ -101,6 +101,11 @@ def _write(f, s: SyntheticSet) -> None:
         f.attrs[key] = float(meta[key])
     for key in ("method_config", "class_names", "storage_bytes", "deviations", "extra"):
         f.attrs[key] = json.dumps(meta[key], sort_keys=True)
+    for key in ("preprocessing", "release"):   # version 4, only when present
+        if key in meta:
+            f.attrs[key] = json.dumps(meta[key], sort_keys=True)
+    if "synthetic_lr" in meta:
+        f.attrs["synthetic_lr"] = float(meta["synthetic_lr"])
     if s.kind == "images":
         _write_array(f, "images", as_numpy(s.images), encoding=s.image_encoding,
                      mean=np.asarray(s.mean, np.float64), std=np.asarray(s.std, np.float64))

@@ -17,7 +17,7 @@ surface (``cases_caches``, ``cases_files``, ``cases_runs``), ``api`` (library ca
 ``tests/test_hostile.py`` runs every case under pytest. Cases that need read-only folders run the
 child without CAP_DAC_OVERRIDE when the tests run as root (root ignores permission bits otherwise).
 """
-from . import cases_caches, cases_files, cases_runs, cases_v3  # noqa: F401  (registration)
+from . import cases_caches, cases_files, cases_import, cases_runs, cases_v3  # noqa: F401  (registration)
 from .harness import one_line_error, report, run_case
 from .model import CASES, OUTCOMES, Invocation, Result
 
