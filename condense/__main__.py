@@ -120,6 +120,16 @@ def cmd_inspect(args) -> int:
                 "condense_seconds", "teacher_seconds"):
         print(f"  {key:<20} {meta[key]}")
     print(f"  {'method_config':<20} {json.dumps(meta['method_config'], sort_keys=True)}")
+    if s.release:   # an imported release (format version 4)
+        r = s.release
+        print(f"  release              {r['codebase']} ({r['kind']}), experiment {r['experiment']}, "
+              f"{len(r['files'])} file record(s): " + ", ".join(f"{f['name']} {f['sha256'][:12]}…" for f in r["files"][:3]))
+    if s.preprocessing.get("zca"):
+        z = s.preprocessing["zca"]
+        print(f"  preprocessing        ZCA eps {z['eps']:g} ({z['implementation']}, fitted on {z['fitted_on']}, "
+              f"matrix {z['matrix_sha256'][:12]}…)")
+    if s.synthetic_lr is not None:
+        print(f"  synthetic_lr         {s.synthetic_lr:g} (the learned learning rate: --set lr=from-set)")
     if meta["deviations"]:
         print("  deviations:")
         for d in meta["deviations"]:

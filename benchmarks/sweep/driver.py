@@ -312,6 +312,9 @@ def check_args(args: SweepSpec) -> None:
     """Every name and setting the spec's own types and rules cannot check, before any work: unknown
     methods, architectures or protocols, out-of-range protocol fields (``--epochs -1``), bad ``--set``
     overrides, a device that is not here, Ray options without Ray. Each stops the sweep with one line."""
+    if args.imports and args.executor == "ray":
+        raise ValueError("--import runs with the local executor (a release's condenser is registered in this "
+                         "process only); import the sets first (python -m condense import) or drop --executor ray")
     for spec in args.imports:   # the releases' condensers exist before their --set overrides are checked
         register_release(spec)
     for m in args.methods or []:

@@ -199,9 +199,11 @@ class Planner:
         return list(dict.fromkeys((c, tuple(a)) for c, a in plan))
 
     def import_cells(self, name: str, kind: str, protocol) -> list[Cell]:
-        """The runs of each ``--import``: the release at its own IPC under the sweep's protocol, and,
-        when it carries a learned learning rate, under the same protocol with ``lr="from-set"`` (its own
-        group). Releases go with one image dataset: the one the sweep names."""
+        """The runs of each ``--import``: the release at its own IPC under the sweep's protocol; when it
+        carries a learned learning rate, under the same protocol with ``lr="from-set"`` (its own group);
+        and, unless ``--protocol`` fixes one, under the protocol of the labels it carries (``kd`` for
+        static soft labels, ``fkd`` for replay labels made for it). Releases go with one image dataset:
+        the one the sweep names."""
         if not self.args.imports or kind != "images":
             return []
         images = [d for d in (self.args.datasets or ()) if dataset_kind(d) == "images"]
@@ -213,6 +215,14 @@ class Planner:
             method = register_release(spec)
             s = self.condenser(method, protocol, name).read(self.data[name][0], self.args.seeds[0])
             protocols = [protocol] + ([protocol.replace(lr="from-set")] if s.synthetic_lr is not None else [])
+            label = {"static": "kd", "replay": "fkd"}.get(s.soft_label_policy)   # the label pipeline it carries
+            if label and label != protocol.name and self.args.protocol is None:
+                own = self.protocol(kind, name, label)
+                if label == "fkd" and (s.replay_batch != own.batch_size or s.replay_epochs < own.passes):
+                    say(f"note: {method} is not trained under fkd: its replay labels hold {s.replay_epochs} epochs "
+                        f"of batches of {s.replay_batch}, fkd trains {own.passes} epochs of {own.batch_size}")
+                else:
+                    protocols.append(own)
             for p in protocols:
                 out += self.cells(name, kind, p, [method], [s.ipc])
         return out
