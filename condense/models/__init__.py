@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ._registry import create_model, list_models, model_kind, register_model
-from . import cifar, convnet, gnn, gnn_mirage, mlp, small_torchvision  # noqa: F401  (registration)
+from . import cifar, convnet, dc_family, gnn, gnn_mirage, mlp, small_torchvision  # noqa: F401  (registration)
 from .convnet import ConvNet
 from .gnn import GraphClassifier
 
