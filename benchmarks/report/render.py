@@ -10,6 +10,7 @@ import html
 import string
 from pathlib import Path
 
+from . import crossarch
 from .records import NAME_MAX, canon, cut
 from .tables import PAPER_KEPT, PAPER_RUNS
 
@@ -253,6 +254,7 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
             lines.append(f"- {md(n)}")
         if t["notes"]:
             lines.append("")
+    lines += crossarch.markdown_lines(tables, md)
     sc = score_rows(tables)
     if sc:
         lines += ["## DD-Ranking scores", "",
@@ -379,5 +381,6 @@ def html_page(tables: dict, failed: list[dict], pngs: dict[str, bytes]) -> str:
                         f"ipc={html.escape(str(r['ipc']))} seed={html.escape(str(r['seed']))}: "
                         f"{html.escape(str(r.get('error', '?')))}</li>" for r in failed)
         fails = f"<h2>Failed cells</h2>\n<ul>{items}</ul>"
-    return PAGE.substitute(tables="\n".join(_section_html(k, t, pngs) for k, t in tables.items()),
+    return PAGE.substitute(tables="\n".join([*(_section_html(k, t, pngs) for k, t in tables.items()),
+                                             crossarch.html_sections(tables, _table_html)]),
                            scores=scores, legend=html.escape(legend), failed=fails)
