@@ -23,6 +23,7 @@ from .devices import device_kind, resolve_device  # noqa: F401  (part of the eva
 from .engine import TrainingDiverged, checkpoint_steps, tf32_mode  # noqa: F401  (part of the evaluator's API)
 from .format import FormatError, SyntheticSet, load
 from .format.summaries import check_source_budget
+from .memory import PeakMemory
 from .graph_eval import train_graphs
 from .image_train import (ImageTask, image_task, fkd_loss, kd_loss, make_augment, mixup, together_reason,  # noqa: F401
                           train_images, train_images_together)
@@ -129,22 +130,30 @@ def _train_runs(s, test, arch, kw, p, kind, seeds, device, val, root, source, pr
                              f"{getattr(val, 'name', '?')}/{getattr(val, 'split', '?')} (never the test split)")
         for seed in seeds:
             torch.manual_seed(seed)
-            model = create_model(arch, test.num_node_features, s.num_classes,
-                                 edge_dim=test.num_edge_features or None, **kw).to(device)
-            runs.append(SeedRun(**train_graphs(model, s, p, seed, device, test, val, progress=progress,
-                                               reference_size=reference)))
+            with PeakMemory(device) as memory:
+                model = create_model(arch, test.num_node_features, s.num_classes,
+                                     edge_dim=test.num_edge_features or None, **kw).to(device)
+                runs.append(SeedRun(**train_graphs(model, s, p, seed, device, test, val, progress=progress,
+                                                   reference_size=reference)))
+            runs[-1].extra["train_memory"] = memory.record()
     else:
         task, test_xy = image_task(s, test, device, source, p, root)
         if together > 1 and not stop_at_targets:
-            return _together(arch, kw, s, test, task, test_xy, p, seeds, device, progress, reference, targets,
-                             policy, compile, together)
+            with PeakMemory(device) as memory:   # one stack: every run of it shares the figure
+                runs = _together(arch, kw, s, test, task, test_xy, p, seeds, device, progress, reference, targets,
+                                 policy, compile, together)
+            for run in runs:
+                run.extra["train_memory"] = memory.record()
+            return runs
         for seed in seeds:
             torch.manual_seed(seed)
-            model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
-            runs.append(train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress,
-                                     stop_at=max(targets) if stop_at_targets and targets else None,
-                                     reference_size=reference, targets=targets, curve_policy=policy,
-                                     compile=compile))
+            with PeakMemory(device) as memory:
+                model = create_model(arch, tuple(test.shape), s.num_classes, **kw).to(device)
+                runs.append(train_images(model, task, p, seed, device, test_xy, s.source_dataset, progress,
+                                         stop_at=max(targets) if stop_at_targets and targets else None,
+                                         reference_size=reference, targets=targets, curve_policy=policy,
+                                         compile=compile))
+            runs[-1].extra["train_memory"] = memory.record()
     return runs
 
 

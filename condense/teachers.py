@@ -31,6 +31,7 @@ from .budget import BatchStream, plan_steps, schedule_batches
 from .checks import Rule, check_config
 from .data import load_dataset
 from .engine import Clock, Schedule, fit
+from .memory import PeakMemory
 from .models import create_model, list_models
 
 # INFER uses ResNet-18, MobileNetV2, EfficientNet-B0 and ShuffleNet (its CIFAR models: MobileNetV2 and
@@ -248,14 +249,16 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
     plan = plan_steps("epochs", epochs - start_epoch, recipe.batch_size, len(train), None)
     stream = BatchStream(len(train), g)  # one seeded shuffle per epoch, drawn when the epoch starts
     batches = ((start_epoch + e, idx) for e, idx in schedule_batches(plan, lambda e: stream))
-    fit(model, batches, loss_fn, schedule, clock=clock, on_pass_end=save, start=start_epoch * steps,
-        opt_state=opt_state, progress=progress, desc=f"teacher {arch}", where=f"teacher {arch}")
+    with PeakMemory(device, exclusive=True) as memory:   # apart from the condensation that asked for it
+        fit(model, batches, loss_fn, schedule, clock=clock, on_pass_end=save, start=start_epoch * steps,
+            opt_state=opt_state, progress=progress, desc=f"teacher {arch}", where=f"teacher {arch}")
     seconds, cpu_seconds = before + clock.total, before_cpu + clock.cpu
     if val is None:
         val = load_dataset(train.name, "val")
     val_acc = accuracy_on(model, val, device)
     meta = {"arch": arch, "recipe": asdict(recipe), "seed": seed, "source_fingerprint": train.fingerprint,
-            "code": teacher_code(), "val_acc": val_acc, "train_seconds": seconds, "cpu_seconds": cpu_seconds}
+            "code": teacher_code(), "val_acc": val_acc, "train_seconds": seconds, "cpu_seconds": cpu_seconds,
+            "memory": memory.record()}
     _atomic_torch_save({"state_dict": model.state_dict(), "val_acc": val_acc, "train_seconds": seconds,
                         "cpu_seconds": cpu_seconds, "meta": meta}, final)
     partial.unlink(missing_ok=True)
@@ -305,7 +308,7 @@ def pool_summary(pool: list[Teacher]) -> dict:
     """What a set's metadata records about its teachers."""
     return {"teachers": [{"arch": t.arch, "val_acc": round(t.val_acc, 3), "train_seconds": round(t.train_seconds, 3),
                           "cpu_seconds": None if t.cpu_seconds is None else round(t.cpu_seconds, 3),
-                          "cached": t.cached, "key": t.key} for t in pool]}
+                          "cached": t.cached, "key": t.key, "memory": t.meta.get("memory")} for t in pool]}
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ def test_columns_are_architectures_of_one_configuration(tmp_path):
     assert conv["n"] == mlp["n"] == 2 and mlp["steps"] == conv["steps"]
     board = (out / "leaderboard.md").read_text()
     section = board.split("## Cross-architecture · digits · IPC 2", 1)[1].split("\n## ", 1)[0]
-    m = re.search(r"\| random \| ([\d.]+) ± [\d.]+ \(2\) \| ([\d.]+) ± [\d.]+ \(2\), ([+-][\d.]+) \|", section)
+    m = re.search(r"\| random \| ([\d.]+) ± [\d.]+ \(2\); \d+ MiB \| ([\d.]+) ± [\d.]+ \(2\), ([+-][\d.]+); \d+ MiB \|", section)
     assert m, section
     assert abs(float(m.group(2)) - float(m.group(1)) - float(m.group(3))) < 0.011
     assert "convnet: norm instancenorm, pooling avgpool, width 128; mlp: its defaults" in section

@@ -68,13 +68,16 @@ def cell(row: dict, arch: str) -> str:
     ref = row.get(REFERENCE_ARCH)
     if arch != REFERENCE_ARCH and ref is not None:
         text += f", {a['mean'] - ref['mean']:+.2f}"
+    if a.get("train_memory") is not None:
+        text += f"; {a['train_memory'] / 2 ** 20:.0f} MiB"
     return text
 
 
 def _columns_note(x: dict) -> str:
     return ("Each column trains the protocol's step budget (" + x["protocol"] + "); architecture settings: "
             + "; ".join(f"{arch}: {s or 'its defaults'}" for arch, s in x["columns"].items())
-            + f". Cells: mean ± std (n), and beside `{REFERENCE_ARCH}` the change from its column.")
+            + f". Cells: mean ± std (n), beside `{REFERENCE_ARCH}` the change from its column, and the peak memory "
+              "a training run added (on a GPU, CUDA's peak allocated).")
 
 
 def markdown_lines(tables: dict, md) -> list[str]:

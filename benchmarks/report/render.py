@@ -74,6 +74,15 @@ def fmt_tta(v: dict, speedup: float | None = None, no_teacher: dict | None = Non
     return f"n.r. ({v['reached']}/{v['n']})"
 
 
+def fmt_memory(a: dict) -> str:
+    """Peak memory of condensation (teachers apart, in brackets) and of training (the largest run)."""
+    def one(v):
+        return "—" if v is None else fmt_bytes(v)
+    t = a.get("teacher_memory")
+    return f"{one(a.get('condense_memory'))}" + (f" ({one(t)})" if t is not None else "") + \
+        f" / {one(a.get('train_memory'))}"
+
+
 def fmt_n(a: dict) -> str:
     if a["deterministic"] and a["sets"] == 1:
         return f"1 set × {a['trainings']}"
@@ -104,7 +113,7 @@ def row_cells(a: dict) -> list[str]:
               for t in a["targets"]]
     teacher = a["teacher_seconds"]
     cells += [fmt_seconds(a["condense_seconds"]) + (f" ({fmt_seconds(teacher)})" if teacher else ""),
-              fmt_seconds(a["train_seconds"]), fmt_bytes(a["bytes"]) + fmt_parts(a.get("parts", {})),
+              fmt_seconds(a["train_seconds"]), fmt_memory(a), fmt_bytes(a["bytes"]) + fmt_parts(a.get("parts", {})),
               fmt_bytes(a["reads"]) if a["reads"] is not None else ("the full split" if a["touches_full_data"]
                                                                     else fmt_bytes(a["bytes"]))]
     return cells
@@ -153,7 +162,7 @@ def header(rows: list[dict]) -> list[str]:
     h.append("steps (samples)")
     targets = rows[0]["targets"] if rows else []
     h += [f"TTA@{t:g}% s" for t in targets]
-    h += ["condense s (teacher s)", "train s", "storage", "training reads"]
+    h += ["condense s (teacher s)", "train s", "peak memory: condense / train", "storage", "training reads"]
     if any(a.get("byte_match") for a in rows):
         h.append("random at ≈ bytes: acc % (IPC, its bytes ×)")
     return h
@@ -275,7 +284,9 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
               "above the target test accuracy, with the time without teachers in brackets where it differs; "
               "\"n.r. (k/n)\": only k of n runs reached it; (×s): speedup against `full` on the same checkpoint "
               "grid; \"—\": not measured on this clock. Storage counts every stored part (images, labels, soft "
-              "labels, compensators, schedules, summaries).", ""]
+              "labels, compensators, schedules, summaries). Peak memory: what condensation (its teachers, in "
+              "brackets) and the largest training run added to resident memory at their peak (on a GPU, CUDA's "
+              "peak allocated).", ""]
     if any(a.get("below_node_count") for t in tables.values() for a in t["rows"]):
         lines += [BELOW_LEGEND, ""]
     if any(a.get("byte_match") for t in tables.values() for a in t["rows"]):
@@ -296,7 +307,7 @@ CSV_COLS = ["dataset", "arch", "protocol", "budget", "method", "ipc", "config", 
             "tta_no_teacher", "speedup", "condense_seconds", "teacher_seconds", "train_seconds", "bytes",
             "bytes_by_part", "reads_bytes", "touches_full_data", "roc_auc", "roc_auc_std", "bytes_matched_random",
             "hlr", "ior", "lrs", "ars", "source", "paper_roc_auc", "paper_roc_auc_std", "beats_node_count",
-            "released"]
+            "released", "condense_peak_bytes", "teacher_peak_bytes", "train_peak_bytes"]
 
 
 def write_csv(tables: dict, f) -> None:
@@ -325,7 +336,9 @@ def write_csv(tables: dict, f) -> None:
                         *["" if sc.get(k) is None else f"{sc[k]:.6f}" for k in ("hlr", "ior", "lrs", "ars")],
                         a["source"], *(("", "") if not a.get("paper") else
                                        (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}")),
-                        "" if not t.get("structure") else not a.get("below_node_count"), bool(a.get("released"))]))
+                        "" if not t.get("structure") else not a.get("below_node_count"), bool(a.get("released")),
+                        *("" if a.get(k) is None else a[k] for k in ("condense_memory", "teacher_memory",
+                                                                      "train_memory"))]))
 
 
 PAGE = string.Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))

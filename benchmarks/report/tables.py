@@ -33,6 +33,20 @@ def _mean(xs):
     return statistics.fmean(xs) if xs else None
 
 
+def part_bytes(rec) -> int | None:
+    """A part's memory figure (``condense.memory``): its CUDA peak on a GPU, else the resident memory it
+    added at its peak; None when it was not measured."""
+    if not isinstance(rec, dict):
+        return None
+    v = rec.get("cuda_peak_bytes", rec.get("rss_growth_bytes"))
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _max(xs):
+    xs = [x for x in xs if x is not None]
+    return max(xs) if xs else None
+
+
 def _all_or_none(xs):
     """The mean when every record has the value, else None (unmeasured: never a partial mean)."""
     xs = list(xs)
@@ -188,6 +202,10 @@ def _row(rs: list[dict], clock: str) -> dict:
         "reads": _mean(r.get("reads_bytes") for r in rs),
         "touches_full_data": any(r.get("touches_full_data") for r in rs),
         "released": any(r.get("released") for r in rs),
+        "condense_memory": _all_or_none(part_bytes((r.get("set_extra") or {}).get("condense_memory")) for r in rs),
+        "teacher_memory": _max(part_bytes(t.get("memory")) for r in rs
+                               for t in ((r.get("set_extra") or {}).get("teachers") or []) if isinstance(t, dict)),
+        "train_memory": _max(part_bytes((r.get("run_extra") or {}).get("train_memory")) for r in rs),
         "soft_labels": bool(parts.get("soft_labels")),
         "roc_auc": _mean((r.get("run_extra") or {}).get("roc_auc") for r in rs),
         "aucs": [(r.get("run_extra") or {}).get("roc_auc") for r in rs],

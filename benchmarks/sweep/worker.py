@@ -148,6 +148,8 @@ def complete(rec: dict, res, tta: dict, i: int, label: str) -> dict:
                **{f"tta{suffix}": {t: v[field][i] for t, v in tta.items()}
                   for suffix, field in (("", "per_seed"), ("_no_teacher", "no_teacher"), ("_cpu", "cpu"),
                                         ("_cpu_no_teacher", "cpu_no_teacher"))})
+    rec["devices"] = 1   # one device per run; device-hours = seconds × devices
+    rec["device_hours"] = ((rec.get("condense_seconds") or 0.0) + (run.train_seconds or 0.0)) / 3600.0
     problems = clock_problems(rec)
     if problems:
         rec.update(status="failed", stage="clocks", error="clock invariant broken: " + "; ".join(problems))

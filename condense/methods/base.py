@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 
 from ..identity import code_identity
+from ..memory import PeakMemory
 from ..format import SyntheticSet
 from ._common import CondenseOutput
 
@@ -144,7 +145,8 @@ class Condenser:
             raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
         device = torch.device(device)
         start, cpu_start = time.perf_counter(), time.process_time()
-        out = self._condense(train, ipc, seed=seed, device=device, progress=progress)
+        with PeakMemory(device) as memory:   # teachers trained in the call are measured apart (condense.memory)
+            out = self._condense(train, ipc, seed=seed, device=device, progress=progress)
         if isinstance(out, dict):  # parts alone: a method without extra facts, deviations or teachers
             out = CondenseOutput(parts=out)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
@@ -162,7 +164,8 @@ class Condenser:
             teacher_seconds=float(cost.seconds), device=str(device), deviations=deviations,
             extra={"touches_full_data": self.touches_full_data, "condense_cpu_seconds": cpu_total,
                    "teacher_cpu_seconds": None if cost.cpu_seconds is None else float(cost.cpu_seconds),
-                   "code": self.code_identity(parts=("version", "condenser", "git")), **extra},
+                   "code": self.code_identity(parts=("version", "condenser", "git")),
+                   "condense_memory": memory.record(), **extra},
         )
         if kind == "images":
             common.update(mean=tuple(train.mean), std=tuple(train.std))

@@ -1,0 +1,40 @@
+"""Peak memory beside seconds: a part that holds a known buffer reports at least its size, a teacher's
+memory is measured apart from the condensation around it, and records and tables carry both."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from condense.memory import PeakMemory
+from condense.methods.base import Condenser
+from condense.methods.baselines import RandomReal
+
+
+class Holds200MB(Condenser):
+    """A condenser that allocates and touches a 200 MB buffer while it works, then frees it."""
+
+    name = "holds-200mb"
+
+    def _condense(self, train, ipc, *, seed, device, progress):
+        buf = torch.ones(200 * 2 ** 20 // 4)     # 200 MiB of float32, every page written
+        time.sleep(0.05)                        # held for ten sampling intervals
+        del buf
+        return RandomReal()._condense(train, ipc, seed=seed, device=device, progress=progress)
+
+
+def test_a_condenser_holding_200mb_reports_at_least_that(digits):
+    s = Holds200MB().condense(digits["train"], 2, seed=0)
+    assert s.extra["condense_memory"]["rss_growth_bytes"] >= 200 * 2 ** 20
+    assert s.extra["condense_memory"]["rss_peak_bytes"] >= s.extra["condense_memory"]["rss_growth_bytes"]
+
+
+def test_an_exclusive_part_keeps_its_samples_from_the_enclosing_one():
+    with PeakMemory() as outer:
+        with PeakMemory(exclusive=True) as teacher:
+            buf = torch.ones(100 * 2 ** 20 // 4)
+            time.sleep(0.05)
+            del buf
+        time.sleep(0.02)
+    assert teacher.growth >= 100 * 2 ** 20
+    assert outer.growth < 50 * 2 ** 20          # the teacher's 100 MiB are not the condensation's
