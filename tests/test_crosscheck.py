@@ -3,6 +3,7 @@ one with an injected deviation (another learning rate): the first agrees on ever
 deviation is found and named. Substitutions are exact and refused in one line when they no longer apply."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -153,3 +154,33 @@ def test_the_written_command_names_the_checkout_not_its_place():
     cmd = shown_command(["mirage", "--official", "/home/x/src/Mirage", "--datasets", "MUTAG"], "frigategnn/Mirage")
     assert cmd == ("python -m benchmarks.crosscheck mirage --official <your checkout of frigategnn/Mirage> "
                    "--datasets MUTAG")
+
+
+def test_the_official_mirage_script_runs_on_a_copy_of_the_raw_files_and_reports_progress(tmp_path):
+    """A stand-in for the official script: it lists the raw files it was given and prints what the
+    official one prints per seed; its lines come back as progress and its output is parsed."""
+    from benchmarks.crosscheck.mirage import run_official
+
+    copy, raw = tmp_path / "copy", tmp_path / "raw"
+    (copy / "NCI1").mkdir(parents=True)
+    raw.mkdir()
+    (raw / "MUTAG_A.txt").write_text("1, 2\n")
+    (copy / "NCI1" / "graph-nci-finalize-reduce-curr.py").write_text(textwrap.dedent("""
+        import os
+        print("files", sorted(os.listdir("data/TUDataset/MUTAG/raw")))
+        print("classid 0"); print("count 3"); print("classid 1"); print("count 4")
+        for s in (1, 2):
+            print(f"seed {s} Epoch: 0,train_our_acc 0.5  Train Acc: 0.5, val_acc: 0.5, Running Test Acc: 0.5 , Actual test acc: 0.5")
+            print(f"seed {s} Epoch: 300,train_our_acc 0.9  Train Acc: 0.9, val_acc: 0.9, Running Test Acc: 0.9 , Actual test acc: 0.9{s}")
+        print(" ::::::threshold_array  [9, 32]"); print(" gnn_type  GCNConv")
+    """))
+    said = []
+    out = run_official(copy, "MUTAG", raw, timeout=60, say=said.append)
+    assert "files ['MUTAG_A.txt']" in out and (raw / "MUTAG_A.txt").exists()
+    assert len(said) == 5 and said[1].startswith("official MUTAG: seed 1 Epoch: 300")
+    (b,) = parse(out)
+    assert b["auc"] == pytest.approx([91.0, 92.0]) and b["tree_sets"] == [3, 4]
+    (copy / "NCI1" / "graph-nci-finalize-reduce-curr.py").write_text("raise SystemExit('no ogb here')\n")
+    shutil.rmtree(copy / "NCI1" / "data")
+    with pytest.raises(CrosscheckError, match="the official script failed on MUTAG: no ogb here"):
+        run_official(copy, "MUTAG", raw, timeout=60, say=said.append)

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from .harness import CrosscheckError, Probe, Substitution, patched_copy
@@ -27,6 +28,7 @@ SEEDS = tuple(range(1, 11))          # the official use_seed
 #: the official supports: NCI1's script tries 440/570 then 420/550; MUTAG has no script (9/32, one step)
 SUPPORTS = {"NCI1": ((440, 570), (420, 550)), "MUTAG": ((9, 32),)}
 ARCHS = {"gcn": "GCNConv", "gin": "GINConv"}
+PROGRESS = re.compile(r"^seed +\d+ Epoch: (0|300),|::::::threshold_array")   # what the script prints per seed
 
 SUBSTITUTIONS = (
     Substitution("this-to-self", "DD/model/gnns_edge2.py", "this", "self", "PyG 2.5 and later read a layer's "
@@ -91,17 +93,33 @@ def parse_supports(values) -> tuple[tuple[int, int], ...]:
     return tuple(steps)
 
 
-def run_official(copy: Path, dataset: str, raw: Path, timeout: float) -> str:
-    """Run the patched script on a copy of the TU raw files; its printed output."""
+def run_official(copy: Path, dataset: str, raw: Path, timeout: float, say=print) -> str:
+    """Run the patched script on a copy of the TU raw files; its printed output. The script prints at
+    the start and end of each seed's 300 epochs: those lines are passed on as progress (``say``)."""
     data = copy / "NCI1" / "data" / "TUDataset" / dataset / "raw"
     shutil.copytree(Path(raw), data)
-    env = {**os.environ, "PYTHONPATH": str(copy / "DD" / "model"), "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, Path(SCRIPT).name], cwd=copy / "NCI1", env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env = {**os.environ, "PYTHONPATH": str(copy / "DD" / "model"), "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONUNBUFFERED": "1"}
+    out, err = [], []
+    with subprocess.Popen([sys.executable, Path(SCRIPT).name], cwd=copy / "NCI1", env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        drain = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
+        drain.start()
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                out.append(line)
+                if PROGRESS.search(line):
+                    say(f"official {dataset}: {line.strip()[:110]}")
+            proc.wait()
+        finally:
+            timer.cancel()
+            drain.join(timeout=10)
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        tail = ("".join(err).strip().splitlines() or ["killed after the timeout" if proc.returncode < 0 else "no output"])[-1]
         raise CrosscheckError(f"the official script failed on {dataset}: {tail}")
-    return proc.stdout
+    return "".join(out)
 
 
 def ours(dataset: str, supports: tuple[int, int], arch: str) -> dict:
@@ -135,7 +153,7 @@ def run(official_dir: Path, options) -> tuple[list[Probe], dict]:
         supports = parse_supports(options.supports) if getattr(options, "supports", None) else SUPPORTS[dataset]
         archs = options.archs or ("gcn",)
         with patched_copy(official_dir, substitutions_for(dataset, supports, archs), say=options.say) as copy:
-            blocks = parse(run_official(copy, dataset, raw, options.timeout))
+            blocks = parse(run_official(copy, dataset, raw, options.timeout, say=options.say))
         for b in blocks:
             arch = next(a for a, g in ARCHS.items() if g == b.get("gnn"))
             mine = ours(dataset, b["supports"], arch)
