@@ -19,7 +19,7 @@ from .format import SyntheticSet
 from .models.stacked import StackedConvNet, stack_inputs, stackable
 from .protocols import Protocol
 from .results import SeedRun
-from .zca import check_zca, fit_zca
+from .zca import check_fit, fit_zca
 from .zca import pixels as zca_pixels
 
 
@@ -299,12 +299,12 @@ def eval_tensors(s: SyntheticSet, test, device, root=None) -> tuple[torch.Tensor
     (an imported release keeps its codebase's constants), then ZCA-whitened by the transform the set
     records, refitted here on the source's training split and checked against it (:mod:`condense.zca`)."""
     zca = s.preprocessing.get("zca") if s.kind == "images" else None
-    if zca is None and (s.kind != "images" or (tuple(s.mean) == tuple(test.mean) and tuple(s.std) == tuple(test.std))):
-        return test.tensors(device)
     if zca is None:
+        if s.kind != "images" or (tuple(s.mean), tuple(s.std)) == (tuple(test.mean), tuple(test.std)):
+            return test.tensors(device)
         return zca_pixels(test.images, s.mean, s.std, True).to(device), test.labels.to(device)
     fitted = fit_zca(s.source_dataset, zca["eps"], zca["normalized"], s.mean, s.std, root=root)
-    check_zca(zca, fitted, s.path or f"the {s.method!r} set")
+    check_fit(zca, fitted, s.path or f"the {s.method!r} set")
     return fitted(zca_pixels(test.images, s.mean, s.std, zca["normalized"])).to(device), test.labels.to(device)
 
 

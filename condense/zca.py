@@ -101,7 +101,7 @@ def fit_zca(dataset: str, eps: float = 0.1, normalized: bool = False, mean=(), s
     return fitted
 
 
-def check_zca(record: dict, fitted: ZCA, where) -> str:
+def check_fit(record: dict, fitted: ZCA, where) -> str:
     """``"exact"`` when the local refit has the set's matrix hash, ``"probe"`` when only the last bits
     differ; otherwise a one-line :class:`condense.format.FormatError` naming ``where``."""
     if fitted.sha256 == record["matrix_sha256"]:

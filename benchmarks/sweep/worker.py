@@ -91,7 +91,7 @@ def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, 
         except Exception as e:  # noqa: BLE001 - a failed cell is recorded and the sweep goes on
             say(f"FAILED condense {job.first.label}: {type(e).__name__}: {e}")
             return None, job.failed("condense", e, traceback.format_exc(limit=8))
-    x = synset.extra
+    x, pre = synset.extra, preprocessing_label(synset, train)
     set_fields = {"set_path": job.set_path, "set_cached": new is None, "storage_bytes": synset.storage_bytes,
                   "reads_bytes": source_bytes(train) if job.condenser.touches_full_data else synset.storage_bytes["total"],
                   "condense_seconds": synset.condense_seconds, "condense_cpu_seconds": x.get("condense_cpu_seconds"),
@@ -99,7 +99,7 @@ def work_set(job: SetJob, ctx: WorkContext, data, on_set=None) -> tuple[object, 
                   "teacher_cpu_seconds": x.get("teacher_cpu_seconds", None if synset.teacher_seconds else 0.0),
                   "deviations": list(synset.deviations),
                   "set_extra": {k: v for k, v in x.items() if k != "source_indices"},
-                  **({"preprocessing": preprocessing_label(synset, train)} if preprocessing_label(synset, train) else {}),
+                  **({"preprocessing": pre} if pre else {}),
                   **({"released": True, "release": synset.release} if synset.release else {})}
     records = []
     for group in job.groups:

@@ -325,7 +325,7 @@ def _read_open(f, path: Path) -> tuple[SyntheticSet, dict]:
                     parts[k] = torch.from_numpy(np.ascontiguousarray(_array(g, k, path, "graphs/")))
         kw["graphs"] = parts
     s = SyntheticSet(**kw)
-    if version < s.lowest_version():   # the constructor raises it; a file must state it
+    if version < s.lowest_version():   # the constructor raised it to what the parts need; the file must state it
         raise FormatError(f"{path}: format_version {version} cannot hold its parts (they need version "
                           f"{s.lowest_version()}: docs/format.md §6)")
     return s, recorded_bytes

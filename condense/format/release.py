@@ -81,10 +81,8 @@ def check_release(r) -> list[str]:
 
 
 def check_release_parts(s: SyntheticSet) -> list[str]:
-    """The version-4 parts of ``s`` (every rule above), and that an older version does not carry them."""
-    if s.format_version < s.lowest_version():
-        return [f"format_version {s.format_version} cannot carry model-input images, preprocessing, synthetic_lr or "
-                f"release (version {s.lowest_version()})"]
+    """The version-4 parts of ``s`` (every rule above). A set in memory always states the version its parts
+    need (:class:`SyntheticSet` raises it); a file that states less is refused by the reader."""
     if s.preprocessing or s.synthetic_lr is not None or s.image_encoding == "model-input":
         if s.kind != "images":
             return ["preprocessing, synthetic_lr and model-input encoding apply to image sets only"]

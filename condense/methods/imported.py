@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..checks import Rule, check_config
-from ..format.importers import IMPORTERS, NAME, import_release
+from ..format.importers import IMPORTERS, NAME, OPTIONS, import_release
 from .base import Condenser, register_condenser, registered
 
 SPEC = re.compile(r"(?P<kind>[a-z]+):(?P<rest>.+)")
@@ -51,7 +51,6 @@ class ImportedRelease(Condenser):
     kinds = ("images",)
     default_run = False
     deterministic = True
-    deviations = ("a released set, made outside this suite: its condensation time is unknown (0 here)",)
 
     def __init__(self, config=None, **overrides):
         config = config if config is not None else ImportConfig()
@@ -65,10 +64,9 @@ class ImportedRelease(Condenser):
     def read(self, train, seed: int = 0):
         """The release as a set of ``train``'s dataset (a ``dc`` file: experiment ``seed`` unless one is set)."""
         c = self.config
-        experiment = c.experiment if c.experiment is not None or c.kind != "dc" else seed
-        opts = {"dc": dict(experiment=experiment, mean=c.mean, std=c.std),
-                "mtt": dict(zca=c.zca, zca_eps=c.zca_eps, iteration=c.iteration, shards=c.shards, mean=c.mean, std=c.std),
-                "folder": dict(relabel=c.relabel, fkd_seed=c.fkd_seed)}[c.kind]
+        opts = {k: getattr(c, k) for k in OPTIONS}
+        if c.experiment is None:
+            opts["experiment"] = seed
         (s,) = import_release(c.kind, c.path, train.name, name=c.name, train=train, **opts)
         return s
 

@@ -24,6 +24,8 @@ from ..write import save
 from . import dc, folder, mtt
 
 IMPORTERS = {"dc": dc.read, "mtt": mtt.read, "folder": folder.read}
+#: every importer option; each importer reads its own and ignores the rest
+OPTIONS = ("experiment", "mean", "std", "zca", "zca_eps", "iteration", "shards", "relabel", "fkd_seed")
 NAME = re.compile(r"[A-Za-z0-9_+-]{1,64}")
 
 
@@ -68,4 +70,4 @@ def import_to(kind: str, path, dataset: str, out, **kw) -> list[Path]:
     return [save(s, p) for s, p in zip(sets, paths)]
 
 
-__all__ = ["IMPORTERS", "import_release", "import_to", "out_paths"]
+__all__ = ["IMPORTERS", "OPTIONS", "import_release", "import_to", "out_paths"]

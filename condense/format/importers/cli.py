@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import IMPORTERS, import_to
+from . import IMPORTERS, OPTIONS, import_to
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -29,10 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    opts = {"dc": dict(experiment=args.experiment, mean=args.mean, std=args.std),
-            "mtt": dict(zca=args.zca, zca_eps=args.zca_eps, iteration=args.iteration, shards=args.shards,
-                        mean=args.mean, std=args.std),
-            "folder": dict(relabel=args.relabel, fkd_seed=args.fkd_seed)}[args.kind]
+    opts = {k: getattr(args, k) for k in OPTIONS}
     if (args.mean is None) != (args.std is None):
         raise ValueError("--mean and --std go together")
     for path in import_to(args.kind, args.path, args.dataset, args.out, name=args.name, root=args.root, **opts):
