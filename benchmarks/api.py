@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from . import jsonl
+from condense import jsonl
 from .sweep.driver import check_args, execute
 from .sweep.spec import SweepSpec
 

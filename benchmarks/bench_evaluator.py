@@ -43,7 +43,7 @@ from statistics import median
 import torch
 import torch.nn.functional as F
 
-from benchmarks import jsonl
+from condense import jsonl
 from condense.data import DatasetNotFoundError, load_dataset
 from condense.evaluate import evaluate, make_augment, resolve_device
 from condense.methods import create_condenser

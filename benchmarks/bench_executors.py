@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import jsonl
+from condense import jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 CELLS = ["--datasets", "digits", "--methods", "random", "herding", "--ipc", "1", "2", "5", "--seeds", "0", "1",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import jsonl
+from condense import jsonl
 from condense.data import load_dataset
 from condense.evaluate import resolve_device
 from condense.teachers import QUICK_POOL, RECIPES, TeacherRecipe, teacher_pool

@@ -1,4 +1,4 @@
-"""Command line: ``python -m condense {datasets,condense,inspect,export,evaluate,import}``.
+"""Command line: ``python -m condense {datasets,condense,inspect,export,evaluate,import,verify}``.
 
 Every user error (a bad file, a missing dataset, an unknown method) prints one line on stderr and
 exits with status 1, without a traceback.
@@ -23,6 +23,7 @@ from .data import IMAGE_DATASETS, KNOWN_TU, availability, dataset_kind, load_dat
 from .evaluate import check_source, evaluate, resolve_device
 from .format import load, save
 from .format.importers import cli as import_cli
+from . import verify
 from .methods import create_condenser
 from .protocols import get_protocol
 
@@ -340,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a protocol field, e.g. lr=from-set (a set's learned learning rate)")
     p.set_defaults(fn=cmd_evaluate)
     import_cli.add_parser(sub)
+    verify.add_parser(sub)
     return ap
 
 

@@ -37,3 +37,16 @@ def test_columns_are_architectures_of_one_configuration(tmp_path):
     assert abs(float(m.group(2)) - float(m.group(1)) - float(m.group(3))) < 0.011
     assert "convnet: norm instancenorm, pooling avgpool, width 128; mlp: its defaults" in section
     assert "Cross-architecture" in (out / "leaderboard.html").read_text()
+
+
+def test_an_architecture_that_cannot_take_the_input_is_refused_before_training(tmp_path):
+    """DC's LeNet takes 28×28 and 32×32 only: on the 8×8 digits the sweep stops with one line before it
+    condenses or trains anything (before, the cell trained nothing and was recorded as failed)."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--datasets", "digits", "--methods", "random",
+                           "--archs", "convnet", "lenet", "--ipc", "1", "--seeds", "0", "--no-progress", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2  # the sweep's usage errors
+    assert done.stderr.strip().splitlines() == [
+        "error: --archs lenet on digits (1×8×8): DC's evaluation family takes 28×28 or 32×32 images, got 8×8"]
+    assert not out.exists()

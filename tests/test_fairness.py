@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import jsonl
+from condense import jsonl
 from benchmarks import run as runner
 from benchmarks.leaderboard import DuplicateRecords, aggregate, build, load_records
 from benchmarks.report.scores import ars, lrs, normalised

@@ -214,7 +214,7 @@ def test_instance_pairs_match_brute_force():
 
 
 def test_repair_keeps_a_complete_record_without_newline(tmp_path):
-    from benchmarks import jsonl
+    from condense import jsonl
 
     p = tmp_path / "r.jsonl"
     p.write_bytes(b'{"key": "a", "status": "ok"}')

@@ -478,7 +478,7 @@ def _graph_record(method, ipc, seed, acc, auc, nbytes):
 
 
 def test_leaderboard_sets_mirage_beside_random_of_comparable_bytes(tmp_path):
-    from benchmarks import jsonl
+    from condense import jsonl
     from benchmarks.leaderboard import build
 
     run = tmp_path / "run"
@@ -499,7 +499,7 @@ def test_leaderboard_sets_mirage_beside_random_of_comparable_bytes(tmp_path):
 def test_paper_aggregation_keeps_the_five_best_of_ten_by_val_auc(tmp_path):
     """The official report: per run the best-val-AUC checkpoint (ties: the later), then the 5 of 10 runs
     with the best val AUC; shown in its own labelled table, the default row unchanged."""
-    from benchmarks import jsonl
+    from condense import jsonl
     from benchmarks.leaderboard import build, paper_aggregate
 
     run = tmp_path / "run"
@@ -526,7 +526,7 @@ def test_paper_aggregation_keeps_the_five_best_of_ten_by_val_auc(tmp_path):
 def test_the_official_report_takes_the_support_setting_with_the_better_validation(tmp_path):
     """The official scripts try two support settings and report the one whose kept runs have the better
     mean validation ROC-AUC: the leaderboard names it under the paper aggregation."""
-    from benchmarks import jsonl
+    from condense import jsonl
     from benchmarks.leaderboard import build
 
     run = tmp_path / "run"

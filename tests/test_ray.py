@@ -26,7 +26,7 @@ def _run(*args, env=None, timeout=900):
 
 
 def _records(out):
-    from benchmarks import jsonl
+    from condense import jsonl
 
     return {r["key"]: r for r in jsonl.read(out / "results.jsonl")[0]}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import jsonl
+from condense import jsonl
 from benchmarks.leaderboard import aggregate, build, fmt_tta, load_records
 
 from .conftest import REPO

@@ -17,7 +17,7 @@ from condense._log import note
 from condense.identity import code_identity, identity_key
 from condense.structure import STRUCTURE_BASELINES
 
-from .. import jsonl
+from condense import jsonl
 
 #: the traits of built-in methods, for records written before records carried them
 LEGACY_TRAITS = {"random": {"role": "baseline", "labels": "hard"},

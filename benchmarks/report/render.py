@@ -10,89 +10,21 @@ import html
 import string
 from pathlib import Path
 
+from condense.references import PAPER_KEPT, PAPER_RUNS
+
 from . import crossarch
+from .cells import (csv_cell, fmt_bytes, fmt_memory, fmt_n, fmt_parts, fmt_published, fmt_seconds, fmt_steps,  # noqa: F401
+                    fmt_tta, match_cell, md)
 from .records import NAME_MAX, canon, cut
-from .tables import PAPER_KEPT, PAPER_RUNS
 
 FULL_MARK = "†"
 BELOW_MARK = "‡"   # does not beat the node-count reference beyond its 95 % CI
 BELOW_LEGEND = (f"{BELOW_MARK}: the row does not beat `node-count` (the number of nodes, no model, no set) beyond its "
                 "95 % CI on the table's headline metric (ROC-AUC on two classes, else accuracy).")
-_CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)}
-
-
-def md(text) -> str:
-    """A record's string made inert in a Markdown table or heading: backslash, ``|``, ``<``, ``>`` and
-    ``&`` escaped, line breaks turned into spaces, other control characters dropped."""
-    s = str(text).translate(_CONTROL)
-    s = s.replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-    return " ".join(s.splitlines()) if ("\n" in s or "\r" in s) else s.replace("\t", " ")
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def csv_cell(v):
-    """A CSV cell that no spreadsheet runs as a formula (OWASP): text starting with ``=``, ``+``, ``-``,
-    ``@``, a tab or a carriage return gets a leading apostrophe; numbers stay numbers."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(v):
-        return "'" + v
-    return v
-
-
-
-def fmt_seconds(s) -> str:
-    if s is None:
-        return "—"
-    return f"{s:.1f}" if s < 1000 else f"{s:,.0f}"
-
-
-def fmt_bytes(b) -> str:
-    if b is None:
-        return "—"
-    for unit in ("B", "KB", "MB", "GB"):
-        if b < 1024 or unit == "GB":
-            return f"{b:,.0f} {unit}" if unit == "B" else f"{b:,.1f} {unit}"
-        b /= 1024
-    return ""
-
-
-def fmt_tta(v: dict, speedup: float | None = None, no_teacher: dict | None = None) -> str:
-    if v.get("unmeasured"):
-        return "—"
-    if v["mean"] is not None:
-        out = fmt_seconds(v["mean"]) + (f" (×{speedup:.1f})" if speedup is not None and speedup >= 1 else
-                                        f" (×{speedup:.2g})" if speedup is not None else "")
-        if no_teacher is not None and no_teacher.get("mean") is not None and no_teacher["mean"] < v["mean"] - 1e-9:
-            out += f" [{fmt_seconds(no_teacher['mean'])} w/o teachers]"
-        return out
-    return f"n.r. ({v['reached']}/{v['n']})"
-
-
-def fmt_memory(a: dict) -> str:
-    """Peak memory of condensation (teachers apart, in brackets) and of training (the largest run)."""
-    def one(v):
-        return "—" if v is None else fmt_bytes(v)
-    t = a.get("teacher_memory")
-    return f"{one(a.get('condense_memory'))}" + (f" ({one(t)})" if t is not None else "") + \
-        f" / {one(a.get('train_memory'))}"
-
-
-def fmt_n(a: dict) -> str:
-    if a["deterministic"] and a["sets"] == 1:
-        return f"1 set × {a['trainings']}"
-    return f"{a['sets']} × {a['trainings']}" if a["trainings"] > 1 else str(a["n"])
-
-
-def fmt_steps(a: dict) -> str:
-    if a["steps"] is None:
-        return "—"
-    return f"{a['steps']:,}" + (f" ({a['samples']:,})" if a.get("samples") else "")
+PUBLISHED_LEGEND = ("published (band): the figure `condense/references.toml` gives for the row's method, dataset, IPC "
+                    "and architecture (paper, table, arXiv id: `python -m condense verify --results DIR`). In band when "
+                    "|Δ| ≤ 2·√(s_pub² + s_row²), or the paper's own tolerance; \"protocol differs\" rows are not "
+                    "compared, and the reason is shown.")
 
 
 def row_cells(a: dict) -> list[str]:
@@ -119,31 +51,6 @@ def row_cells(a: dict) -> list[str]:
     return cells
 
 
-PART_NAMES = {"images": "img", "soft_labels": "soft", "compensators": "comp", "indices": "idx", "graphs": "graphs",
-              "replay": "replay views"}
-
-
-def fmt_parts(parts: dict) -> str:
-    """A breakdown when a set stores more than images and labels (soft labels, compensators); with
-    replay labels (per-epoch logits and the views they label) also their share of the total."""
-    shown = {k: v for k, v in parts.items() if k not in ("labels",) and v}
-    if len(shown) < 2:
-        return ""
-    out = " · ".join(f"{PART_NAMES.get(k, k)} {fmt_bytes(v)}" for k, v in shown.items())
-    if shown.get("replay"):
-        total = sum(v for k, v in parts.items() if k != "total" and v)
-        share = (shown.get("soft_labels", 0) + shown["replay"]) / max(1, total)
-        out += f" · replay labels {100 * share:.0f} %"
-    return f" ({out})"
-
-
-def match_cell(a: dict) -> str:
-    m = a.get("byte_match")
-    if not m:
-        return "—"
-    return f"{m['mean']:.2f} ± {m['std']:.2f} (IPC {m['ipc']}, {m['ratio']:.2f}× bytes)"
-
-
 def table_cells(a: dict, rows: list[dict], h: list[str]) -> list[str]:
     """A row's cells aligned with the table's header (ROC-AUC and byte-match columns when present)."""
     cells = row_cells(a)
@@ -152,6 +59,8 @@ def table_cells(a: dict, rows: list[dict], h: list[str]) -> list[str]:
         cells.insert(5, "—")
     if has_match:
         cells.append(match_cell(a))
+    if any(r.get("published") for r in rows):
+        cells.append(fmt_published(a))
     return cells
 
 
@@ -165,6 +74,8 @@ def header(rows: list[dict]) -> list[str]:
     h += ["condense s (teacher s)", "train s", "peak memory: condense / train", "storage", "training reads"]
     if any(a.get("byte_match") for a in rows):
         h.append("random at ≈ bytes: acc % (IPC, its bytes ×)")
+    if any(a.get("published") for a in rows):
+        h.append("published (band)")
     return h
 
 
@@ -289,6 +200,8 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
               "peak allocated).", ""]
     if any(a.get("below_node_count") for t in tables.values() for a in t["rows"]):
         lines += [BELOW_LEGEND, ""]
+    if any(a.get("published") for t in tables.values() for a in t["rows"]):
+        lines += [PUBLISHED_LEGEND, ""]
     if any(a.get("byte_match") for t in tables.values() for a in t["rows"]):
         lines += ["Graph summaries (Mirage) carry no IPC of graphs: their last column is the `random` row of the "
                   "same table whose storage is closest to theirs, with that row's IPC and its bytes relative to "
@@ -307,7 +220,8 @@ CSV_COLS = ["dataset", "arch", "protocol", "budget", "method", "ipc", "config", 
             "tta_no_teacher", "speedup", "condense_seconds", "teacher_seconds", "train_seconds", "bytes",
             "bytes_by_part", "reads_bytes", "touches_full_data", "roc_auc", "roc_auc_std", "bytes_matched_random",
             "hlr", "ior", "lrs", "ars", "source", "paper_roc_auc", "paper_roc_auc_std", "beats_node_count",
-            "released", "condense_peak_bytes", "teacher_peak_bytes", "train_peak_bytes"]
+            "released", "condense_peak_bytes", "teacher_peak_bytes", "train_peak_bytes", "published_mean",
+            "published_std", "published_status", "published_source"]
 
 
 def write_csv(tables: dict, f) -> None:
@@ -338,7 +252,14 @@ def write_csv(tables: dict, f) -> None:
                                        (f"{a['paper']['auc']:.4f}", f"{a['paper']['auc_std']:.4f}")),
                         "" if not t.get("structure") else not a.get("below_node_count"), bool(a.get("released")),
                         *("" if a.get(k) is None else a[k] for k in ("condense_memory", "teacher_memory",
-                                                                      "train_memory"))]))
+                                                                      "train_memory")), *published_csv(a)]))
+
+
+def published_csv(a: dict) -> list:
+    v = a.get("published")
+    if v is None:
+        return ["", "", "", ""]
+    return [v.ref.mean, v.ref.std, v.status if v.status != "not comparable" else v.why, v.ref.cite()]
 
 
 PAGE = string.Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))

@@ -13,10 +13,11 @@ from collections import defaultdict
 
 from scipy import stats
 
+from condense.references import paper_aggregate
 from condense.structure import STRUCTURE_BASELINES
 from condense.tta import condense_offset, time_to_accuracy
 
-from . import scores
+from . import published, scores
 from .records import (CONTEXT_FIELDS, UNCHECKED, canon, cut, check_duplicates, current_identity, is_baseline, is_reference,
                       measured_on, newest_only, normalise, table_key)
 
@@ -128,6 +129,7 @@ def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = Fal
     add_byte_matches(tables)
     add_structure(tables, structure)
     scores.compute(tables)
+    published.annotate(tables)
     if any(current_identity(a["method"]) == UNCHECKED for t in tables.values() for a in t["rows"]):
         first = next(iter(tables.values()))
         first["notes"].append("Rows are not checked against today's code: its condensers cannot be imported here")
@@ -136,35 +138,6 @@ def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = Fal
         if first is not None:
             first["notes"].append(f"{hidden} record(s) from older code are not shown (--all-versions shows them)")
     return dict(sorted(tables.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[1]["heading"])))
-
-
-PAPER_RUNS, PAPER_KEPT = 10, 5
-
-
-def best_val_auc_point(curve: list[dict]) -> dict | None:
-    """The checkpoint with the best validation ROC-AUC, ties to the later one (the official Mirage
-    scripts keep a test score whenever ``best_val <= val``); None without validation ROC-AUC."""
-    pts = [c for c in curve if c.get("val_auc") is not None and c.get("auc") is not None]
-    return max(reversed(pts), key=lambda c: c["val_auc"]) if pts else None
-
-
-def paper_aggregate(rs: list[dict]) -> dict | None:
-    """The official Mirage scripts' report (§ Experiments; ``graph-*-finalize-*.py``): of the first 10
-    runs, each at its best-validation-ROC-AUC checkpoint, the 5 with the highest validation ROC-AUC;
-    mean and (population) std of their test ROC-AUC. It selects on validation only, yet keeps the luckiest
-    half of the runs, so it is shown apart and never replaces the mean over all runs. None when a row
-    has fewer than 10 runs or its curves lack validation ROC-AUC."""
-    if len(rs) < PAPER_RUNS:
-        return None
-    pts = [best_val_auc_point(r.get("curve") or []) for r in rs[:PAPER_RUNS]]
-    if any(p is None for p in pts):
-        return None
-    order = sorted(range(PAPER_RUNS), key=lambda i: -pts[i]["val_auc"])[:PAPER_KEPT]  # stable: earlier run on ties
-    kept = [pts[i] for i in order]
-    return {"runs": PAPER_RUNS, "kept": PAPER_KEPT, "seeds": [(rs[i]["seed"], rs[i].get("train_seed", rs[i]["seed"])) for i in order],
-            "auc": statistics.fmean(p["auc"] for p in kept), "auc_std": statistics.pstdev([p["auc"] for p in kept]),
-            "acc": statistics.fmean(p["acc"] for p in kept), "acc_std": statistics.pstdev([p["acc"] for p in kept]),
-            "val_auc": statistics.fmean(p["val_auc"] for p in kept)}
 
 
 def _row(rs: list[dict], clock: str) -> dict:

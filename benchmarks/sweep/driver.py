@@ -16,24 +16,25 @@ import torch
 from tqdm.auto import tqdm
 
 import condense
+from condense import jsonl
 from condense._log import one_line, say
 from condense._paths import atomic_write, unwritable
-from condense.data import dataset_kind
+from condense.data import IMAGE_DATASETS, dataset_kind
 from condense.evaluate import resolve_device
 from condense.identity import identity_key
 from condense.methods import condenser_class, create_condenser
 from condense.methods.imported import register_release
-from condense.models import model_kind
+from condense.models import create_model, model_kind
 from condense.protocols import get_protocol
 from condense.structure import structure_records
 
-from .. import jsonl, ray_executor
+from .. import ray_executor
 from ..provenance import machine, versions
 from ..ray_executor import probe, require_ray
 from ..report import build
 from ..report.records import canon
 from .plan import Cell, Planner, clean, nothing_to_run, stable_hash
-from .spec import SweepSpec, sweep_specs
+from .spec import DEFAULT_DATASETS, SweepSpec, sweep_specs
 from .worker import SetJob, WorkContext, work_set
 
 
@@ -321,6 +322,7 @@ def check_args(args: SweepSpec) -> None:
         condenser_class(m)
     for a in args.archs or []:
         model_kind(a)
+    check_arch_shapes(args)
     if args.executor == "ray":
         require_ray()
         if args.address:
@@ -335,6 +337,25 @@ def check_args(args: SweepSpec) -> None:
     for method, fields in planner.overrides.items():
         condenser_class(method)
         create_condenser(method, args.preset, **fields)
+
+
+def check_arch_shapes(args: SweepSpec) -> None:
+    """Each image architecture asked for must take each image dataset's input shape (DC's evaluation
+    family takes 28×28 and 32×32 only): built on the meta device, so it costs no memory or time."""
+    if not args.archs:
+        return
+    for name in args.datasets or DEFAULT_DATASETS:
+        spec = IMAGE_DATASETS.get(name)
+        if spec is None:
+            continue
+        for a in args.archs:
+            if model_kind(a) != "images":
+                continue
+            try:
+                with torch.device("meta"):
+                    create_model(a, spec.shape, spec.classes)
+            except ValueError as e:
+                raise ValueError(f"--archs {a} on {name} ({'×'.join(map(str, spec.shape))}): {one_line(e)}") from None
 
 
 def execute(args: SweepSpec) -> "Sweep":

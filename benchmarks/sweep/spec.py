@@ -204,12 +204,14 @@ def read_sweep_file(path: Path) -> dict:
 def sweep_specs(argv=None) -> list[SweepSpec]:
     """The sweeps a command line asks for: one, or with ``--config`` one per ``[[run]]`` table of the
     file (top-level keys are shared; a run's keys replace them, its ``[set.METHOD]`` fields are added).
-    Flags given on the command line override the file in every run."""
+    Flags given on the command line override the file in every run. ``[[expect]]`` tables (the bands of
+    a reference configuration, ``condense/references/``) are left to ``python -m condense verify``."""
     cli = parse_args(argv)
     if cli.config is None:
         return [cli]
     given = vars(build_parser(suppress=True).parse_args(argv))
     doc = read_sweep_file(cli.config)
+    doc.pop("expect", None)  # a reference configuration's bands, read by `python -m condense verify`
     runs = doc.pop("run", [{}])
     if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
         raise ValueError(f"{cli.config}: 'run' must be one or more [[run]] tables")

@@ -7,7 +7,7 @@ complete last record that lacks only its newline gets the newline back.
 
 A record's ``curve`` (one point per test checkpoint) is stored by column, with accuracies rounded to
 0.01 % and seconds to 4 significant digits: a 50-point curve takes about 2 kB instead of 10 kB.
-:func:`read` gives it back as the list of points the evaluator made. ``python -m benchmarks.jsonl
+:func:`read` gives it back as the list of points the evaluator made. ``python -m condense.jsonl
 compact FILE...`` rewrites older files (one dict per point, full precision) in the compact form.
 """
 from __future__ import annotations
@@ -180,7 +180,7 @@ def compact(path: Path) -> tuple[int, int]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.jsonl", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m condense.jsonl", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("compact", help="rewrite results files with compact curves")
     c.add_argument("files", type=Path, nargs="+")
