@@ -50,3 +50,17 @@ def test_an_architecture_that_cannot_take_the_input_is_refused_before_training(t
     assert done.stderr.strip().splitlines() == [
         "error: --archs lenet on digits (1×8×8): DC's evaluation family takes 28×28 or 32×32 images, got 8×8"]
     assert not out.exists()
+
+
+def test_the_sweep_sets_the_students_precision():
+    """--precision bf16 trains every student under bfloat16 autocast (a protocol field, so its rows form
+    their own tables); an unknown precision is refused by the spec."""
+    import pytest
+
+    from benchmarks.sweep.plan import Planner
+    from benchmarks.sweep.spec import SweepSpec
+
+    assert Planner(SweepSpec(precision="bf16")).protocol("images", "digits").precision == "bf16"
+    assert Planner(SweepSpec()).protocol("images", "digits").precision == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        SweepSpec(precision="fp8")

@@ -128,6 +128,8 @@ class Planner:
             over["checkpoints"] = self.args.checkpoints
         if self.args.batch_size is not None:
             over["batch_size"] = self.args.batch_size
+        if self.args.precision is not None:
+            over["precision"] = self.args.precision
         if self.args.frequency_mode is not None and kind == "graphs":
             over["frequency_mode"] = self.args.frequency_mode
         if getattr(self.args, "budget", None):

@@ -56,6 +56,9 @@ class SweepSpec:
                                            "proportional)", rule=Rule(choices=("proportional", "once")))
     checkpoints: int | None = opt(None, "test-accuracy checkpoints per run (protocol default 50: every 2%% of steps)")
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    precision: str | None = opt(None, "students' arithmetic: fp32 (the protocols' default), bf16 (forward and loss "
+                                      "under bfloat16 autocast) or tf32 (on a GPU); each its own table",
+                                rule=Rule(choices=("fp32", "bf16", "tf32")))
     curve: str = opt("screened", "test curve: screened (default; each target's time-to-accuracy the exhaustive "
                                  "curve's with probability >= 99.9 %%) or full (every checkpoint on the whole test "
                                  "set); each its own table", rule=Rule(choices=("screened", "full")))
