@@ -29,6 +29,52 @@ def test_committee_schedule_per_ipc_index():
     assert committee_schedule(CIFAR10_PRIORS, 10, size=1) == [(0,)] * 10
 
 
+def test_ipc1_committee_is_the_official_hand_picked_pair():
+    """recover.py (model_setting 4): CIFAR-10 and ImageNette take MobileNetV2 + DenseNet-121, CIFAR-100
+    ShuffleNetV2 + MobileNetV2, every other dataset the two best priors; so does a pool without the pair's
+    architectures, and ipc1_rule="priors" everywhere."""
+    from condense.methods.committee import official_ipc1_pair
+    from condense.methods.cvdd import PAPER_POOL, QUICK_POOL_CVDD, CVDDConfig
+    assert PAPER_POOL == ("resnet18", "resnet50", "shufflenetv2_x0_5", "mobilenetv2_cifar", "densenet121")
+    assert official_ipc1_pair(PAPER_POOL, "cifar10") == (3, 4)
+    assert official_ipc1_pair(PAPER_POOL, "imagenette") == (3, 4)
+    assert official_ipc1_pair(PAPER_POOL, "cifar100") == (2, 3)
+    assert official_ipc1_pair(PAPER_POOL, "tinyimagenet") is None
+    assert official_ipc1_pair(QUICK_POOL_CVDD, "cifar10") is None
+    # the pair replaces the two best priors (ShuffleNetV2 + MobileNetV2 by CIFAR-10's priors)
+    assert committee_schedule(CIFAR10_PRIORS, 1, pair=(3, 4)) == [(3, 4)]
+    assert committee_schedule(CIFAR10_PRIORS, 1) == [(2, 3)]
+    assert committee_schedule(CIFAR10_PRIORS, 10, pair=(3, 4)) == list(itertools.combinations(range(5), 2))
+    assert CVDDConfig().ipc1_rule == "official"
+    with pytest.raises(ValueError, match="ipc1_rule must be one of 'official', 'priors'"):
+        CVDDConfig(ipc1_rule="best")
+
+
+def test_jpeg_roundtrip_changes_pixels_as_pil_does():
+    """The official images are quality-75 JPEGs: the round-trip is lossy, deterministic, follows the
+    quality (a higher quality is closer to the input), keeps grey images grey, and is what PIL decodes."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from condense.methods._common import jpeg_roundtrip
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (3, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = jpeg_roundtrip(x)
+    assert y.dtype == torch.uint8 and y.shape == x.shape and not torch.equal(x, y)
+    assert torch.equal(y, jpeg_roundtrip(x))
+    err = lambda q: (jpeg_roundtrip(x, q).float() - x.float()).abs().mean()  # noqa: E731
+    assert err(95) < err(75) < err(20)
+    buf = io.BytesIO()
+    Image.fromarray(x[1].permute(1, 2, 0).numpy()).save(buf, format="JPEG")  # PIL's defaults
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(buf.getvalue()))).transpose(2, 0, 1), y[1].numpy())
+    grey = torch.randint(0, 256, (2, 1, 28, 28), generator=g, dtype=torch.uint8)
+    assert jpeg_roundtrip(grey).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="uint8 images of shape"):
+        jpeg_roundtrip(x.float())
+
+
 def test_committee_schedule_refuses_a_pool_too_small():
     with pytest.raises(ValueError, match="a committee of 2 needs a pool of at least 2"):
         committee_schedule((60.0,), 10)

@@ -149,6 +149,15 @@ def test_cvdd_end_to_end_on_digits(digits, cache, tmp_path):
     static = create_condenser("cvdd", "quick", soft_labels="static", **TINY).condense(digits["train"], 10, seed=0)
     assert static.soft_label_policy == "static" and static.soft_labels.shape == (100, 10)
     assert torch.equal(static.images, s.images)  # the same recovery; only the labels differ
+    # the official images are quality-75 JPEGs, relabelled as decoded: the same recovery stored lossless
+    # differs by exactly PIL's round-trip, and so do the labels the committee gives it
+    from condense.methods._common import jpeg_roundtrip
+    lossless = create_condenser("cvdd", "quick", image_io="lossless", **TINY).for_protocol(p).condense(
+        digits["train"], 10, seed=0)
+    assert s.extra["image_io"] == "jpeg (quality 75)" and lossless.extra["image_io"] == "lossless"
+    assert torch.equal(jpeg_roundtrip(lossless.images), s.images) and not torch.equal(lossless.images, s.images)
+    assert not torch.equal(lossless.soft_labels, s.soft_labels)
+    assert s.extra["ipc1_committee"] == "two best priors"  # digits has no hand-picked pair
     assert static.storage_bytes["soft_labels"] * 3 == s.storage_bytes["soft_labels"] == 3 * 100 * 10 * 2
     assert "replay" not in static.storage_bytes
     assert evaluate(static, digits["test"], protocol=p, seeds=[0], targets=()).runs[0].steps == 21

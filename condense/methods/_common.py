@@ -18,7 +18,8 @@ from .. import replay
 from ..engine import lr_multiplier
 from ..teachers import TeacherCost
 
-__all__ = ["BNStatLoss", "CondenseOutput", "ReplayLabels", "TeacherCost", "optimize_pixels", "replay_labels"]
+__all__ = ["BNStatLoss", "CondenseOutput", "ReplayLabels", "TeacherCost", "jpeg_roundtrip", "optimize_pixels",
+           "replay_labels"]
 
 
 @dataclass
@@ -124,3 +125,26 @@ class ReplayLabels:
             return type(self)(cfg, soft_labels="static")
         return self
 
+
+
+def jpeg_roundtrip(images: torch.Tensor, quality: int = 75) -> torch.Tensor:
+    """uint8 images (N, C, H, W) encoded as JPEG by PIL at ``quality`` (its default 75, 4:2:0 chroma
+    subsampling for colour) and decoded back, as the official CV-DD ``recover.py`` saves its synthetic
+    images and its relabelling and students read them."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"jpeg_roundtrip takes uint8 images of shape (N, 1|3, H, W), got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    out = np.empty(tuple(images.shape), dtype=np.uint8)
+    arr = images.permute(0, 2, 3, 1).numpy()
+    for i, a in enumerate(arr):
+        buf = io.BytesIO()
+        Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        dec = np.asarray(Image.open(buf).convert("L" if a.shape[-1] == 1 else "RGB"))
+        out[i] = dec[None] if dec.ndim == 2 else dec.transpose(2, 0, 1)
+    return torch.from_numpy(out)

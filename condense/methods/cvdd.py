@@ -7,10 +7,15 @@ normalises with the synthetic batch's own statistics.
 
 What the official code does, and this module with it:
 
-- **Committee per IPC index**, chosen once, never per iteration (:func:`committee_schedule`): at
-  IPC 1 the two members with the highest priors, at IPC 10 the pool's pairs in order (pair *i* for
-  IPC index *i*), otherwise two members drawn at random per index. ``committee=1`` is the SRe2L++
-  ablation (the pool's first teacher alone, ResNet-18 in the paper pool, as the official scripts).
+- **Committee per IPC index**, chosen once, never per iteration (:mod:`.committee`): at IPC 1 the
+  official hand-picked pair (CIFAR-10, ImageNette: MobileNetV2 + DenseNet-121; CIFAR-100:
+  ShuffleNetV2 + MobileNetV2) or elsewhere the two best priors, at IPC 10 the pool's pairs in order
+  (pair *i* for IPC index *i*), otherwise two members drawn at random per index. ``committee=1`` is
+  the SRe2L++ ablation (the pool's first teacher alone, ResNet-18 in the paper pool).
+- **Saved images** are JPEGs: ``recover.py`` truncates ``x·255`` to uint8 and saves each image with
+  PIL at its default quality 75; relabelling and the student read the decoded files. ``image_io="jpeg"``
+  does the same round-trip and stores the decoded uint8 pixels (storage counts those, not the JPEG
+  bytes); ``image_io="lossless"`` keeps the truncated pixels.
 - **Weights** ``w = softmax(prior / 5)`` for synthesis and ``softmax(prior / 10)`` for relabelling
   (:func:`committee_weights`).
 - **Synthesis loss** (Eq. 6): ``Σ_k w_k [CE(f_k(x̃), y) + r_bn Σ_l m_l (‖σ²_l − σ̂²_l‖₂ + ‖μ_l − μ̂_l‖₂)]``
@@ -28,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
 import math
 import time
@@ -47,44 +51,14 @@ from ..protocols import get_protocol
 from ..replay import crop_flip, resized_crop_box
 from ..teachers import (QUICK_POOL, SOFT_DTYPES, TeacherRecipe, check_pool_config, pool_costs, pool_summary,
                         teacher_pool)
-from ._common import BNStatLoss, CondenseOutput, ReplayLabels, optimize_pixels, replay_labels
+from ._common import BNStatLoss, CondenseOutput, ReplayLabels, jpeg_roundtrip, optimize_pixels, replay_labels
 from .base import Condenser, generator, per_class_indices, register_condenser
+from .committee import (IPC1_RULES, RELABEL_TEMPERATURE, SYNTHESIS_TEMPERATURE, committee_schedule,  # noqa: F401
+                        committee_weights, official_ipc1_pair)
 
-SYNTHESIS_TEMPERATURE = 5.0
-RELABEL_TEMPERATURE = 10.0
+IMAGE_IO = ("jpeg", "lossless")
+
 BSSL_BATCH = 16
-
-
-def committee_weights(priors, temperature: float) -> torch.Tensor:
-    """``softmax(prior / T)`` over the committee's priors (Eq. 5)."""
-    return torch.softmax(torch.as_tensor(priors, dtype=torch.float64) / temperature, 0).float()
-
-
-def committee_schedule(priors, ipc: int, size: int = 2, seed: int = 0) -> list[tuple[int, ...]]:
-    """The committee (indices into the pool) of every IPC index, as the official scripts choose it.
-
-    ``size=1`` (SRe2L++): the pool's first teacher for every index (ResNet-18 in the paper pool, the
-    official SRe2L++ teacher). ``size=2``: at IPC 1 the two best priors; at IPC 10 pair *i* of the
-    pool's pairs in order (a pool of five has exactly ten); otherwise two members drawn at random
-    (seeded) per index, as at IPC 50."""
-    m = len(priors)
-    if size not in (1, 2):
-        raise ValueError(f"CV-DD's committee has 1 (SRe2L++) or 2 members, got {size}")
-    if size > m:
-        raise ValueError(f"a committee of {size} needs a pool of at least {size} teachers, got {m}")
-    if size == 1:
-        return [(0,)] * ipc
-    if ipc == 1:
-        best = sorted(range(m), key=lambda i: (-float(priors[i]), i))
-        return [tuple(sorted(best[:size]))]
-    if ipc == 10:
-        pairs = list(itertools.combinations(range(m), 2))
-        if len(pairs) < 10:
-            raise ValueError(f"CV-DD's IPC-10 committees are the pool's pairs, one per IPC index, and a pool of "
-                             f"{m} teachers has {len(pairs)} pairs; use a pool of at least 5")
-        return pairs[:10]
-    g = generator(seed)
-    return [tuple(sorted(torch.randperm(m, generator=g)[:size].tolist())) for _ in range(ipc)]
 
 
 def patch_init(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int,
@@ -249,6 +223,9 @@ class CVDDConfig:
     soft_label_dtype: str = "float16"
     prior_ipc: int = 10               # prior="student": the single-teacher sets' IPC
     prior_epochs: int = 100           # prior="student": their students' fkd epochs
+    ipc1_rule: str = "official"       # official: the hand-picked IPC-1 pairs of recover.py | priors: two best
+    image_io: str = "jpeg"            # jpeg: PIL's quality-75 round-trip, as recover.py saves | lossless
+    jpeg_quality: int = 75
 
     def __post_init__(self):
         check_pool_config(self, "cvdd", committee=Rule(choices=(1, 2)), prior=Rule(choices=PRIOR_MODES),
@@ -257,7 +234,9 @@ class CVDDConfig:
                           r_bn=Rule(lo=0), first_bn_multiplier=Rule(lo=0), jitter=Rule(lo=0, hi=1024),
                           soft_labels=Rule(choices=LABEL_MODES), replay_epochs=Rule(lo=1, hi=100_000),
                           replay_batch=Rule(lo=1, hi=100_000), soft_label_dtype=Rule(choices=SOFT_DTYPES),
-                          prior_ipc=Rule(lo=1, hi=10_000), prior_epochs=Rule(lo=1, hi=100_000))
+                          prior_ipc=Rule(lo=1, hi=10_000), prior_epochs=Rule(lo=1, hi=100_000),
+                          ipc1_rule=Rule(choices=IPC1_RULES), image_io=Rule(choices=IMAGE_IO),
+                          jpeg_quality=Rule(lo=1, hi=95))
         if self.prior == "explicit" and len(self.priors) != len(self.teachers):
             raise ValueError(f"cvdd.priors: prior='explicit' needs one prior per teacher ({len(self.teachers)}), "
                              f"got {len(self.priors)}")
@@ -279,7 +258,7 @@ class CVDD(ReplayLabels, Condenser):
     Config = CVDDConfig
     soft_labels = True
     deviations = (
-        "synthesis runs in fp32, where the official code uses fp16 autocast with a gradient scaler",
+        "synthesis runs in fp32, as recover.py at adbfd30 (its later commit 492fcb1 uses fp16 autocast)",
         "crops are resized on tensors (kornia, bilinear) where the official code resizes PIL images",
         "the real-patch initialisation (2×2 mosaics of four real images of the class) is rebuilt from the "
         "paper's figure: its code is not in the official repository",
@@ -296,7 +275,8 @@ class CVDD(ReplayLabels, Condenser):
         pool = teacher_pool(train, cfg.teachers, TeacherRecipe.preset(cfg.teacher_recipe), seed=cfg.teacher_seed,
                             device=device, progress=progress)
         priors, prior_info = self.priors(train, pool, device, progress)
-        committees = committee_schedule(priors, ipc, cfg.committee, seed)
+        pair = official_ipc1_pair(cfg.teachers, train.name) if cfg.ipc1_rule == "official" else None
+        committees = committee_schedule(priors, ipc, cfg.committee, seed, pair)
         images, src = self.recover(train, pool, priors, committees, ipc, seed, device, progress)
         labels = torch.arange(c).repeat(ipc)
         relabelers = sorted({k for com in committees for k in com}) if cfg.committee == 1 else list(range(len(pool)))
@@ -321,6 +301,8 @@ class CVDD(ReplayLabels, Condenser):
             attrs["views"] = "the stored images, one seeded shuffle, in batches of replay_batch"
         parts["soft_label_attrs"] = attrs
         extra = {"committees": [list(com) for com in committees], "priors": [round(float(p), 4) for p in priors],
+                 "ipc1_committee": "official pair" if pair is not None else "two best priors",
+                 "image_io": cfg.image_io + (f" (quality {cfg.jpeg_quality})" if cfg.image_io == "jpeg" else ""),
                  "prior_mode": prior_info, "relabel_teachers": [cfg.teachers[k] for k in relabelers],
                  "source_indices": src.tolist(), **pool_summary(pool)}
         return CondenseOutput(parts, extra=extra, teacher=pool_costs(pool))
@@ -344,7 +326,10 @@ class CVDD(ReplayLabels, Condenser):
                        betas=(cfg.beta1, cfg.beta2), r_bn=cfg.r_bn, first_bn_multiplier=cfg.first_bn_multiplier,
                        jitter=jitter, lo=lo, hi=hi, g=g, progress=progress, desc=f"{self.name} synthesis")
         pixels = (x * std + mean).clamp(0, 1)
-        return (pixels * 255).round().to(torch.uint8).cpu(), src
+        images = (pixels * 255).to(torch.uint8).cpu()  # truncated, as recover.py's astype(np.uint8)
+        if cfg.image_io == "jpeg":
+            images = jpeg_roundtrip(images, cfg.jpeg_quality)
+        return images, src
 
     def priors(self, train, pool, device, progress) -> tuple[tuple[float, ...], dict]:
         """The teachers' priors by ``prior`` mode, and what the set records about them."""
