@@ -237,3 +237,33 @@ def test_fkd_tables_hold_random_and_every_soft_label_condenser():
     assert c.for_protocol(get_protocol("fkd", epochs=7)).config.replay_epochs == 7
     assert c.for_protocol(get_protocol("kd")).config.soft_labels == "static"
     assert c.for_protocol(get_protocol("dc")).config == c.config  # the HLR row is the fkd row's set
+
+
+def test_fkd_batch_follows_the_official_scripts_per_dataset_and_ipc():
+    """CV-DD's scripts train CIFAR-10 and ImageNette at IPC 1 with -b 10 (two chunks of 5), 16 elsewhere;
+    the sweep gives each cell its batch unless --batch-size says otherwise, and the loss chunks by it."""
+    from benchmarks.sweep.plan import Planner
+    from benchmarks.sweep.spec import SweepSpec
+    from condense.protocols import for_cell
+
+    fkd = get_protocol("fkd", "quick")
+    assert for_cell(fkd, "cifar10", 1).batch_size == 10 and for_cell(fkd, "imagenette", 1).batch_size == 10
+    assert for_cell(fkd, "cifar10", 10).batch_size == 16 and for_cell(fkd, "cifar100", 1).batch_size == 16
+    assert for_cell(get_protocol("dc", "quick"), "cifar10", 1) == get_protocol("dc", "quick")
+    cells = Planner(SweepSpec(datasets=("cifar10",), protocol="fkd", seeds=(0,))).cells(
+        "cifar10", "images", fkd, ["random"], [1, 10])
+    assert {c.ipc: c.protocol.batch_size for c in cells} == {1: 10, 10: 16}
+    fixed = Planner(SweepSpec(datasets=("cifar10",), protocol="fkd", seeds=(0,), batch_size=16)).cells(
+        "cifar10", "images", fkd, ["random"], [1])
+    assert fixed[0].protocol.batch_size == 16
+    # the loss: two chunks of 5 at batch 10
+    p = for_cell(fkd, "cifar10", 1)
+    g = torch.Generator().manual_seed(0)
+    x, logits = torch.randn(10, 1, 8, 8, generator=g), torch.randn(10, 3, generator=g)
+    task = ImageTask(x=x, y=logits.argmax(1), soft=logits, num_classes=3)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    torch.manual_seed(0)
+    fkd_loss(model, task, torch.arange(10), p, torch.Generator().manual_seed(1))
+    assert seen == [5, 5]

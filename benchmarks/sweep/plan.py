@@ -15,7 +15,7 @@ from condense.data import IMAGE_DATASETS, KNOWN_TU, DatasetNotFoundError, availa
 from condense.methods import condenser_class, create_condenser, default_condensers, role_method
 from condense.methods.imported import register_release
 from condense.models import model_kind
-from condense.protocols import get_protocol
+from condense.protocols import for_cell, get_protocol
 
 from .spec import DEFAULT_DATASETS, TRAIN_SEED_BASE, SweepSpec
 
@@ -153,10 +153,11 @@ class Planner:
             else:
                 budgets = [(0, 0)]
             for ipc, set_ipc in budgets:
+                p = protocol if self.args.batch_size is not None else for_cell(protocol, name, ipc)
                 for s in self.args.seeds:
                     set_seed = self.args.seeds[0] if cls.deterministic else s
                     for j in range(k):
-                        out.append(Cell(name, method, ipc, set_seed, train_seed(s, j), protocol, set_ipc))
+                        out.append(Cell(name, method, ipc, set_seed, train_seed(s, j), p, set_ipc))
         return out
 
     def score_protocols(self, kind: str, name: str, base) -> dict[str, object]:
