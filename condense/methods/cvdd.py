@@ -258,7 +258,6 @@ class CVDD(ReplayLabels, Condenser):
     Config = CVDDConfig
     soft_labels = True
     deviations = (
-        "synthesis runs in fp32, as recover.py at adbfd30 (its later commit 492fcb1 uses fp16 autocast)",
         "crops are resized on tensors (kornia, bilinear) where the official code resizes PIL images",
         "the real-patch initialisation (2×2 mosaics of four real images of the class) is rebuilt from the "
         "paper's figure: its code is not in the official repository",
