@@ -227,23 +227,35 @@ class DSA(nn.Module):
         return out.reshape(x.shape)
 
 
-class CropFlip(nn.Module):
-    """Random crop with zero padding, then a horizontal flip: the KD and teacher recipes.
+def black_level(mean, std) -> torch.Tensor:
+    """Pixel value 0 (black) per channel in the space standardized by ``mean`` and ``std``."""
+    return torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32)
 
-    ``pad=None`` pads by an eighth of the side: the usual 4 pixels on 32×32, 1 on 8×8 digits.
+
+class CropFlip(nn.Module):
+    """Random crop with constant padding, then a horizontal flip: the KD, RS2 and teacher recipes.
+
+    ``pad=None`` pads by an eighth of the side: the usual 4 pixels on 32×32, 1 on 8×8 digits. ``fill``:
+    the padding value per channel in the (standardized) space of the images; None pads with 0, the
+    mean colour. torchvision's ``RandomCrop`` on PIL images pads with black, i.e. ``fill = -mean / std``
+    (:func:`black_level`), which the RS2 and teacher recipes use.
     """
 
-    def __init__(self, pad: int | None = None, flip: bool = True):
+    def __init__(self, pad: int | None = None, flip: bool = True, fill: torch.Tensor | None = None):
         super().__init__()
         self.pad = pad
+        self.fill = None if fill is None else torch.as_tensor(fill, dtype=torch.float32).view(1, -1, 1, 1)
         self.flip = K.RandomHorizontalFlip(p=0.5) if flip else nn.Identity()
         self._crops: dict[tuple[int, int], nn.Module] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = tuple(x.shape[-2:])
+        pad = self.pad if self.pad is not None else max(1, round(min(size) / 8))
         if size not in self._crops:
-            pad = self.pad if self.pad is not None else max(1, round(min(size) / 8))
-            self._crops[size] = K.RandomCrop(size, padding=pad, p=1.0)
+            self._crops[size] = K.RandomCrop(size, padding=pad if self.fill is None else None, p=1.0)
+        if self.fill is not None:  # pad with the fill colour, then crop the padded image back to size
+            f = self.fill.to(x.device, x.dtype)
+            x = F.pad(x - f, (pad, pad, pad, pad)) + f
         return self.flip(self._crops[size](x))
 
     def forward_groups(self, x: torch.Tensor, groups: int) -> torch.Tensor:

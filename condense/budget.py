@@ -56,10 +56,11 @@ class StepPlan:
 
 
 def plan_steps(budget: str, passes: int, batch_size: int | None, set_size: int,
-               reference_size: int | None) -> StepPlan:
+               reference_size: int | None, drop_last: bool = False) -> StepPlan:
     """The plan for a set of ``set_size`` items; ``reference_size`` is the plain set's ``ipc × C``
     (None: the set is its own reference, as for the whole split or under the ``epochs`` budget).
-    ``batch_size=None`` trains one step per pass on the whole pass."""
+    ``batch_size=None`` trains one step per pass on the whole pass. ``drop_last``: a pass ends with its
+    last full batch (a pass smaller than one batch still trains it once)."""
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; expected one of {', '.join(BUDGETS)}")
     if set_size < 1:
@@ -72,7 +73,7 @@ def plan_steps(budget: str, passes: int, batch_size: int | None, set_size: int,
         b = n
     else:
         b = min(batch_size, n)
-    sizes = (b,) * (n // b) + ((n % b,) if n % b else ())
+    sizes = (b,) * (n // b) + ((n % b,) if n % b and not (drop_last and n >= b) else ())
     return StepPlan(budget=budget, passes=passes, pass_batches=sizes, reference_size=n, set_size=set_size)
 
 

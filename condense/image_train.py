@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from . import replay
-from .augment import DSA, CropFlip
+from .augment import DSA, CropFlip, black_level
 from .budget import BatchStream, plan_steps, schedule_batches
 from .curves import Curve, CurvePolicy
 from .engine import Clock, Forward, Schedule, checkpoint_steps, compile_pays, fit
@@ -23,7 +23,9 @@ from .zca import check_fit, fit_zca
 from .zca import pixels as zca_pixels
 
 
-def make_augment(p: Protocol, dataset: str):
+def make_augment(p: Protocol, dataset: str, black: torch.Tensor | None = None):
+    """The protocol's augmentation on ``dataset``; ``black``: pixel 0 per channel in the training
+    images' standardized space, RS2's padding colour (torchvision pads PIL images with black)."""
     if p.augment is None or p.augment == "fkd":  # fkd: the loss draws or replays its views (fkd_batch)
         return None
     if p.augment == "dsa":
@@ -31,11 +33,11 @@ def make_augment(p: Protocol, dataset: str):
     if p.augment == "crop-flip":
         return CropFlip(flip=dataset not in ("digits", "mnist", "fashion-mnist", "svhn"))
     if p.augment == "rs2":  # RS2's own transforms: MNIST flip + crop (pad 4), Fashion-MNIST none
-        if dataset == "fashion-mnist":
+        if dataset in ("fashion-mnist", "svhn", "tinyimagenet"):  # RS2's code: no transform on these
             return None
         if dataset == "mnist":
-            return CropFlip(pad=4, flip=True)
-        return CropFlip(flip=dataset not in ("digits", "svhn"))
+            return CropFlip(pad=4, flip=True, fill=black)
+        return CropFlip(flip=dataset != "digits", fill=black)
     raise ValueError(f"unknown augmentation {p.augment!r}")
 
 
@@ -54,6 +56,7 @@ class ImageTask:
     replay_logits: torch.Tensor | None = None   # E × N × C logits of those views, on the device
     replay_batch: int = 0
     num_classes: int = 0
+    black: torch.Tensor | None = None     # pixel 0 per channel, standardized (padding colour of RS2's crops)
 
     @property
     def set_size(self) -> int:
@@ -190,9 +193,9 @@ def train_images(model, task: ImageTask, p: Protocol, seed: int, device: torch.d
     ``stopped_early``. ``compile``: the training forward pass through ``torch.compile`` (falling
     back to eager where it is unavailable; the run records which)."""
     g = torch.Generator().manual_seed(seed)
-    aug = make_augment(p, dataset)
+    aug = make_augment(p, dataset, task.black)
     plan = plan_steps(p.budget, p.passes, p.batch_size, task.set_size,
-                      None if task.rounds is not None else reference_size)
+                      None if task.rounds is not None else reference_size, p.drop_last)
     if task.replay is not None and plan.reference_size != task.set_size:
         raise ValueError(f"replay labels cover passes over the set's {task.set_size} images, but the step budget "
                          f"is passes over {plan.reference_size} items; evaluate it at its own IPC")
@@ -249,10 +252,10 @@ def train_images_together(models: list, task: ImageTask, p: Protocol, seeds: Seq
     run does. Training seconds are the stack's, divided by K (the cost per model), on both clocks."""
     k = len(models)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    aug = make_augment(p, dataset)
+    aug = make_augment(p, dataset, task.black)
     stack = StackedConvNet(models).to(device)
     plan = plan_steps(p.budget, p.passes, p.batch_size, task.set_size,
-                      None if task.rounds is not None else reference_size)
+                      None if task.rounds is not None else reference_size, p.drop_last)
     if compile == "auto":
         compile = compile_pays(k * plan.samples, task.x[0].numel(), device)
     net = Forward(stack, compile)
@@ -319,11 +322,12 @@ def image_task(s: SyntheticSet, test, device, source, protocol: Protocol, root=N
             source = load_dataset(s.source_dataset, s.source_split, root=root)
         s.resolve(source)  # refuses a fingerprint mismatch
         x, y = source.tensors(device)
-        return ImageTask(x=x, y=y, rounds=s.indices.to(device).long()), test_xy
+        return ImageTask(x=x, y=y, rounds=s.indices.to(device).long(), black=black_level(source.mean, source.std)), test_xy
     soft = s.soft_labels.to(device).float() if s.soft_label_policy == "static" else None
     where = s.path or f"the {s.method!r} set"
     x, y = s.instances()
-    task = ImageTask(x=x.to(device), y=y.to(device), soft=soft, num_classes=s.num_classes)
+    task = ImageTask(x=x.to(device), y=y.to(device), soft=soft, num_classes=s.num_classes,
+                     black=black_level(s.mean, s.std))
     if protocol.augment == "fkd":
         if s.soft_label_policy == "replay":
             if s.replay_epochs < protocol.passes:

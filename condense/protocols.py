@@ -64,6 +64,7 @@ class Protocol:
     select: str = "val-acc"            # graphs: the checkpoint with the best validation accuracy, or ROC-AUC
                                        # ("val-auc": on two-class tasks, whose headline metric it is)
     check_initial: bool = False        # graphs: also a checkpoint before the first step (the untrained model)
+    drop_last: bool = False            # each pass drops its last partial batch (a DataLoader's drop_last=True)
 
     def __post_init__(self):
         check_config(
@@ -188,19 +189,25 @@ def _rs2(preset: str) -> Protocol:
     """RS2 at IPC budgets (the paper's comparison with dataset distillation).
 
     Version 2: the augmentation is RS2's own per dataset (``augment="rs2"``): random crop with
-    4-pixel padding and a horizontal flip on MNIST, none on Fashion-MNIST, crop + flip elsewhere
-    (flip off on digits and SVHN, which RS2 does not run)."""
-    return Protocol(name="rs2", version=2, preset=preset, epochs=1000 if preset == "paper" else 300,
+    4-pixel padding and a horizontal flip on MNIST, none on Fashion-MNIST, crop + flip elsewhere.
+    Version 3: none on SVHN and Tiny-ImageNet either (RS2's code defines both without a transform),
+    crops padded with black in pixel space as torchvision pads PIL images (flip off on digits); on
+    Tiny-ImageNet at IPC 10 and 50 batches of 200 (:func:`for_cell`)."""
+    return Protocol(name="rs2", version=3, preset=preset, epochs=1000 if preset == "paper" else 300,
                     batch_size=None, optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True,
                     weight_decay=5e-4, schedule="cosine-step", eta_min=1e-4, augment="rs2",
                     arch_kwargs=(("width", 128), ("norm", "instancenorm"), ("pooling", "avgpool")))
 
 
 def _rs2_ratio(preset: str) -> Protocol:
-    """RS2 at selection ratios (ResNet-18 in the paper's time-to-accuracy study)."""
-    return Protocol(name="rs2-ratio", version=1, preset=preset, epochs=200 if preset == "paper" else 20,
+    """RS2 at selection ratios (ResNet-18 in the paper's time-to-accuracy study,
+    ``run_timeToAcc_cifar10.sh``): SGD lr 0.1, Nesterov, weight decay 5e-4, batch 128 with the last
+    partial batch of each round dropped (``drop_last=True``), cosine per step to 1e-4, RS2's transforms
+    per dataset (``augment="rs2"``: crop + flip with black padding on CIFAR). v2: ``drop_last`` and
+    RS2's transforms (v1: crop + flip padded with the mean colour)."""
+    return Protocol(name="rs2-ratio", version=2, preset=preset, epochs=200 if preset == "paper" else 20,
                     batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
-                    weight_decay=5e-4, schedule="cosine-step", eta_min=1e-4, augment="crop-flip")
+                    weight_decay=5e-4, schedule="cosine-step", eta_min=1e-4, augment="rs2", drop_last=True)
 
 
 def _kd(preset: str) -> Protocol:
@@ -230,15 +237,16 @@ def _fkd(preset: str) -> Protocol:
 
 # The official CV-DD scripts' student batch where it is not 16 (validate/scripts/*/voter_ipc1_r18.sh and the
 # relabel scripts: -b 10 at IPC 1 on CIFAR-10 and ImageNette, one batch of the ten images, two chunks of 5).
-FKD_BATCH = {("cifar10", 1): 10, ("imagenette", 1): 10}
+# RS2's scripts train Tiny-ImageNet at IPC 10 and 50 in batches of 200 (one step per round elsewhere).
+CELL_BATCH = {"fkd": {("cifar10", 1): 10, ("imagenette", 1): 10},
+              "rs2": {("tinyimagenet", 10): 200, ("tinyimagenet", 50): 200}}
 
 
 def for_cell(p: Protocol, dataset: str, ipc: int) -> Protocol:
-    """A protocol with the settings its official scripts give one dataset and IPC (today: the ``fkd``
-    student's batch, :data:`FKD_BATCH`); unchanged elsewhere."""
-    if p.name == "fkd" and (dataset, ipc) in FKD_BATCH:
-        return p.replace(batch_size=FKD_BATCH[(dataset, ipc)])
-    return p
+    """A protocol with the settings its official scripts give one dataset and IPC (the batch sizes of
+    :data:`CELL_BATCH`); unchanged elsewhere."""
+    b = CELL_BATCH.get(p.name, {}).get((dataset, ipc))
+    return p if b is None else p.replace(batch_size=b)
 
 
 PROTOCOLS = {"dc": _dc, "graph": _graph, "mirage-official": _mirage_official, "rs2": _rs2, "rs2-ratio": _rs2_ratio,

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from . import _sources
 from ._log import note, one_line
 from ._paths import atomic_write, cache_dir
-from .augment import CropFlip
+from .augment import CropFlip, black_level
 from .budget import BatchStream, plan_steps, schedule_batches
 from .checks import Rule, check_config
 from .data import load_dataset
@@ -233,7 +233,7 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
         except (RuntimeError, ValueError, KeyError, TypeError) as e:
             note(f"teacher cache {partial} does not resume ({one_line(e)[:160]}); training it from the start")
             (model, g), start_epoch, before, before_cpu, opt_state = fresh(), 0, 0.0, 0.0, None
-    aug = CropFlip(flip=train.name not in ("digits", "mnist", "fashion-mnist", "svhn"))
+    aug = CropFlip(flip=train.name not in ("digits", "mnist", "fashion-mnist", "svhn"), fill=black_level(train.mean, train.std))
     x_all, y_all = train.images.to(device), train.labels.to(device)
     clock = Clock(device)
 

@@ -59,10 +59,36 @@ def test_condenser_writes_a_bound_schedule(digits, tmp_path):
     assert torch.equal(torch.bincount(train.labels[seen], minlength=10), per_class.clamp(max=75))
 
 
-def test_fraction_mode(digits):
-    s = create_condenser("rs2", "quick", rounds=4, fraction=0.1).condense(digits["train"], 1, seed=0)
-    counts = digits["train"].class_counts()
-    assert s.indices.shape[1] == sum(round(0.1 * int(n)) for n in counts)
+def test_fraction_mode_follows_the_time_to_accuracy_scripts(digits):
+    """At ratios the scripts draw UniformNoReplacement with balance=False: rounds of round(r·N) from one
+    unstratified permutation at a time (class counts vary per round; each example once per pass);
+    stratified=True keeps each class's quota, by name."""
+    train = digits["train"]
+    n = len(train)
+    s = create_condenser("rs2", "quick", rounds=20, fraction=0.1).condense(train, 1, seed=0)
+    k = round(0.1 * n)
+    assert s.indices.shape[1] == k and s.extra["sampler"] == "without replacement (official)"
+    per_round = torch.stack([torch.bincount(train.labels[r.long()], minlength=10) for r in s.indices])
+    assert len({tuple(c.tolist()) for c in per_round}) > 1  # not stratified
+    first_pass = s.indices[: n // k].long().flatten()
+    assert first_pass.unique().numel() == first_pass.numel()
+    strat = create_condenser("rs2", "quick", rounds=4, fraction=0.1, stratified=True).condense(train, 1, seed=0)
+    counts = train.class_counts()
+    assert strat.indices.shape[1] == sum(round(0.1 * int(c)) for c in counts)
+    assert all(torch.bincount(train.labels[r.long()], minlength=10).tolist() == [round(0.1 * int(c)) for c in counts]
+               for r in strat.indices)
+
+
+def test_rs2_ratio_drops_each_rounds_last_partial_batch():
+    """rs2-ratio v2: DataLoader(drop_last=True) at batch 128: a round of 300 trains 2 steps, not 3."""
+    from condense.budget import plan_steps
+    from condense.protocols import get_protocol
+    p = get_protocol("rs2-ratio")
+    assert p.version == 2 and p.drop_last and p.augment == "rs2"
+    assert plan_steps("steps", 5, 128, 300, None, drop_last=True).pass_batches == (128, 128)
+    assert plan_steps("steps", 5, 128, 300, None).pass_batches == (128, 128, 44)
+    assert plan_steps("steps", 5, 128, 100, None, drop_last=True).pass_batches == (100,)  # one short pass
+    assert not get_protocol("rs2").drop_last and not get_protocol("dc").drop_last
 
 
 def test_cosine_steps_once_per_iteration(digits, monkeypatch):
@@ -134,16 +160,45 @@ def test_the_official_sampler_draws_each_round_anew_at_ipc_budgets_and_windows_a
 
 
 def test_rs2_augments_each_dataset_as_its_code_does():
-    """Protocol rs2 v2: MNIST flip + crop with padding 4, Fashion-MNIST nothing, CIFAR crop + flip."""
+    """Protocol rs2 v3: MNIST flip + crop with padding 4, Fashion-MNIST nothing, CIFAR crop + flip."""
     from condense.augment import CropFlip
     from condense.evaluate import make_augment
     from condense.protocols import get_protocol
 
     p = get_protocol("rs2")
-    assert p.version == 2 and p.augment == "rs2"
+    assert p.version == 3 and p.augment == "rs2"
     assert make_augment(p, "fashion-mnist") is None
     mnist = make_augment(p, "mnist")
     assert isinstance(mnist, CropFlip) and mnist.pad == 4 and not isinstance(mnist.flip, torch.nn.Identity)
     cifar = make_augment(p, "cifar10")
     assert cifar.pad is None and not isinstance(cifar.flip, torch.nn.Identity)
     assert isinstance(make_augment(p, "digits").flip, torch.nn.Identity)
+    # v3: RS2's code defines SVHN and Tiny-ImageNet without a transform; Tiny-ImageNet trains batches of 200
+    assert p.version == 3 and make_augment(p, "svhn") is None and make_augment(p, "tinyimagenet") is None
+    from condense.protocols import for_cell
+    assert for_cell(p, "tinyimagenet", 10).batch_size == 200 and for_cell(p, "tinyimagenet", 1).batch_size is None
+    assert for_cell(p, "cifar10", 10).batch_size is None
+
+
+def test_crops_pad_with_black_in_pixel_space():
+    """torchvision pads PIL images with black: in standardized space that is -mean/std per channel, not 0
+    (the mean colour). RS2's and the teachers' crops pad so; the kd recipe keeps 0."""
+    from condense.augment import CropFlip, black_level
+    from condense.evaluate import make_augment
+    from condense.protocols import get_protocol
+    mean, std = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)
+    black = black_level(mean, std)
+    assert torch.allclose(black, torch.tensor([-m / s for m, s in zip(mean, std)]))
+    x = torch.full((64, 3, 8, 8), 5.0)
+    torch.manual_seed(0)
+    out = CropFlip(pad=2, flip=False, fill=black)(x)
+    border = out != 5.0
+    assert border.any()  # some crops reach the padding
+    for c in range(3):
+        padded = out[:, c][border[:, c]]
+        assert torch.allclose(padded, black[c].expand_as(padded))
+    zero = CropFlip(pad=2, flip=False)(x)
+    assert set(zero[zero != 5.0].unique().tolist()) == {0.0}
+    aug = make_augment(get_protocol("rs2"), "cifar10", black)
+    assert torch.equal(aug.fill.flatten(), black)
+    assert make_augment(get_protocol("kd"), "cifar10", black).fill is None

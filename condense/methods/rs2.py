@@ -18,8 +18,12 @@ the full training set.
 ``sampler="official"`` (the default) is what the official scripts run: at IPC budgets
 (``scripts/run_dataset_distillation.sh``: DeepCore's ``Uniform`` selection, balanced, drawn anew
 every epoch) each round is an independent class-balanced draw without repeats inside the round,
-i.e. with replacement across rounds; at selection ratios, RS2 without replacement. The other two
-are available by name: ``without-replacement`` and ``with-replacement``.
+i.e. with replacement across rounds; at selection ratios (``run_timeToAcc_cifar10.sh``:
+``UniformNoReplacement``, ``balance=False``) RS2 without replacement over the whole split, one
+unstratified permutation at a time, the protocol dropping each round's last partial batch
+(``rs2-ratio``, ``drop_last``). The other samplers are available by name (``without-replacement``,
+``with-replacement``), and so is stratification (``stratified=True`` or ``False``; None, the
+default, follows the scripts: stratified at IPC budgets, not at ratios).
 
 The number of rounds follows the evaluation protocol's epochs (``for_protocol``).
 """
@@ -41,7 +45,7 @@ SAMPLERS = ("official", "without-replacement", "with-replacement")
 class RS2Config:
     rounds: int = 1000              # the paper's IPC-budget setting: 1000 rounds
     sampler: str = "official"       # official: with replacement at IPC budgets, without at ratios
-    stratified: bool = True         # class-balanced rounds (used at IPC budgets)
+    stratified: bool | None = None  # class-balanced rounds; None: as the scripts (at IPC budgets, not at ratios)
     fraction: float | None = None   # selection-ratio setting: subset = fraction of the split
 
     def __post_init__(self):
@@ -54,6 +58,11 @@ class RS2Config:
         if self.sampler == "official":
             return self.fraction is None
         return self.sampler == "with-replacement"
+
+    @property
+    def balanced(self) -> bool:
+        """Whether each class gets its quota in every round."""
+        return self.fraction is None if self.stratified is None else self.stratified
 
     @classmethod
     def preset(cls, name: str) -> "RS2Config":
@@ -127,13 +136,13 @@ class RS2(Condenser):
             if not 0 < cfg.fraction <= 1:
                 raise ValueError(f"rs2 fraction must lie in (0, 1], got {cfg.fraction}")
             counts = torch.bincount(labels, minlength=c)
-            quota = [max(1, round(cfg.fraction * int(n))) for n in counts] if cfg.stratified else \
+            quota = [max(1, round(cfg.fraction * int(n))) for n in counts] if cfg.balanced else \
                 max(1, round(cfg.fraction * labels.numel()))
         else:
-            quota = ipc if cfg.stratified else ipc * c
-        idx = rs2_schedule(labels, c, quota, cfg.rounds, seed, cfg.replacement, cfg.stratified)
+            quota = ipc if cfg.balanced else ipc * c
+        idx = rs2_schedule(labels, c, quota, cfg.rounds, seed, cfg.replacement, cfg.balanced)
         dtype = torch.int32 if len(train) < 2 ** 31 else torch.int64
         sampler = ("with" if cfg.replacement else "without") + " replacement" + \
-            (", stratified" if cfg.stratified else "") + (" (official)" if cfg.sampler == "official" else "")
+            (", stratified" if cfg.balanced else "") + (" (official)" if cfg.sampler == "official" else "")
         return CondenseOutput({"kind": "subset-schedule", "indices": idx.to(dtype), "source_size": len(train)},
                               extra={"subset_size": int(idx.shape[1]), "rounds": cfg.rounds, "sampler": sampler})
