@@ -267,3 +267,38 @@ def test_fkd_batch_follows_the_official_scripts_per_dataset_and_ipc():
     torch.manual_seed(0)
     fkd_loss(model, task, torch.arange(10), p, torch.Generator().manual_seed(1))
     assert seen == [5, 5]
+
+
+def test_cvdd_recovers_in_the_scripts_class_batches_with_their_jitter(digits, monkeypatch):
+    """recover.py rolls by 4 on the CIFARs and Tiny-ImageNet (side/8 would be 8 there) and recovers 100
+    classes at a time on Tiny-ImageNet, CIFAR-100 and ImageNet-1k, each chunk against its IPC index's
+    committee; class_batch and jitter set either by name."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import condense.methods.cvdd as cv
+
+    seen = {}
+
+    def fake(models, committees, weights, x0, y, **kw):
+        seen.update(committees=list(committees), rows=x0.shape[0], jitter=kw["jitter"])
+        return x0
+
+    monkeypatch.setattr(cv, "synthesize", fake)
+    train = digits["train"]
+    pool = [SimpleNamespace(model=None)] * 5
+    coms = cv.committee_schedule((0.0,) * 5, 2, 2, 0)
+
+    def recover(data, **kw):
+        return create_condenser("cvdd", "quick", **TINY, **kw).recover(data, pool, (0.0,) * 5, coms, 2, 0, "cpu", False)
+
+    recover(train)
+    assert seen["jitter"] == 1 and len(seen["committees"]) == 2 and seen["rows"] == 20   # 8×8 digits: side/8
+    recover(dataclasses.replace(train, name="tinyimagenet"), class_batch=5)
+    assert seen["jitter"] == 4 and seen["rows"] == 20
+    assert seen["committees"] == [coms[0], coms[0], coms[1], coms[1]]  # two chunks of 5 classes per IPC index
+    recover(dataclasses.replace(train, name="cifar10"), jitter=2)
+    assert seen["jitter"] == 2
+    with pytest.raises(ValueError, match="class_batch: 3 classes per synthesis batch must divide the 10 classes"):
+        recover(train, class_batch=3)
+    assert cv.OFFICIAL_CLASS_BATCH["tinyimagenet"] == 100 and cv.OFFICIAL_JITTER["tinyimagenet"] == 4

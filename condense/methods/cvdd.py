@@ -57,6 +57,11 @@ from .committee import (IPC1_RULES, RELABEL_TEMPERATURE, SYNTHESIS_TEMPERATURE, 
                         committee_weights, official_ipc1_pair)
 
 IMAGE_IO = ("jpeg", "lossless")
+# recover.py: the roll range per dataset (4 on the CIFARs and Tiny-ImageNet, 32 on the 224-pixel ImageNets) and
+# the classes recovered together (--batch-size in the recover scripts' constants.sh: 100 on Tiny-ImageNet,
+# CIFAR-100 and ImageNet-1k, all ten on CIFAR-10 and ImageNette)
+OFFICIAL_JITTER = {"cifar10": 4, "cifar100": 4, "tinyimagenet": 4, "imagenette": 32, "imagenet": 32}
+OFFICIAL_CLASS_BATCH = {"tinyimagenet": 100, "cifar100": 100, "imagenet": 100}
 
 BSSL_BATCH = 16
 
@@ -216,7 +221,8 @@ class CVDDConfig:
     beta2: float = 0.9
     r_bn: float = 0.01
     first_bn_multiplier: float = 10.0
-    jitter: int | None = None         # roll range; None: side/8 (4 on 32×32)
+    jitter: int | None = None         # roll range; None: the scripts' per dataset (OFFICIAL_JITTER), else side/8
+    class_batch: int | None = None    # classes per synthesis batch; None: the scripts' (100 on Tiny-ImageNet), else all
     soft_labels: str = "replay"       # replay: per-epoch BSSL labels of stored views | static: one per image
     replay_epochs: int = 300
     replay_batch: int = 16
@@ -235,7 +241,7 @@ class CVDDConfig:
                           soft_labels=Rule(choices=LABEL_MODES), replay_epochs=Rule(lo=1, hi=100_000),
                           replay_batch=Rule(lo=1, hi=100_000), soft_label_dtype=Rule(choices=SOFT_DTYPES),
                           prior_ipc=Rule(lo=1, hi=10_000), prior_epochs=Rule(lo=1, hi=100_000),
-                          ipc1_rule=Rule(choices=IPC1_RULES), image_io=Rule(choices=IMAGE_IO),
+                          ipc1_rule=Rule(choices=IPC1_RULES), image_io=Rule(choices=IMAGE_IO), class_batch=Rule(lo=1),
                           jpeg_quality=Rule(lo=1, hi=95))
         if self.prior == "explicit" and len(self.priors) != len(self.teachers):
             raise ValueError(f"cvdd.priors: prior='explicit' needs one prior per teacher ({len(self.teachers)}), "
@@ -319,7 +325,13 @@ class CVDD(ReplayLabels, Condenser):
         std = torch.tensor(train.std, device=device).view(1, -1, 1, 1)
         lo, hi = (0 - mean) / std, (1 - mean) / std
         weights = [committee_weights([priors[k] for k in com], SYNTHESIS_TEMPERATURE).tolist() for com in committees]
-        jitter = cfg.jitter if cfg.jitter is not None else max(1, train.shape[-1] // 8)
+        jitter = cfg.jitter if cfg.jitter is not None else OFFICIAL_JITTER.get(train.name, max(1, train.shape[-1] // 8))
+        per = min(c, cfg.class_batch or OFFICIAL_CLASS_BATCH.get(train.name, c))
+        if c % per:
+            raise ValueError(f"{self.name}.class_batch: {per} classes per synthesis batch must divide the {c} classes")
+        chunks = c // per  # every IPC index recovered in chunks of `per` classes, each against that index's committee
+        committees = [com for com in committees for _ in range(chunks)]
+        weights = [w for w in weights for _ in range(chunks)]
         torch.manual_seed(seed)
         x = synthesize([t.model for t in pool], committees, weights, x0, y, iterations=cfg.iterations, lr=cfg.lr,
                        betas=(cfg.beta1, cfg.beta2), r_bn=cfg.r_bn, first_bn_multiplier=cfg.first_bn_multiplier,
