@@ -44,6 +44,11 @@ QUICK_POOL = ("convnet_bn", "convnet_bn-w64", "convnet_bn-w32", "convnet_bn-d2")
 
 @dataclass(frozen=True)
 class TeacherRecipe:
+    """How a teacher is trained. ``paper``: INFER's (SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch
+    128, 200 epochs, cosine per epoch, crop + flip); ``cvdd``: CV-DD's squeeze recipe (``squeeze.py``,
+    ``squeeze_cifar10.sh``: Adam lr 1e-3, weight decay 1e-4, batch 512, 200 epochs, cosine per epoch,
+    crop + flip); ``quick`` and ``tiny``: two epochs (at least 200 steps) and one (40 steps) for CPUs."""
+
     name: str = "paper"
     epochs: int = 200
     lr: float = 0.1
@@ -52,11 +57,15 @@ class TeacherRecipe:
     batch_size: int = 128
     augment: str = "crop-flip"
     min_steps: int = 0               # small sets: at least this many SGD steps (more epochs)
+    optimizer: str = "sgd"           # sgd (with momentum) | adam
 
     @classmethod
     def preset(cls, name: str) -> "TeacherRecipe":
         if name == "paper":
             return cls()
+        if name == "cvdd":
+            return cls(name="cvdd", epochs=200, lr=1e-3, momentum=0.0, weight_decay=1e-4, batch_size=512,
+                       optimizer="adam")
         if name == "quick":
             return cls(name="quick", epochs=2, min_steps=200)
         if name == "tiny":  # smoke tests only
@@ -81,7 +90,7 @@ class Teacher:
     fresh_cpu_seconds: float = 0.0    # brings back earlier seconds that no clock of this call measured)
 
 
-RECIPES = ("paper", "quick", "tiny")
+RECIPES = ("paper", "cvdd", "quick", "tiny")
 SOFT_DTYPES = ("float16", "float32")  # what soft labels may be stored as (HDF5 has no bfloat16)
 
 
@@ -196,7 +205,7 @@ def train_teacher(train, arch: str, recipe: TeacherRecipe, *, seed: int = 0, dev
 
     epochs = recipe.epochs_for(len(train))
     steps = math.ceil(len(train) / recipe.batch_size)
-    schedule = Schedule(optimizer="sgd", lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+    schedule = Schedule(optimizer=recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
                         kind="cosine-epoch", epochs=epochs, passes=epochs, steps_per_pass=steps)
 
     def fresh():

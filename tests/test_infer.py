@@ -166,3 +166,33 @@ def test_end_to_end_on_digits(digits, cache):
     assert all(t["cached"] and t["cpu_seconds"] > 0 for t in rk.extra["teachers"])
     assert rk.condense_seconds >= rk.teacher_seconds
     assert rk.extra["condense_cpu_seconds"] >= sum(t["cpu_seconds"] for t in rk.extra["teachers"])
+
+
+def test_cvdd_teachers_train_by_cvdd_squeeze_recipe(digits, cache, monkeypatch):
+    """CV-DD's pool trains by its own squeeze recipe (Adam lr 1e-3, weight decay 1e-4, batch 512, cosine
+    per epoch), INFER's by SGD; the recipe is in the cache key, so the two pools never mix."""
+    import dataclasses
+
+    import condense.teachers as T
+    from condense.methods.cvdd import CVDDConfig
+
+    r = TeacherRecipe.preset("cvdd")
+    assert (r.optimizer, r.lr, r.weight_decay, r.batch_size, r.epochs) == ("adam", 1e-3, 1e-4, 512, 200)
+    assert CVDDConfig().teacher_recipe == "cvdd" and CVDDConfig.preset("quick").teacher_recipe == "quick"
+    assert T.teacher_key(digits["train"], "convnet_bn", r, 0) != T.teacher_key(digits["train"], "convnet_bn",
+                                                                               TeacherRecipe(), 0)
+    seen = {}
+    real = T.fit
+
+    def spy(model, batches, loss_fn, schedule, **kw):
+        seen["schedule"] = schedule
+        batches = list(batches)
+        seen["sizes"] = {len(idx) for _, idx in batches}
+        opt, _ = schedule.build(model.parameters(), 0)
+        seen["opt"] = type(opt).__name__
+        return real(model, iter(batches), loss_fn, schedule, **kw)
+
+    monkeypatch.setattr(T, "fit", spy)
+    train_teacher(digits["train"], "convnet_bn-w32", dataclasses.replace(r, epochs=1))
+    assert seen["opt"] == "Adam" and seen["schedule"].lr == 1e-3 and seen["schedule"].weight_decay == 1e-4
+    assert max(seen["sizes"]) == 512

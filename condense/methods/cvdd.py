@@ -210,7 +210,7 @@ LABEL_MODES = ("replay", "static")
 @dataclass(frozen=True)
 class CVDDConfig:
     teachers: tuple[str, ...] = PAPER_POOL
-    teacher_recipe: str = "paper"
+    teacher_recipe: str = "cvdd"     # CV-DD's own squeeze recipe (Adam); the quick preset: the quick recipe
     teacher_seed: int = 0
     committee: int = 2                # 1: SRe2L++ (the pool's first teacher alone)
     prior: str = "student"            # student | val | explicit
