@@ -302,3 +302,24 @@ def test_cvdd_recovers_in_the_scripts_class_batches_with_their_jitter(digits, mo
     with pytest.raises(ValueError, match="class_batch: 3 classes per synthesis batch must divide the 10 classes"):
         recover(train, class_batch=3)
     assert cv.OFFICIAL_CLASS_BATCH["tinyimagenet"] == 100 and cv.OFFICIAL_JITTER["tinyimagenet"] == 4
+
+
+def test_cvdd_paper_aggregation_is_the_best_full_test_checkpoint_labelled_as_selected_on_test():
+    """train_fkd.py reports each run's best test accuracy (a test-set selection): shown apart for fkd rows,
+    from full-test checkpoints only, never replacing the final accuracy."""
+    from benchmarks.report.render import test_selected_table
+    from benchmarks.report.tables import test_selected
+
+    def rec(accs, final, on=("full", "full", "full")):
+        return {"protocol": {"name": "fkd"}, "acc": final,
+                "curve": [{"acc": a, "on": o, "epoch": 10 * (i + 1) - 1} for i, (a, o) in enumerate(zip(accs, on))]}
+
+    runs = [rec([40.0, 50.0, 45.0], 45.0), rec([42.0, 41.0, 48.0], 48.0, on=("full", "screen", "full"))]
+    runs[1]["curve"][1]["acc"] = 99.0  # a screened estimate never counts
+    t = test_selected(runs)
+    assert t == {"mean": 49.0, "std": 1.0, "points": 3, "every_epochs": 10}
+    assert test_selected([{**runs[0], "protocol": {"name": "dc"}}]) is None
+    row = {"ipc": 10, "method_label": "cvdd", "mean": 46.5, "std": 1.5, "test_selected": t}
+    lines = test_selected_table([row])
+    assert "Selected on the test set" in lines[0] and "every 10 epochs" in lines[0]
+    assert lines[-2] == "| 10 | cvdd | 46.50 ± 1.50 | 49.00 ± 1.00 | 3 |"

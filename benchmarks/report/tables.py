@@ -140,6 +140,28 @@ def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = Fal
     return dict(sorted(tables.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[1]["heading"])))
 
 
+TEST_SELECTED_PROTOCOLS = ("fkd",)   # CV-DD's train_fkd.py tests every 10 epochs and reports the best
+
+
+def test_selected(rs: list[dict]) -> dict | None:
+    """CV-DD's own report (``validate/train_fkd.py``): each run's best test accuracy over its checkpoints
+    on the full test set, a selection on the test set, shown apart and never as the row's accuracy. None
+    for other protocols or runs without full-test checkpoints."""
+    if rs[0]["protocol"].get("name") not in TEST_SELECTED_PROTOCOLS:
+        return None
+    best, epochs = [], set()
+    for r in rs:
+        pts = [c for c in r.get("curve") or [] if c.get("on", "full") == "full" and c.get("acc") is not None]
+        if not pts:
+            return None
+        best.append(max(c["acc"] for c in pts))
+        epochs |= {c.get("epoch") for c in pts}
+    ep = sorted(e + 1 for e in epochs if e is not None)
+    every = ep[1] - ep[0] if len(ep) > 1 else None
+    return {"mean": statistics.fmean(best), "std": statistics.pstdev(best) if len(best) > 1 else 0.0,
+            "points": len(ep), "every_epochs": every}
+
+
 def _row(rs: list[dict], clock: str) -> dict:
     time_key = "cpu_seconds" if clock == "cpu" else "train_seconds"
     rs = sorted(rs, key=lambda r: (r["seed"], r["train_seed"]))
@@ -183,7 +205,7 @@ def _row(rs: list[dict], clock: str) -> dict:
         "roc_auc": _mean((r.get("run_extra") or {}).get("roc_auc") for r in rs),
         "aucs": [(r.get("run_extra") or {}).get("roc_auc") for r in rs],
         "roc_auc_std": _pstdev((r.get("run_extra") or {}).get("roc_auc") for r in rs),
-        "paper": paper_aggregate(rs),
+        "paper": paper_aggregate(rs), "test_selected": test_selected(rs),
         "curves": [(condense_seconds(r, clock) or 0.0,
                     [(c[time_key], c["acc"], c.get("on", "full") == "full") for c in r.get("curve", []) if time_key in c])
                    for r in rs],
