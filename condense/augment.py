@@ -179,6 +179,13 @@ class DSARotate(_Family):
         return _affine(x, theta)
 
 
+def _tile(one, full):
+    """One image's parameters (``one``) broadcast to the shape of a whole batch's (``full``)."""
+    if isinstance(one, (tuple, list)):
+        return type(one)(_tile(a, b) for a, b in zip(one, full))
+    return one.expand(full.shape)
+
+
 _FAMILY_OPS = {"color": DSAColor, "crop": DSACrop, "cutout": DSACutout, "flip": DSAFlip, "scale": DSAScale,
                "rotate": DSARotate}
 
@@ -213,6 +220,17 @@ class DSA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         i = int(torch.randint(len(self.ops), (1,)))
         return self.ops[i](x)
+
+    def siamese(self, *batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """DSA's Siamese mode (``DiffAugment`` with a seed, as DM and DC use it while condensing): one
+        family drawn per call, and one parameter drawn for it that every image of every batch shares
+        (the official code draws per image, then copies the first draw to the whole batch, and seeds the
+        real and the synthetic batch alike)."""
+        i = int(torch.randint(len(self.ops), (1,)))
+        op, x = self.ops[i], torch.cat(batches)
+        one, full = op.sample(x[:1]), op.sample(x)
+        out = op.apply(x, _tile(one, full))
+        return tuple(out.split([b.shape[0] for b in batches]))
 
     def forward_groups(self, x: torch.Tensor, groups: int) -> torch.Tensor:
         """``groups`` batches stacked along dim 0 (independent runs trained together): each batch
