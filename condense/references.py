@@ -21,8 +21,10 @@ import math
 import re
 import statistics
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+
+from .protocols import Protocol
 
 HERE = Path(__file__).parent
 PUBLISHED = HERE / "references.toml"
@@ -209,9 +211,18 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def _field(protocol: dict, k: str):
+    """A record's protocol field; one that older records do not carry reads as today's default."""
+    if k in protocol:
+        return protocol[k]
+    f = next((f for f in fields(Protocol) if f.name == k), None)
+    return None if f is None or f.default is MISSING else f.default
+
+
 def protocol_differences(ref: Reference, protocol: dict) -> list[str]:
     """Each protocol field the reference names and the row does not share: ``field ref vs row``."""
-    return [f"{k} {v!r} vs {protocol.get(k)!r}" for k, v in ref.protocol.items() if not _same(v, protocol.get(k))]
+    return [f"{k} {v!r} vs {_field(protocol, k)!r}" for k, v in ref.protocol.items()
+            if not _same(v, _field(protocol, k))]
 
 
 def same_cell(ref: Reference, method: str, dataset: str, ipc: int, arch: str, config: dict | None = None) -> bool:

@@ -85,6 +85,11 @@ def test_non_comparable_protocols_are_labelled_never_compared():
     assert v.status == "not comparable" and "preset 'quick' vs 'paper'" in v.why and "epochs 300 vs 1000" in v.why
     v = judge(_ref(approximates="DC augments MNIST"), {"name": "dc", "preset": "quick"}, [26.0])
     assert v.status == "not comparable" and v.why == "protocol differs: DC augments MNIST"
+    # a bf16 student only approximates the paper's fp32 one; an older record without the field is fp32
+    fp32 = _ref(protocol={"name": "dc", "precision": "fp32"})
+    v = judge(fp32, {"name": "dc", "precision": "bf16"}, [26.0])
+    assert v.status == "not comparable" and "precision 'fp32' vs 'bf16'" in v.why
+    assert judge(fp32, {"name": "dc"}, [26.0]).status == "in band"
     v = judge(_ref(std=None), {"name": "dc", "preset": "quick"}, [30.0])
     assert v.status == "not comparable" and v.delta == pytest.approx(4.0) and "no std" in v.why
 
