@@ -64,3 +64,7 @@ def test_the_sweep_sets_the_students_precision():
     assert Planner(SweepSpec()).protocol("images", "digits").precision == "fp32"
     with pytest.raises(ValueError, match="precision"):
         SweepSpec(precision="fp8")
+    from benchmarks.report.tables import protocol_label
+    p = Planner(SweepSpec(precision="bf16")).protocol("images", "digits").to_dict()
+    assert protocol_label(p).endswith("no aug, bf16)")  # every heading says so
+    assert "fp32" not in protocol_label({**p, "precision": "fp32"})

@@ -173,6 +173,11 @@ def test_leaderboard_rows_show_the_published_band(tmp_path):
     from benchmarks.report import build
     md = build([ROOT / "results" / "dc-random-reference"], tmp_path)
     assert "published (band)" in md
+    for block in md.split("\n\n"):  # every row has exactly the header's cells
+        rows = [line for line in block.splitlines() if line.startswith("| ")]
+        if rows:
+            widths = {line.replace("\\|", "").count("|") for line in rows}
+            assert len(widths) == 1, block
     assert "published: 26.0 ± 1.2 — in band (Δ +1.1, band ±2.9)" in md
     assert "published: 95.1 ± 0.9 — protocol differs: DC augments MNIST" in md
     csv_text = (tmp_path / "leaderboard.csv").read_text()

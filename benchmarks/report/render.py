@@ -55,7 +55,8 @@ def table_cells(a: dict, rows: list[dict], h: list[str]) -> list[str]:
     """A row's cells aligned with the table's header (ROC-AUC and byte-match columns when present)."""
     cells = row_cells(a)
     has_match = any(r.get("byte_match") for r in rows)
-    if len(cells) + has_match < len(h):  # a row without ROC-AUC in a table that has it
+    has_published = any(r.get("published") for r in rows)
+    if len(cells) + has_match + has_published < len(h):  # a row without ROC-AUC in a table that has it
         cells.insert(5, "—")
     if has_match:
         cells.append(match_cell(a))

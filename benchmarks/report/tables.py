@@ -26,7 +26,8 @@ def protocol_label(p: dict) -> str:
     aug = p.get("augment") or "no aug"
     freq = ", frequencies once per epoch" if p.get("frequency_mode") == "once" else ""
     budget = "" if p.get("budget", "epochs") == "steps" else " · epoch budget (each set its own epochs)"
-    return f"{p['name']} v{p['version']} ({p['preset']}, {p['epochs']} epochs, {aug}{freq}){budget}"
+    prec = f", {p['precision']}" if p.get("precision", "fp32") != "fp32" else ""
+    return f"{p['name']} v{p['version']} ({p['preset']}, {p['epochs']} epochs, {aug}{freq}{prec}){budget}"
 
 
 def _mean(xs):
