@@ -121,11 +121,11 @@ def test_stacked_training_augments_each_seeds_images_as_alone(digits, monkeypatc
     seed (:func:`test_dsa_draws_one_family_per_group`)."""
     import condense.image_train as ev   # where augmentation is made
 
-    monkeypatch.setattr(ev, "make_augment", lambda p, dataset: _Shift())
+    monkeypatch.setattr(ev, "make_augment", lambda p, dataset, black=None: _Shift())
     p = get_protocol("dc", epochs=3, checkpoints=2, batch_size=32, augment="dsa")
     runs = _alone_and_together(digits, p)
     _assert_same_training(*runs, steps=16, atol=1e-3)  # rounding: at most 1.7e-4 measured; a dropped augmentation 7e-3 to 1e-2
-    monkeypatch.setattr(ev, "make_augment", lambda p, dataset: None)
+    monkeypatch.setattr(ev, "make_augment", lambda p, dataset, black=None: None)
     plain = _alone_and_together(digits, p, seeds=(3,))
     assert not torch.allclose(plain[0][0].classifier.weight, runs[0][0].classifier.weight, atol=1e-3)
 
