@@ -79,6 +79,15 @@ def test_band_is_two_combined_stds_or_the_papers_tolerance():
     assert judge(ref, p, [24.0, 26.0, 28.0]).status == "in band"  # our spread widens the band
 
 
+def test_fields_older_records_lack_read_as_the_protocols_defaults():
+    import dataclasses
+
+    from condense.protocols import Protocol
+    from condense.references import LATER_FIELDS
+    defaults = {f.name: f.default for f in dataclasses.fields(Protocol)}
+    assert all(defaults[k] == v for k, v in LATER_FIELDS.items())
+
+
 def test_non_comparable_protocols_are_labelled_never_compared():
     ref = _ref(protocol={"name": "dc", "preset": "quick", "epochs": 300})
     v = judge(ref, {"name": "dc", "preset": "paper", "epochs": 1000}, [90.0])
