@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from condense.references import judge, load_published, row_values, same_cell
+from condense.references import cell_verdict, load_published, row_values
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,14 @@ def report(records: list[dict]) -> list[str]:
         if r.get("status") != "ok":
             lines.append(f"{r['_stage']}: {r['method']} failed: {r.get('error', '?')}")
             continue
-        cfg = r.get("method_config") or {}
         ours = f"{r['_stage']}: {r['method']} {r['dataset']} IPC {r['ipc']} {r['arch']} under {r['protocol']['name']}: " \
                f"{r['acc']:.2f} %"
-        match = [f for f in refs if same_cell(f, r["method"], r["dataset"], r["ipc"], r["arch"], cfg)]
-        if not match:
+        v = cell_verdict(refs, (r["method"], r["dataset"], r["ipc"], r["arch"]), r.get("method_config"),
+                         r["protocol"], lambda ref: row_values([r], ref), "JPEG" in str(r.get("source", "")))
+        if v is None:
             lines.append(ours + "; no published figure for this cell")
             continue
-        v = judge(match[0], r["protocol"], row_values([r], match[0]), "JPEG" in str(r.get("source", "")))
-        lines.append(ours + f"; published {match[0].mean:.1f} ({match[0].cite()}): "
+        lines.append(ours + f"; published {v.ref.mean:.1f} ({v.ref.cite()}): "
                      + (v.status if v.status != "not comparable" else v.why)
                      + (f"; differs: {r['_differs']}" if r["_differs"] else ""))
     return lines

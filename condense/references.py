@@ -320,6 +320,15 @@ def best_verdict(verdicts: list[Verdict]) -> Verdict | None:
     return (compared or verdicts or [None])[0]
 
 
+def cell_verdict(refs: list[Reference], cell: tuple, config: dict | None, protocol: dict, values_of,
+                 jpeg: bool = False) -> Verdict | None:
+    """One row against every reference of its ``cell`` (method, dataset, IPC, arch): the
+    :func:`best_verdict`, or None without a reference. ``values_of(ref)``: the row's per-run figures in
+    that reference's metric."""
+    match = [r for r in refs if same_cell(r, *cell, config)]
+    return best_verdict([judge(r, protocol, values_of(r), jpeg) for r in match])
+
+
 # ----------------------------------------------------------------------------- Mirage's report
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import jsonl
-from .references import (NOT_GIVEN, PUBLISHED, Reference, ReferenceError, Verdict, all_expectations, judge,
-                         load_expectations, load_published, protocol_differences, row_values, same_cell)
+from .references import (PUBLISHED, Reference, Verdict, all_expectations, judge, load_expectations, load_published,
+                         protocol_differences, row_values, same_cell)
 
 PROTOCOL_FIELDS = ("name", "preset", "version", "epochs", "batch_size", "augment", "loss")
 
@@ -221,4 +221,4 @@ def _within(p: Path, folder: Path) -> bool:
     return p == folder or folder in p.parents
 
 
-__all__ = ["NOT_GIVEN", "ReferenceError", "Row", "check", "freeze", "load_rows", "main", "report"]
+__all__ = ["Row", "check", "freeze", "load_rows", "main", "report"]

@@ -2,7 +2,7 @@
 (``condense/references.toml``), in band, out of band, or why it is not compared (DESIGN §7)."""
 from __future__ import annotations
 
-from condense.references import best_verdict, judge, load_published, same_cell
+from condense.references import cell_verdict, load_published
 
 
 def values(a: dict, ref) -> list[float] | None:
@@ -22,8 +22,7 @@ def annotate(tables: dict, refs=None) -> None:
         for a in t["rows"]:
             if a.get("stopped_early"):
                 continue
-            match = [r for r in refs if same_cell(r, a["method"], a["dataset"], a["ipc"], a["arch"], a.get("config"))]
-            verdicts = [judge(r, t["protocol_dict"], values(a, r), "JPEG" in str(a.get("source", ""))) for r in match]
-            best = best_verdict(verdicts)
-            if best is not None:
-                a["published"] = best
+            v = cell_verdict(refs, (a["method"], a["dataset"], a["ipc"], a["arch"]), a.get("config"),
+                             t["protocol_dict"], lambda r: values(a, r), "JPEG" in str(a.get("source", "")))
+            if v is not None:
+                a["published"] = v
