@@ -131,8 +131,8 @@ def _train_runs(s, test, arch, kw, p, kind, seeds, device, val, root, source, pr
         for seed in seeds:
             torch.manual_seed(seed)
             with PeakMemory(device) as memory:
-                model = create_model(arch, test.num_node_features, s.num_classes,
-                                     edge_dim=test.num_edge_features or None, **kw).to(device)
+                edge_dim = (test.num_edge_features or None) if "edge_attr" in s.graphs else None  # none stored: none used
+                model = create_model(arch, test.num_node_features, s.num_classes, edge_dim=edge_dim, **kw).to(device)
                 runs.append(SeedRun(**train_graphs(model, s, p, seed, device, test, val, progress=progress,
                                                    reference_size=reference)))
             runs[-1].extra["train_memory"] = memory.record()

@@ -273,6 +273,8 @@ class Planner:
         if self.args.preset == "quick":
             over = {**dataset_config(dataset, protocol.kind).condenser_overrides(method), **over}
         try:
+            if getattr(self.args, "no_train", False) and "no_train" in condenser_class(method).Config.__dataclass_fields__:
+                over["no_train"] = True
             return create_condenser(method, self.args.preset, **over).for_protocol(protocol)
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None

@@ -98,6 +98,8 @@ class SweepSpec:
                                         "docs/importing.md), a row imported:KIND:NAME at the release's own IPC; "
                                         "several allowed; sweep-file key: import",
                                    metavar="KIND:PATH[:NAME]", flag="--import")
+    no_train: bool = opt(False, "never train what a method caches (MTT's expert trajectories): a missing one is a "
+                                "one-line error")
     scores: bool = opt(False, "also run the cells the DD-Ranking scores (HLR, IOR, LRS, ARS) of each method still "
                               "lack")
 
