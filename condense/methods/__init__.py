@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from . import baselines, cvdd, dm, doscond, herding, infer, mirage, mtt, random_kd, rs2, sre2lpp  # noqa: F401  (registration)
+from . import baselines, cvdd, dm, doscond, herding, infer, mirage, mtt, random_kd, rded, rs2, sre2lpp  # noqa: F401  (registration)
 from ._common import CondenseOutput, ReplayLabels
 from .base import (Condenser, condenser_class, condenser_module, create_condenser, default_condensers,
                    list_condensers, register_condenser, role_method)
