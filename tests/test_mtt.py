@@ -121,3 +121,35 @@ def test_condense_digits_stores_learned_lr_and_zca(digits, cache, tmp_path):
     assert back.synthetic_lr == pytest.approx(s.synthetic_lr)
     z = create_condenser("mtt", "quick", **{**dataclasses.asdict(cfg), "zca": True}).condense(digits, 2, seed=0)
     assert z.preprocessing["zca"]["fitted_on"] == "digits/train" and check_release_parts(z) == []
+
+
+def test_learned_lr_trains_the_student_under_from_set(digits, cache):
+    from condense.evaluate import evaluate
+    from condense.protocols import get_protocol
+
+    cfg = dict(iterations=1, num_experts=1, expert_train_epochs=3, syn_steps=2, lr_img=1.0, lr_lr=1e-3, width=8)
+    s = create_condenser("mtt", "quick", **cfg).condense(digits, 1, seed=0)
+    res = evaluate(s, load_dataset("digits", "test"), protocol=get_protocol("dc").replace(epochs=2, checkpoints=1,
+                                                                                          lr="from-set"), seeds=(0,))
+    assert res.protocol["lr"] == "from-set" and res.runs[0].extra["synthetic_lr"] == pytest.approx(s.synthetic_lr)
+
+
+def test_sweep_no_train_refuses_a_missing_expert_in_one_line(cache, tmp_path):
+    from benchmarks.api import run_sweep
+
+    run_sweep(datasets=["digits"], methods=["mtt"], ipc=[1], seeds=[0], no_train=True, out=tmp_path / "r",
+              overrides={"mtt": {"iterations": 1, "width": 8, "expert_train_epochs": 3, "syn_steps": 2}},
+              no_progress=True)
+    import json
+    rec = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").read_text().splitlines()]
+    assert rec and rec[0]["status"] == "failed"
+    assert "not in the expert cache and training is not allowed" in rec[0]["error"] and "\n" not in rec[0]["error"]
+
+
+def test_reference_bench_runs_both_methods(capsys):
+    from benchmarks.bench_reference_methods import main
+
+    assert main(["--dataset-shape", "1", "8", "8", "--width", "4", "--syn-steps", "2", "--rounds", "1",
+                 "--batch-real", "4", "--ipc", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "    dm " in out and "   mtt " in out and "ratio" in out

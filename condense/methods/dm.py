@@ -118,4 +118,7 @@ class DM(Condenser):
                  "dsa": aug.strategy + " (Siamese)" if aug is not None else "none"}
         if cfg.init == "real":
             extra["source_indices"] = idx.tolist()
-        return CondenseOutput(parts, extra=extra)
+        paper = DMConfig()
+        scaled = [f"{k} {getattr(cfg, k)} (the paper's {getattr(paper, k)})" for k in ("iterations", "width")
+                  if getattr(cfg, k) != getattr(paper, k)]
+        return CondenseOutput(parts, extra=extra, deviations=("scaled for the machine: " + ", ".join(scaled),) if scaled else ())

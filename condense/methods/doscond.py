@@ -205,6 +205,9 @@ class DosCond(Condenser):
                        y=torch.tensor([int(y_syn[i])])) for i in range(len(y_syn))]
         extra = {"nodes": nodes, "lr_adj": lr_adj, "initial_density": sparsity,
                  "final_density": float(a.mean()), "first_loss": losses[0], "final_loss": losses[-1]}
+        if cfg.iterations != DosCondConfig().iterations:
+            notes.append(f"scaled for the machine: {cfg.iterations} iterations (the paper's 1000), decay at "
+                         f"{cfg.decay_at}, τ annealed over {cfg.anneal_iterations}")
         if getattr(train, "num_edge_features", 0):
             notes.append(f"{train.name}'s edge features are not condensed (the official GCN ignores them): students "
                          "train and test without them")

@@ -173,6 +173,11 @@ class MTT(Condenser):
     def _condense(self, train, ipc, *, seed, device, progress):
         cfg = self.config
         row, notes = cfg.resolve(train.name, ipc)
+        paper = MTTConfig()
+        scaled = [f"{k} {getattr(cfg, k)} (the paper's {getattr(paper, k)})" for k in
+                  ("iterations", "num_experts", "expert_train_epochs", "width") if getattr(cfg, k) != getattr(paper, k)]
+        if scaled:
+            notes.append("scaled for the machine: " + ", ".join(scaled))
         c = len(train.classes)
         pools = per_class_indices(train.labels, c)
         if any(len(p) < ipc for p in pools) and cfg.init == "real":
