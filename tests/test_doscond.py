@@ -99,3 +99,13 @@ def test_sub_batch_is_the_collated_graphs(mutag):
     x, ei, b = sub_batch(big, pick)
     ref = Batch.from_data_list([mutag[i] for i in sorted(pick.tolist())])
     assert torch.equal(x, ref.x.float()) and torch.equal(ei, ref.edge_index) and torch.equal(b, ref.batch)
+
+
+def test_a_class_without_graphs_is_one_line_naming_the_dataset(mutag):
+    from condense.data.graphs import GraphDataset
+
+    only0 = [mutag[i] for i in range(len(mutag)) if int(mutag[i].y) == 0]
+    ds = GraphDataset(only0, name="MUTAG", split="train", classes=mutag.classes, fingerprint="x" * 32,
+                      source="test", split_info={})
+    with pytest.raises(ValueError, match=r"^doscond: MUTAG has no training graph of class 1; it cannot be condensed$"):
+        create_condenser("doscond", "quick", iterations=1).condense(ds, 1, seed=0)
