@@ -32,7 +32,7 @@ from .augment import DSA
 from .checks import Rule, check_config
 from .memory import PeakMemory
 from .models import create_model
-from .teachers import TeacherCost
+from .teachers import TeacherCost, pool_costs
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class ExpertRecipe:
 @dataclass
 class Trajectory:
     params: torch.Tensor      # (epochs + 1) × P, float32, on the CPU
-    seconds: float
+    train_seconds: float      # named as a Teacher's, so that teachers.pool_costs counts a buffer
     cpu_seconds: float
     cached: bool
     key: str
@@ -179,7 +179,4 @@ def expert_buffer(train, x, y, recipe: ExpertRecipe, space: dict, count: int, *,
     pool's is (docs/design.md §4: producing them is part of the method's cost)."""
     experts = [train_expert(train, x, y, recipe, space, seed=seed + i, device=device, allow_train=allow_train,
                             progress=progress) for i in range(count)]
-    cost = TeacherCost(seconds=sum(e.seconds for e in experts), cpu_seconds=sum(e.cpu_seconds for e in experts),
-                       fresh_seconds=sum(e.fresh_seconds for e in experts),
-                       fresh_cpu_seconds=sum(e.fresh_cpu_seconds for e in experts))
-    return experts, cost
+    return experts, pool_costs(experts)

@@ -132,7 +132,8 @@ class DosCond(Condenser):
         if any(len(p) == 0 for p in pools):
             raise ValueError(f"doscond: {train.name} has no training graph of class "
                              f"{[k for k, p in enumerate(pools) if len(p) == 0][0]}; it cannot be condensed")
-        sizes = torch.tensor([train[i].num_nodes for i in range(len(train))])
+        everything = Batch.from_data_list([train[i] for i in range(len(train))])  # every graph, collated once
+        sizes = everything.ptr[1:] - everything.ptr[:-1]
         nodes = cfg.nodes or OFFICIAL_NODES.get(train.name) or max(2, round(float(sizes.float().mean())))
         if cfg.nodes is None and train.name not in OFFICIAL_NODES:
             notes.append(f"no official node count for {train.name}: its mean, {nodes}")
@@ -160,7 +161,7 @@ class DosCond(Condenser):
         logits = (adj0 * 10 - 5 if cfg.discrete else adj0.clone()).requires_grad_(True)
         y_syn = torch.arange(c, device=device).repeat_interleave(ipc)
         opts = _optimizers(logits, feat, lr_adj, cfg.lr_feat)
-        everything = Batch.from_data_list([train[i] for i in range(len(train))]).to(device)
+        everything = everything.to(device)
         torch.manual_seed(seed)
         losses = []
         for it in trange(cfg.iterations, disable=not progress, desc="doscond", leave=False):

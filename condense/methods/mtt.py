@@ -247,7 +247,7 @@ class MTT(Condenser):
         else:
             notes.append(f"the learned step size ended at {learned:g}, outside (0, 100]: not stored")
         extra = {"resolved": row, "final_loss": losses[-1], "first_loss": losses[0], "learned_lr": learned,
-                 "experts": [{"key": e.key, "cached": e.cached, "seconds": round(e.seconds, 3)} for e in experts],
+                 "experts": [{"key": e.key, "cached": e.cached, "seconds": round(e.train_seconds, 3)} for e in experts],
                  "dsa": aug.strategy if aug is not None else "none"}
         if cfg.init == "real":
             extra["source_indices"] = idx.tolist()

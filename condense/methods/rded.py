@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import Rule
-from ..teachers import SOFT_DTYPES, TeacherRecipe, check_pool_config, pool_costs, pool_summary, teacher_pool
+from ..teachers import (SOFT_DTYPES, TeacherRecipe, check_pool_config, ensemble_logits, pool_costs, pool_summary,
+                        teacher_pool)
 from ._common import CondenseOutput, ReplayLabels, jpeg_roundtrip, replay_labels
 from .base import Condenser, generator, per_class_indices, register_condenser
 
@@ -169,19 +170,15 @@ class RDED(ReplayLabels, Condenser):
         dtype = getattr(torch, cfg.soft_label_dtype)
         attrs = {"space": "logits", "teachers": [cfg.teachers[0]], "rule": "the observer's eval-mode logits"}
         if cfg.soft_labels == "replay":
-            rec, logits = replay_labels(lambda v: _logits(observer, v, cfg.replay_batch), x, cfg.replay_epochs,
+            rec, logits = replay_labels(lambda v: ensemble_logits(pool[:1], v, cfg.replay_batch), x, cfg.replay_epochs,
                                         cfg.replay_batch, generator(seed + 1), progress, desc="rded replay labels")
             parts.update(soft_labels=logits.cpu().to(dtype), soft_label_policy="replay", replay=rec,
                          replay_batch=cfg.replay_batch)
         else:
-            parts.update(soft_labels=_logits(observer, x, cfg.replay_batch).cpu().to(dtype), soft_label_policy="static")
+            parts.update(soft_labels=ensemble_logits(pool[:1], x, cfg.replay_batch).cpu().to(dtype), soft_label_policy="static")
         parts["soft_label_attrs"] = attrs
         extra = {"observer": cfg.teachers[0], "factor": cfg.factor, "num_crop": cfg.num_crop, "mipc": cfg.mipc,
                  "image_io": cfg.image_io + (f" (quality {cfg.jpeg_quality})" if cfg.image_io == "jpeg" else ""),
                  "source_indices": torch.cat(sources).tolist(), **pool_summary(pool)}
         return CondenseOutput(parts, extra=extra, deviations=tuple(notes), teacher=pool_costs(pool))
 
-
-@torch.no_grad()
-def _logits(model, x: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
