@@ -404,7 +404,7 @@ def test_tables_carry_n_std_interval_steps_and_scores_in_every_format(tmp_path):
     for r in _score_records():
         jsonl.append(out / "results.jsonl", r)
     md = build([out], out, with_plots=False)
-    assert "| n | 95 % CI |" in md and "steps (samples)" in md and "## DD-Ranking scores" in md
+    assert "| acc % ± 95 % CI |" in md and "| n |" in md and "steps (samples)" in md and "## DD-Ranking scores" in md
     csv = (out / "leaderboard.csv").read_text().splitlines()
     assert all(c in csv[0].split(",") for c in ("n", "std", "ci95", "steps", "samples", "hlr", "ior", "lrs", "ars"))
     page = (out / "leaderboard.html").read_text()

@@ -55,7 +55,11 @@ def test_payloads_in_records_stay_inert_in_markdown_csv_and_the_page(tmp_path, c
     assert all(not r["method"].startswith(("=", "+", "-", "@")) for r in rows)
     assert all(math.isfinite(float(r["mean"])) for r in rows)
 
-    # the page: escaped, the long name whole in a title attribute only
+    # the page: escaped, the long name whole in a title attribute and in the row's provenance (its command)
+    # only; the script's data carries the cut name, and no payload reaches it unescaped
     page = (tmp_path / "run" / "leaderboard.html").read_text()
     assert SCRIPT not in page and "&lt;script&gt;" in page
-    assert f'title="{long_name}' in page and page.count(long_name) == 1   # (its label may add a code tag)
+    assert f'title="{long_name}' in page and page.count(long_name) == 2   # (its label may add a code tag)
+    data = page.split('<script type="application/json" id="lb-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data
+    assert long_name not in data and SCRIPT not in data

@@ -9,7 +9,8 @@ from condense._paths import atomic_write
 
 from .plots import plots
 from .records import load_records, load_structure
-from .render import html_page, markdown, write_csv
+from .page import html_page
+from .render import markdown, write_csv
 from .tables import aggregate
 
 
@@ -30,5 +31,5 @@ def build(dirs, out: Path | None, with_plots: bool = True, clock: str = "wall", 
         old.unlink()
     for i, png in enumerate(pngs.values()):
         atomic_write(out / f"plot-{i}.png", data=png)
-    atomic_write(out / "leaderboard.html", data=html_page(tables, failed, pngs).encode())
+    atomic_write(out / "leaderboard.html", data=html_page(tables, failed, pngs, out).encode())
     return md

@@ -9,7 +9,6 @@ them in its row, so that a set that saw one architecture is read as such.
 """
 from __future__ import annotations
 
-import html
 import json
 from collections import defaultdict
 
@@ -73,7 +72,7 @@ def cell(row: dict, arch: str) -> str:
     return text
 
 
-def _columns_note(x: dict) -> str:
+def columns_note(x: dict) -> str:
     return ("Each column trains the protocol's step budget (" + x["protocol"] + "); architecture settings: "
             + "; ".join(f"{arch}: {s or 'its defaults'}" for arch, s in x["columns"].items())
             + f". Cells: mean ± std (n), beside `{REFERENCE_ARCH}` the change from its column, and the peak memory "
@@ -86,7 +85,7 @@ def markdown_lines(tables: dict, md) -> list[str]:
     for x in cross_arch(tables):
         ipc = "all" if not x["ipc"] else x["ipc"]
         lines += [f"## Cross-architecture · {md(x['dataset'])} · IPC {md(ipc)} · {md(x['heading'])}", "",
-                  md(_columns_note(x)), "",
+                  md(columns_note(x)), "",
                   "| method | " + " | ".join(md(a) for a in x["archs"]) + " |",
                   "|---|" + "|".join("---" for _ in x["archs"]) + "|"]
         lines += ["| " + md(r["label"]) + " | " + " | ".join(cell(r, a) for a in x["archs"]) + " |" for r in x["rows"]]
@@ -94,13 +93,6 @@ def markdown_lines(tables: dict, md) -> list[str]:
     return lines
 
 
-def html_sections(tables: dict, table_html) -> str:
-    """The cross-architecture tables for the page (``table_html(columns, rows)`` escapes every cell)."""
-    out = []
-    for x in cross_arch(tables):
-        ipc = "all" if not x["ipc"] else x["ipc"]
-        title = f"Cross-architecture · {x['dataset']} · IPC {ipc} · {x['heading']}"
-        out.append(f"<h2>{html.escape(title)}</h2>")
-        out.append(f"<p>{html.escape(_columns_note(x))}</p>")
-        out.append(table_html(["method", *x["archs"]], [[r["label"], *(cell(r, a) for a in x["archs"])] for r in x["rows"]]))
-    return "\n".join(out)
+def title(x: dict) -> str:
+    """A cross-architecture table's title (its plot is keyed by it)."""
+    return f"Cross-architecture · {x['dataset']} · IPC {x['ipc'] or 'all'} · {x['heading']}"

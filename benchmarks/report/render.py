@@ -1,24 +1,18 @@
-"""Rendering: a table set as Markdown, CSV and an HTML page (from ``templates/page.html``).
+"""Rendering: a table set as Markdown and CSV (the page: :mod:`.page`).
 
 Every string that comes from a record is escaped for the format it lands in.
 """
 from __future__ import annotations
 
-import base64
 import csv
-import html
-import string
-from pathlib import Path
 
 from condense.references import PAPER_KEPT, PAPER_RUNS
 
 from . import crossarch
-from .cells import (csv_cell, fmt_bytes, fmt_memory, fmt_n, fmt_parts, fmt_published, fmt_seconds, fmt_steps,  # noqa: F401
-                    fmt_tta, match_cell, md)
-from .records import NAME_MAX, canon, cut
+from .cells import csv_cell, fmt_bytes, fmt_tta, match_cell, md  # noqa: F401  (fmt_tta: read from here)
+from .layout import BELOW_MARK, FULL_MARK, add_ranks, best_marks, columns
+from .records import NAME_MAX, canon, cut  # noqa: F401  (NAME_MAX: read from here)
 
-FULL_MARK = "†"
-BELOW_MARK = "‡"   # does not beat the node-count reference beyond its 95 % CI
 BELOW_LEGEND = (f"{BELOW_MARK}: the row does not beat `node-count` (the number of nodes, no model, no set) beyond its "
                 "95 % CI on the table's headline metric (ROC-AUC on two classes, else accuracy).")
 PUBLISHED_LEGEND = ("published (band): the figure `condense/references.toml` gives for the row's method, dataset, IPC "
@@ -27,57 +21,23 @@ PUBLISHED_LEGEND = ("published (band): the figure `condense/references.toml` giv
                     "compared, and the reason is shown.")
 
 
-def row_cells(a: dict) -> list[str]:
-    ipc = "all" if not a["ipc"] else str(a["ipc"])
-    method = cut(a["method_label"]) + (" (released)" if a.get("released") else "") \
-        + (f" {FULL_MARK}" if a["touches_full_data"] else "") \
-        + (f" {BELOW_MARK}" if a.get("below_node_count") else "")
-    acc = f"{a['mean']:.2f} ± {a['std']:.2f}"
-    if a.get("stopped_early"):
-        acc = f"stopped at targets ({a['mean']:.2f})"
-    ci = "—" if a["ci95"] is None else f"±{a['ci95']:.2f}"
-    cells = [ipc, method, acc, fmt_n(a), ci]
-    if a["roc_auc"] is not None:
-        std = a.get("roc_auc_std")
-        cells.append(f"{a['roc_auc']:.1f}" + (f" ± {std:.1f}" if std is not None and a["n"] > 1 else ""))
-    cells.append(fmt_steps(a))
-    cells += [fmt_tta(a["tta"][f"{t:g}"], a.get("speedup", {}).get(f"{t:g}"), a["tta_no_teacher"].get(f"{t:g}"))
-              for t in a["targets"]]
-    teacher = a["teacher_seconds"]
-    cells += [fmt_seconds(a["condense_seconds"]) + (f" ({fmt_seconds(teacher)})" if teacher else ""),
-              fmt_seconds(a["train_seconds"]), fmt_memory(a), fmt_bytes(a["bytes"]) + fmt_parts(a.get("parts", {})),
-              fmt_bytes(a["reads"]) if a["reads"] is not None else ("the full split" if a["touches_full_data"]
-                                                                    else fmt_bytes(a["bytes"]))]
-    return cells
+def md_tables(rows: list[dict]) -> list[str]:
+    """A table's rows as two Markdown tables: the compact columns (the best value of each column in bold),
+    then the long columns keyed by IPC and method."""
+    cols = columns(rows)
+    add_ranks(rows)
+    best = best_marks(rows, cols)
 
+    def cell(c, i, a):
+        text = md(c.text(a))
+        return f"**{text}**" if i in best.get(c.id, ()) else text
 
-def table_cells(a: dict, rows: list[dict], h: list[str]) -> list[str]:
-    """A row's cells aligned with the table's header (ROC-AUC and byte-match columns when present)."""
-    cells = row_cells(a)
-    has_match = any(r.get("byte_match") for r in rows)
-    has_published = any(r.get("published") for r in rows)
-    if len(cells) + has_match + has_published < len(h):  # a row without ROC-AUC in a table that has it
-        cells.insert(5, "—")
-    if has_match:
-        cells.append(match_cell(a))
-    if any(r.get("published") for r in rows):
-        cells.append(fmt_published(a))
-    return cells
-
-
-def header(rows: list[dict]) -> list[str]:
-    h = ["IPC", "method", "acc % mean ± std", "n", "95 % CI"]
-    if any(a["roc_auc"] is not None for a in rows):
-        h.append("ROC-AUC %")
-    h.append("steps (samples)")
-    targets = rows[0]["targets"] if rows else []
-    h += [f"TTA@{t:g}% s" for t in targets]
-    h += ["condense s (teacher s)", "train s", "peak memory: condense / train", "storage", "training reads"]
-    if any(a.get("byte_match") for a in rows):
-        h.append("random at ≈ bytes: acc % (IPC, its bytes ×)")
-    if any(a.get("published") for a in rows):
-        h.append("published (band)")
-    return h
+    out = []
+    for part in ([c for c in cols if c.compact], [c for c in cols if c.id in ("ipc", "method") or not c.compact]):
+        out += ["| " + " | ".join(c.title for c in part) + " |", "|" + "|".join("---" for _ in part) + "|"]
+        out += ["| " + " | ".join(cell(c, i, a) for c in part) + " |" for i, a in enumerate(rows)]
+        out.append("")
+    return out
 
 
 def dataset_label(dataset: str, source: str) -> str:
@@ -182,12 +142,7 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
             lines += ["Some rows come from records made before the step budget, separate training seeds and code "
                       "identity were recorded (legacy): they trained under the epoch rule and stand apart from "
                       "equal-step tables.", ""]
-        h = header(rows)
-        lines.append("| " + " | ".join(h) + " |")
-        lines.append("|" + "|".join("---" for _ in h) + "|")
-        for a in rows:
-            lines.append("| " + " | ".join(md(c) for c in table_cells(a, rows, h)) + " |")
-        lines.append("")
+        lines += md_tables(rows)
         lines += structure_table(t)
         lines += paper_table(rows)
         for n in dict.fromkeys(t["notes"]):
@@ -208,6 +163,9 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
                          f"{md(s['table'])} | {fmt_score(s['hlr'])} | {fmt_score(s['ior'])} | {fmt_score(s['lrs'])} | "
                          f"{fmt_score(s['ars'])} | {md('; '.join(s['notes']) or '—')} |")
         lines.append("")
+    lines += ["Each table's first part holds the compact columns, the second the long ones of the same rows. Rank: 1 + "
+              "the rows of the same IPC whose 95 % interval lies wholly above the row's (\"2=\": tied). Bold: the best "
+              "value of its column (the whole-split reference apart; none where every row ties).", ""]
     lines += [f"{FULL_MARK} touches the full training set; \"training reads\" counts what a run reads (the whole "
               "split for these, the stored parts otherwise). n = sets × trainings per set; the 95 % CI is the "
               "half-width of the interval of the mean (Student t). Steps are optimizer steps (samples seen). TTA = "
@@ -280,61 +238,3 @@ def published_csv(a: dict) -> list:
     if v is None:
         return ["", "", "", ""]
     return [v.ref.mean, v.ref.std, v.status if v.status != "not comparable" else v.why, v.ref.cite()]
-
-
-PAGE = string.Template((Path(__file__).with_name("page.html")).read_text(encoding="utf-8"))
-
-
-def _table_html(columns: list[str], rows: list[list[str]], titles: list[str | None] | None = None) -> str:
-    """An HTML table; every cell escaped. ``titles``: per row, the full name behind a cut method cell."""
-    def cell(c: str, j: int, title: str | None) -> str:
-        attr = f' title="{html.escape(title)}"' if title and j == 1 else ""
-        return f"<td{attr}>{html.escape(c)}</td>"
-
-    titles = titles or [None] * len(rows)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(cell(c, j, ti) for j, c in enumerate(r)) + "</tr>\n" for r, ti in zip(rows, titles))
-    return f"<table><tr>{head}</tr>\n{body}</table>"
-
-
-def _section_html(tkey: tuple, t: dict, pngs: dict[str, bytes]) -> str:
-    rows, h = t["rows"], header(t["rows"])
-    title = f"{tkey[0]} · {tkey[1]} · {t['heading']}"
-    heading = f"{dataset_label(tkey[0], rows[0]['source'])} · {tkey[1]} · {t['heading']}"
-    out = [f"<h2>{html.escape(heading)}</h2>"]
-    if rows[0]["source"]:
-        out.append(f"<p>Source: {html.escape(rows[0]['source'])}</p>")
-    titles = [a["method_label"] if len(a["method_label"]) > NAME_MAX else None for a in rows]
-    out.append(_table_html(h, [table_cells(a, rows, h) for a in rows], titles))
-    if t.get("structure"):
-        out.append("<p>Structure only, no model and no set:</p>" + _table_html(STRUCTURE_COLUMNS, structure_cells(t)))
-    if t["notes"]:
-        out.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in dict.fromkeys(t["notes"])) + "</ul>")
-    if title in pngs:
-        b64 = base64.b64encode(pngs[title]).decode()
-        out.append(f"<img alt=\"plots for {html.escape(title)}\" src=\"data:image/png;base64,{b64}\">")
-    return "\n".join(out)
-
-
-def html_page(tables: dict, failed: list[dict], pngs: dict[str, bytes]) -> str:
-    """The leaderboard page: ``page.html`` filled with every table, its notes and plots, the scores and
-    the failed cells; every string from a record is escaped."""
-    scores = ""
-    sc = score_rows(tables)
-    if sc:
-        cols = ["dataset", "arch", "method", "ipc", "table", "hlr", "ior", "lrs", "ars"]
-        cells = [[cut(str(r[c])) if c not in ("hlr", "ior", "lrs", "ars") else fmt_score(r[c]) for c in cols] for r in sc]
-        scores = "<h2>DD-Ranking scores</h2>\n" + _table_html(cols, cells)
-    legend = (f"{FULL_MARK} touches the full training set. n = sets × trainings; TTA includes condense seconds "
-              "(teachers at their recorded cost; in brackets without them); n.r. = not reached; a speedup is shown "
-              "only on matching checkpoint grids.") + (" " + BELOW_LEGEND if any(
-                  a.get("below_node_count") for t in tables.values() for a in t["rows"]) else "")
-    fails = ""
-    if failed:
-        items = "".join(f"<li>{html.escape(str(r['dataset']))} {html.escape(cut(str(r['method'])))} "
-                        f"ipc={html.escape(str(r['ipc']))} seed={html.escape(str(r['seed']))}: "
-                        f"{html.escape(str(r.get('error', '?')))}</li>" for r in failed)
-        fails = f"<h2>Failed cells</h2>\n<ul>{items}</ul>"
-    return PAGE.substitute(tables="\n".join([*(_section_html(k, t, pngs) for k, t in tables.items()),
-                                             crossarch.html_sections(tables, _table_html)]),
-                           scores=scores, legend=html.escape(legend), failed=fails)

@@ -211,6 +211,7 @@ def _row(rs: list[dict], clock: str) -> dict:
                     [(c[time_key], c["acc"], c.get("on", "full") == "full") for c in r.get("curve", []) if time_key in c])
                    for r in rs],
         "source": first.get("source", ""), "measured": measured_on(first), "traits": first["traits"],
+        "records": rs,   # the page's provenance (command, machine, deviations, set files)
     }
 
 

@@ -34,7 +34,7 @@ from ..ray_executor import probe, require_ray
 from ..report import build
 from ..report.records import canon
 from .plan import Cell, Planner, clean, nothing_to_run, stable_hash
-from .spec import DEFAULT_DATASETS, SweepSpec, sweep_specs
+from .spec import DEFAULT_DATASETS, SweepSpec, cell_command, sweep_specs
 from .worker import SetJob, WorkContext, work_set
 
 
@@ -200,7 +200,8 @@ class Sweep(Planner):
                 **({"together": self.together_for(cell)} if self.together_for(cell) > 1 else {}),
                 "touches_full_data": condenser.touches_full_data, "versions": self.versions,
                 "curve_method": self.curve_for(cell), "device_kind": self.machine["device_kind"],
-                "machine": self.machine, "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "machine": self.machine, "command": cell_command(self.args, cell.dataset, cell.method, cell.ipc,
+                                                                 cell.seed, arch), "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def run_set(self, items: list[tuple[Cell, tuple, object]]) -> None:
         """Condense one set once (all ``items`` share it), then every training run of it not done yet."""

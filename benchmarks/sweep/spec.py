@@ -238,3 +238,36 @@ def sweep_specs(argv=None) -> list[SweepSpec]:
         spec = SweepSpec.from_mapping(flags, "command line", base=spec)
         out.append(spec.replace(overrides=spec.overrides + tuple(given.get("overrides", ())), config=cli.config))
     return out
+
+
+#: fields a cell's own command does not repeat: the cell sets them, or they change where and how it runs,
+#: never what it computes
+CELL_FIELDS = ("config", "datasets", "methods", "ipc", "seeds", "archs", "out", "data_root", "retry_failed",
+               "no_progress", "executor", "address", "ray_cpus", "cpus_per_cell", "gpus_per_cell", "overrides")
+
+
+def cell_command(spec: SweepSpec, dataset: str, method: str, ipc: int | None, seed: int, arch: str) -> str:
+    """The command that runs exactly this cell on its own: its dataset, method, IPC, set seed and
+    architecture, every option of ``spec`` that differs from the default, and the ``--set`` overrides of
+    its method (a record keeps it, so a reader can rerun one row)."""
+    import shlex
+
+    parts = ["python", "-m", "benchmarks.run", "--datasets", dataset, "--methods", method]
+    parts += (["--ipc", str(ipc)] if ipc else []) + ["--seeds", str(seed), "--archs", arch]
+    for f in dataclasses.fields(SweepSpec):
+        if f.name in CELL_FIELDS:
+            continue
+        value, default = getattr(spec, f.name), f.default
+        if value == default or value is None:
+            continue
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, tuple):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    for item in spec.overrides:
+        if str(item).split(".", 1)[0] == method:
+            parts += ["--set", str(item)]
+    return shlex.join(parts)
