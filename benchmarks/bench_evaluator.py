@@ -51,6 +51,8 @@ from condense.models import create_model
 from condense.models.convnet import AvgPool2x2
 from condense.protocols import get_protocol
 
+from .roofline import roofline
+
 DEFAULT_CASES = ("cifar10:1", "cifar10:10", "cifar10:50", "mnist:10")
 
 
@@ -120,7 +122,7 @@ def reference_loop(model, x, y, test_x, test_y, epochs: int, seed: int, batch_si
 
 
 def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, device, seed: int = 0,
-             root=None, precision: str = "fp32", compile: bool = False) -> dict:
+             root=None, precision: str = "fp32", compile: bool = False, with_roofline: bool = True) -> dict:
     train, test = load_dataset(dataset, "train", root=root), load_dataset(dataset, "test", root=root)
     s = create_condenser("random").condense(train, ipc, seed=seed)
     proto = get_protocol("dc", "quick", epochs=epochs, checkpoints=checkpoints, precision=precision)
@@ -135,7 +137,13 @@ def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, 
     suite_total = time.perf_counter() - t0
     run = r.runs[0]
     final = run.extra["curve"]["final_pass_seconds"]
-    return {"case": f"{dataset}:{ipc}", "precision": precision, "epochs": epochs, "checkpoints": checkpoints, "steps": run.steps,
+    roof = None
+    if with_roofline:   # one step's FLOPs and where its time goes, on a batch of the protocol's size
+        model = create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs)).to(device)
+        b = min(proto.batch_size, x.shape[0])
+        roof = roofline(model, x[:b], y[:b], run.train_seconds / run.steps)
+        roof["reference_gflops"] = roof["step_gflop"] * ref["steps"] / ref["train_seconds"]
+    return {"case": f"{dataset}:{ipc}", "roofline": roof, "precision": precision, "epochs": epochs, "checkpoints": checkpoints, "steps": run.steps,
             "reference": ref,
             "suite": {"train_seconds": run.train_seconds, "eval_seconds": run.eval_seconds,
                       "final_pass_seconds": final, "total_seconds": suite_total, "acc": run.final_acc, "curve": run.extra.get("curve"),
@@ -232,6 +240,8 @@ def main(argv=None) -> int:
                     help="seconds per model with K seeds trained together (K = --ks), dc paper with DSA")
     ap.add_argument("--ks", type=int, nargs="+", default=list(GPU_SUITE_KS), help="--gpu-suite: seeds together")
     ap.add_argument("--width", type=int, default=None, help="--gpu-suite: ConvNet width (default 128; tiny CPU checks)")
+    ap.add_argument("--no-roofline", action="store_true",
+                    help="skip the per-case roofline (a step's FLOPs, GFLOP/s, the share outside convolutions)")
     args = ap.parse_args(argv)
     args.compile = {"off": False, "on": True, "auto": "auto"}[args.compile]
     args.epochs_given = args.epochs is not None
@@ -253,7 +263,7 @@ def main(argv=None) -> int:
         for r in range(args.repeat):
             try:
                 row = run_case(dataset, int(ipc or 10), args.epochs, args.checkpoints, args.curve, device,
-                               precision=args.precision, compile=args.compile)
+                               precision=args.precision, compile=args.compile, with_roofline=not args.no_roofline)
             except DatasetNotFoundError as e:
                 print(f"{case:<12} skipped: {str(e).splitlines()[0][:100]}")
                 break
@@ -265,6 +275,11 @@ def main(argv=None) -> int:
                   f"{suite['total_seconds']:>13.1f} {row['ratio_total']:>8.2f} {row['ratio_per_step']:>10.2f} "
                   f"{row['curve_over_train']:>11.2f} {row['curve_over_train_without_final']:>9.2f} "
                   f"{ref['acc']:>7.2f} {suite['acc']:>9.2f}", flush=True)
+            if row["roofline"]:
+                f = row["roofline"]
+                print(f"{'  roofline':<12} {f['step_gflop']:.2f} GFLOP per step; suite {f['achieved_gflops']:.1f} "
+                      f"GFLOP/s, reference {f['reference_gflops']:.1f} GFLOP/s; "
+                      f"{100 * (f['outside_conv_fraction'] or 0):.0f} % of the step outside convolutions", flush=True)
             if args.json:
                 jsonl.append(Path(args.json), row)
         if len(rows) > 1:

@@ -6,6 +6,8 @@ exits with status 1, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._log import one_line
+from ._log import note, one_line
 from ._paths import atomic_write
 from .checks import parse_value
 from .configs import dataset_config
@@ -88,6 +90,20 @@ def cmd_condense(args) -> int:
 
 
 # ----------------------------------------------------------------------------- inspect
+
+
+def save_set(s, path: Path) -> None:
+    """Save a set, and ``python -m condense inspect``'s output beside it (``PATH.inspect.txt``, which the
+    leaderboard page links from the set's rows); a set that cannot be described is still saved."""
+    save(s, path)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            cmd_inspect(argparse.Namespace(path=path))
+    except USER_ERRORS + (RuntimeError,) as e:
+        note(f"no inspect output for {path.name}: {one_line(e)}")
+        return
+    atomic_write(path.with_name(path.name + ".inspect.txt"), data=buf.getvalue().encode())
 
 
 def _fmt_bytes(n: int) -> str:

@@ -257,3 +257,21 @@ def test_a_crafted_results_file_renders_as_text_in_the_browser(tmp_path):
         browser.close()
     assert pwned is None and injected == 0
     assert text.count("<script>window.__pwned = 1</script>") >= 5   # heading, source, method, command, deviation
+
+
+def test_a_sweep_keeps_each_cells_command_and_inspect_output_and_the_page_links_them(tmp_path):
+    from benchmarks import run as runner
+    from benchmarks.sweep.spec import parse_args
+
+    out = tmp_path / "out"
+    argv = ["--datasets", "digits", "--methods", "random", "--ipc", "2", "--seeds", "4", "--epochs", "2",
+            "--checkpoints", "1", "--no-progress", "--out", str(out)]
+    assert runner.main(argv) == 0
+    (rec,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    again = parse_args(shlex.split(rec["command"])[3:])
+    assert (again.datasets, again.methods, again.ipc, again.seeds, again.epochs, again.checkpoints) == \
+        (("digits",), ("random",), (2,), (4,), 2, 1)
+    txt = out / (rec["set_path"] + ".inspect.txt")
+    assert "storage bytes:" in txt.read_text() and "random" in txt.read_text()
+    page = (out / "leaderboard.html").read_text()
+    assert f'href="{rec["set_path"]}.inspect.txt"' in page and shlex.join(shlex.split(rec["command"])) in page

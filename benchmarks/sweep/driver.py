@@ -20,6 +20,7 @@ from condense import jsonl
 from condense._log import one_line, say
 from condense._paths import atomic_write, unwritable
 from condense.data import IMAGE_DATASETS, dataset_kind
+from condense.__main__ import save_set
 from condense.evaluate import resolve_device
 from condense.identity import identity_key
 from condense.methods import condenser_class, create_condenser
@@ -208,7 +209,7 @@ class Sweep(Planner):
         job = self.set_job(items)
         if job is not None:
             self.commit(job, *work_set(job, self.context(), self.data[job.first.dataset],
-                                       on_set=lambda s: condense.save(s, job.path)))
+                                       on_set=lambda s: save_set(s, job.path)))
 
     def set_job(self, items: list[tuple[Cell, tuple, object]]) -> "SetJob | None":
         """The driver's half before the work: the record keys of the set's runs, the runs not done yet,
@@ -241,7 +242,7 @@ class Sweep(Planner):
         """The driver's half after the work: a newly condensed set goes into the set cache, then every
         record into ``results.jsonl`` (the only writer of both)."""
         if synset is not None:
-            condense.save(synset, job.path)
+            save_set(synset, job.path)
         for rec in records:
             self.write(rec)
 

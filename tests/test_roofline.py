@@ -1,0 +1,38 @@
+"""The evaluator bench's roofline: a step's FLOPs counted right, the share of time inside convolutions a
+fraction, and the bench printing both per case."""
+from __future__ import annotations
+
+import torch
+
+from benchmarks.roofline import conv_share, roofline, step_flops
+
+
+def test_a_steps_flops_are_the_forward_and_backward_multiply_adds():
+    n, h, w = 4, 8, 8
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(5 * h * w, 10))
+    x, y = torch.randn(n, 3, h, w), torch.randint(0, 10, (n,))
+    conv = 2 * n * 5 * 3 * 9 * h * w          # forward multiply-adds ×2
+    linear = 2 * n * 5 * h * w * 10
+    # backward: the convolution's weight gradient only (the input needs none), the linear layer's input
+    # and weight gradients
+    assert step_flops(model, x, y) == 2 * conv + 3 * linear
+    assert all(p.grad is None for p in model.parameters())   # the count leaves no gradients behind
+
+
+def test_the_share_inside_convolutions_is_a_fraction_and_follows_the_model():
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    convs = torch.nn.Sequential(*[torch.nn.Conv2d(3, 3, 3, padding=1) for _ in range(4)], torch.nn.Flatten(),
+                                torch.nn.Linear(3 * 16 * 16, 10))
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10))
+    a, b = conv_share(convs, x, y, steps=3), conv_share(mlp, x, y, steps=3)
+    assert 0.0 < a <= 1.0 and b == 0.0
+    r = roofline(convs, x, y, train_seconds_per_step=0.5, steps=2)
+    assert r["achieved_gflops"] == r["step_gflop"] / 0.5 and 0.0 <= r["outside_conv_fraction"] < 1.0
+
+
+def test_the_bench_prints_a_roofline_per_case(capsys):
+    from benchmarks.bench_evaluator import main
+
+    assert main(["--cases", "digits:1", "--epochs", "2", "--checkpoints", "2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "features=" in out and "GFLOP per step" in out and "outside convolutions" in out
