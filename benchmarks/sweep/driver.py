@@ -34,6 +34,7 @@ from ..provenance import machine, versions
 from ..ray_executor import probe, require_ray
 from ..report import build
 from ..report.records import canon
+from . import pool
 from .plan import Cell, Planner, clean, nothing_to_run, stable_hash
 from .spec import DEFAULT_DATASETS, SweepSpec, cell_command, sweep_specs
 from .worker import SetJob, WorkContext, work_set
@@ -295,6 +296,8 @@ class Sweep(Planner):
         start = time.time()
         if self.args.executor == "ray":
             ray_executor.run(self, list(groups.values()), work_set)
+        elif self.args.jobs > 1:
+            pool.run(self, list(groups.values()), work_set, self.args.jobs)
         else:
             for items in tqdm(list(groups.values()), desc="sets", disable=not self.progress, unit="set"):
                 self.run_set(items)
@@ -331,6 +334,8 @@ def check_args(args: SweepSpec) -> None:
             probe(args.address)
     elif args.address or args.ray_cpus:
         raise ValueError("--address and --ray-cpus go with --executor ray")
+    if args.jobs > 1 and (args.executor == "ray" or args.imports):
+        raise ValueError("--jobs goes with the local executor and no --import (Ray sizes its tasks by --cpus-per-cell)")
     resolve_device(args.device)
     planner = Planner(args)
     for kind in ("images", "graphs"):

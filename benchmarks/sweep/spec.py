@@ -77,6 +77,9 @@ class SweepSpec:
     together: int = opt(1, "train up to K training seeds of one set as one stacked ConvNet (image protocols; the "
                            "same runs, each seed's seconds the stack's / K; such rows form their own tables)",
                         rule=Rule(lo=1, hi=1000), metavar="K")
+    jobs: int = opt(1, "local executor: run sets in this many worker processes at once, each with its share of "
+                       "the torch threads (this driver the only writer; default 1: one set after another here)",
+                    rule=Rule(lo=1, hi=256), metavar="N")
     executor: str = opt("local", "local (default): one set after another in this process; ray: each set a Ray "
                                  "task (pip install -e '.[ray]'), this driver the only writer",
                         rule=Rule(choices=("local", "ray")))
@@ -243,7 +246,7 @@ def sweep_specs(argv=None) -> list[SweepSpec]:
 #: fields a cell's own command does not repeat: the cell sets them, or they change where and how it runs,
 #: never what it computes
 CELL_FIELDS = ("config", "datasets", "methods", "ipc", "seeds", "archs", "out", "data_root", "retry_failed",
-               "no_progress", "executor", "address", "ray_cpus", "cpus_per_cell", "gpus_per_cell", "overrides")
+               "no_progress", "jobs", "executor", "address", "ray_cpus", "cpus_per_cell", "gpus_per_cell", "overrides")
 
 
 def cell_command(spec: SweepSpec, dataset: str, method: str, ipc: int | None, seed: int, arch: str) -> str:
