@@ -57,7 +57,7 @@ def log_ticks(lo: float, hi: float, at_least: int = 3) -> list[float]:
 
 
 def _seconds(v: float) -> str:
-    return f"{v:g} s" if v < 120 else f"{v / 60:g} min" if v < 7200 else f"{v / 3600:g} h"
+    return f"{v:.3g} s" if v < 1000 else f"{v / 60:.3g} min" if v < 7200 else f"{v / 3600:.3g} h"
 
 
 def set_log_axis(ax, values, fmt, axis: str = "x") -> None:
