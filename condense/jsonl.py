@@ -127,11 +127,17 @@ RESULT_FIELDS = {"key": str, "status": str, "dataset": str, "method": str, "ipc"
                  "arch": str, "protocol": dict}
 
 
+OPTIONAL_DICTS = ("code", "plan", "run_extra", "set_extra", "storage_bytes", "method_traits", "machine", "versions")
+
+
 def malformed(rec: dict) -> str | None:
     """Why a parsed line is not a usable result record (a missing or mistyped field), or None."""
     for k, tp in RESULT_FIELDS.items():
         if not isinstance(rec.get(k), tp) or isinstance(rec.get(k), bool):
             return f"field {k!r} is missing or not {tp.__name__}"
+    for k in OPTIONAL_DICTS:   # read as tables of their own (the code identity, the plan, the run's extras)
+        if rec.get(k) is not None and not isinstance(rec[k], dict):
+            return f"field {k!r} is not an object"
     if rec["status"] == "ok" and (not isinstance(rec.get("acc"), (int, float)) or isinstance(rec["acc"], bool)):
         return "an ok record without a numeric 'acc'"
     if rec["status"] == "ok" and not math.isfinite(rec["acc"]):

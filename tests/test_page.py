@@ -241,7 +241,8 @@ def test_a_crafted_results_file_renders_as_text_in_the_browser(tmp_path):
                  deviations=[payload], method_config={payload: payload}, machine={"host": payload},
                  versions={payload: payload})
         recs.append(r)
-    recs.append({**_rec("random", seed=0, acc=40.0), "dataset": "toy" + payload, "source": payload})
+    recs.append({**_rec("random", seed=0, acc=40.0), "dataset": "toy" + payload, "source": payload,
+                 "deviations": payload, "set_path": 7})
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     build([run], run)
     with sync_playwright() as p:
@@ -275,3 +276,14 @@ def test_a_sweep_keeps_each_cells_command_and_inspect_output_and_the_page_links_
     assert "storage bytes:" in txt.read_text() and "random" in txt.read_text()
     page = (out / "leaderboard.html").read_text()
     assert f'href="{rec["set_path"]}.inspect.txt"' in page and shlex.join(shlex.split(rec["command"])) in page
+
+
+def test_a_record_whose_code_or_plan_is_not_an_object_is_skipped_with_a_note(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    recs = [_rec("random", seed=0, acc=50.0), {**_rec("random", seed=1, acc=60.0), "code": "<b>"},
+            {**_rec("random", seed=2, acc=70.0), "plan": [1, 2]},
+            {**_rec("random", seed=3, acc=70.0), "machine": "<b>"}]
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    md = build([run], run, with_plots=False)
+    assert "skipped 3 unusable line(s)" in capsys.readouterr().err and "| 50.00 |" in md

@@ -80,7 +80,7 @@ def _set_links(rs: list[dict], out: Path | None) -> list[tuple[str, str | None, 
     """(set file name, its link from the page, its inspect output's link) per distinct set file."""
     seen, links = set(), []
     for r in rs:
-        rel = r.get("set_path")
+        rel = r.get("set_path") if isinstance(r.get("set_path"), str) else None
         where = str(r.get("_where", "")).rsplit(":", 1)[0]
         if not rel or not where or rel in seen:
             continue
@@ -101,23 +101,24 @@ def provenance(a: dict, t: dict, out: Path | None) -> str:
     cmds = list(dict.fromkeys(r["command"] for r in rs if isinstance(r.get("command"), str)))
     if not cmds:
         cmds = [reconstructed_command(a, t["protocol_dict"]) + "   # reconstructed from the record"]
-    gits = sorted({str((r.get("code") or {}).get("git")) for r in rs if (r.get("code") or {}).get("git")})
+    gits = sorted({str(r["code"]["git"]) for r in rs if isinstance(r.get("code"), dict) and r["code"].get("git")})
     machines = []
     for r in rs:
-        m = r.get("machine") or {}
+        m = r.get("machine") if isinstance(r.get("machine"), dict) else {}
         desc = ", ".join(f"{k} {m[k]}" for k in ("device", "gpu", "cpu_count", "torch_threads", "host", "platform")
                          if m.get(k) is not None)
         if desc and desc not in machines:
             machines.append(desc)
-    versions = (rs[0].get("versions") or {}) if rs else {}
-    devs = list(dict.fromkeys(str(d) for r in rs for d in (r.get("deviations") or [])))
+    versions = rs[0].get("versions") if rs and isinstance(rs[0].get("versions"), dict) else {}
+    devs = list(dict.fromkeys(str(d) for r in rs for d in (r.get("deviations") if isinstance(r.get("deviations"), list)
+                                                             else [])))
     items = [("command" + ("s" if len(cmds) > 1 else ""), "".join(f"<pre>{esc(c)}</pre>" for c in cmds)),
              ("code identity", esc(a["identity"]) + (f" (git {esc(', '.join(gits))})" if gits else "")),
              ("machine", "<br>".join(esc(m) for m in machines) or "not recorded"),
              ("versions", esc(", ".join(f"{k} {v}" for k, v in sorted(versions.items()))) or "not recorded"),
              ("seeds", esc(f"sets {sorted(set(a['seeds']))}; trainings {a['train_seeds']}")),
              ("protocol", _fields(t["protocol_dict"])),
-             ("method config", _fields(a["config"]) if a["config"] else "none"),
+             ("method config", _fields(a["config"]) if isinstance(a["config"], dict) and a["config"] else "none"),
              ("deviations", "<ul>" + "".join(f"<li>{esc(d)}</li>" for d in devs) + "</ul>" if devs else "none recorded")]
     links = _set_links(rs, out)
     if links:
