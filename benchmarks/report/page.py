@@ -165,7 +165,8 @@ def table_section(ti: int, tkey: tuple, t: dict, pngs: dict, out: Path | None, d
                 full_name = f' title="{esc(a["method_label"])}"' if len(a["method_label"]) > len(cut(a["method_label"])) else ""
                 text = (f'<button type="button" class="open" aria-expanded="false" aria-controls="p-{rid}" '
                         f'aria-label="provenance of {esc(cut(a["method_label"]))}">▸</button> <span{full_name}>{text}</span> '
-                        f'<label class="cmp"><input type="checkbox" data-row="{rid}"> compare</label>')
+                        f'<label class="cmp"><input type="checkbox" data-row="{rid}" aria-label="compare '
+                        f'{esc(cut(a["method_label"]))} (IPC {esc(a["ipc"] or "all")})"> compare</label>')
             elif i in best.get(c.id, ()):
                 text = f'<strong title="best in this table">{text}</strong>'
             tds.append(f'<td data-k="{_key_attr(c.key(a))}" class="{"" if c.compact else "x"}">{text}</td>')
