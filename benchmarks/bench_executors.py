@@ -29,10 +29,12 @@ CELLS = ["--datasets", "digits", "--methods", "random", "herding", "--ipc", "1",
          "--no-progress"]
 
 
-def sweep(out: Path, *extra: str) -> float:
+def sweep(out: Path, *extra: str, cells=CELLS, threads: str | None = "1") -> float:
+    """Wall seconds of one sweep of ``cells`` into ``out`` (``threads``: OMP_NUM_THREADS, None: the default)."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": threads} if threads else {})}
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "benchmarks.run", *CELLS, "--out", str(out), *extra], cwd=REPO,
-                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", *cells, "--out", str(out), *extra], cwd=REPO,
+                       capture_output=True, text=True, env=env)
     if r.returncode:
         raise SystemExit(f"sweep {' '.join(extra) or 'local'} failed: {r.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - t
@@ -50,12 +52,7 @@ def jobs_case(jobs: int, dataset: str, ipc: int, epochs: int | None) -> int:
     with tempfile.TemporaryDirectory() as d:
         for n in (1, jobs):
             out = Path(d) / f"jobs{n}"
-            t = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "benchmarks.run", *cell, "--out", str(out), "--jobs", str(n)],
-                               cwd=REPO, capture_output=True, text=True)
-            if r.returncode:
-                raise SystemExit(f"--jobs {n} failed: {r.stderr.strip().splitlines()[-1:]}")
-            times[n] = time.perf_counter() - t
+            times[n] = sweep(out, "--jobs", str(n), cells=cell, threads=None)
             recs = records(out)
             print(f"--jobs {n}: {len(recs)} models in {times[n]:.1f} s wall = {3600 * len(recs) / times[n]:.1f} models "
                   f"per hour (threads per process: {sorted({r['machine']['torch_threads'] for r in recs.values()})})",

@@ -76,7 +76,7 @@ def teacher_key(condenser, dataset: str):
     return dataset, tuple(cfg.teachers), cfg.teacher_recipe, cfg.teacher_seed
 
 
-def _teachers(data, cfg, device: str, threads: int) -> bool:
+def train_teachers(data, cfg, device: str, threads: int) -> bool:
     """Train (or find cached) the teacher pool of ``cfg`` on the training split, into the teacher cache."""
     torch.set_num_threads(threads)
     teacher_pool(data[0], cfg.teachers, TeacherRecipe.preset(cfg.teacher_recipe), seed=cfg.teacher_seed,
@@ -97,7 +97,7 @@ def run(sweep, groups: list, work) -> None:
     connect(args.address, args.ray_cpus)
     threads = max(1, int(args.cpus_per_cell))
     task = ray.remote(_task).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
-    teachers = ray.remote(_teachers).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
+    teachers = ray.remote(train_teachers).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
     ctx = sweep.context()
     data, pools, pending = {}, {}, {}
     for items in groups:

@@ -27,7 +27,7 @@ from pathlib import Path
 from scipy import stats
 
 from . import crossarch
-from .layout import add_ranks, best_marks, columns
+from .layout import best_marks, columns
 from .plots import mean_curve, table_title
 from .records import canon, cut
 from .render import (BELOW_LEGEND, FULL_MARK, PUBLISHED_LEGEND, STRUCTURE_COLUMNS, dataset_label, fmt_score,
@@ -67,7 +67,7 @@ def _key_attr(v) -> str:
 def reconstructed_command(a: dict, p: dict) -> str:
     """A command for a record made before records kept theirs: the cell and the protocol's name, preset
     and precision (options the record cannot tell from their defaults are left out)."""
-    seeds = sorted({s for s in a["seeds"]})
+    seeds = sorted(set(a["seeds"]))
     parts = ["python", "-m", "benchmarks.run", "--datasets", a["dataset"], "--methods", a["method"]]
     parts += (["--ipc", str(a["ipc"])] if a["ipc"] else []) + ["--seeds", *map(str, seeds), "--archs", a["arch"]]
     parts += ["--protocol", str(p.get("name"))] + (["--preset", str(p["preset"])] if p.get("preset") != "quick" else [])
@@ -143,7 +143,6 @@ def _fields(d: dict) -> str:
 def table_section(ti: int, tkey: tuple, t: dict, pngs: dict, out: Path | None, data: dict) -> str:
     rows = t["rows"]
     cols = columns(rows)
-    add_ranks(rows)
     best = best_marks(rows, cols)
     title = table_title(tkey, t)
     heading = f"{dataset_label(tkey[0], rows[0]['source'])} · {tkey[1]} · {t['heading']}"

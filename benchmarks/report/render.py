@@ -10,7 +10,7 @@ from condense.references import PAPER_KEPT, PAPER_RUNS
 
 from . import crossarch
 from .cells import csv_cell, fmt_bytes, fmt_tta, match_cell, md  # noqa: F401  (fmt_tta: read from here)
-from .layout import BELOW_MARK, FULL_MARK, add_ranks, best_marks, columns
+from .layout import BELOW_MARK, FULL_MARK, best_marks, columns
 from .records import NAME_MAX, canon, cut  # noqa: F401  (NAME_MAX: read from here)
 
 BELOW_LEGEND = (f"{BELOW_MARK}: the row does not beat `node-count` (the number of nodes, no model, no set) beyond its "
@@ -25,7 +25,6 @@ def md_tables(rows: list[dict]) -> list[str]:
     """A table's rows as two Markdown tables: the compact columns (the best value of each column in bold),
     then the long columns keyed by IPC and method."""
     cols = columns(rows)
-    add_ranks(rows)
     best = best_marks(rows, cols)
 
     def cell(c, i, a):

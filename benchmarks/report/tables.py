@@ -18,6 +18,7 @@ from condense.structure import STRUCTURE_BASELINES
 from condense.tta import condense_offset, time_to_accuracy
 
 from . import published, scores
+from .layout import add_ranks
 from .records import (CONTEXT_FIELDS, UNCHECKED, canon, cut, check_duplicates, current_identity, is_baseline, is_reference,
                       measured_on, newest_only, normalise, table_key)
 
@@ -123,6 +124,7 @@ def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = Fal
         agg = [_row(rs, clock) for rs in rows.values()]
         _label_rows(agg, all_versions)
         agg.sort(key=lambda a: (a["ipc"] if a["ipc"] else 10 ** 9, a["method"], a["method_label"]))
+        add_ranks(agg)
         p = next(iter(rows.values()))[0]["protocol"]
         tables[tkey] = {"rows": agg, "protocol_dict": p, "heading": "", "notes": [], "hidden": 0}
     _headings(tables)

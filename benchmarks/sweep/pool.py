@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import sys
 import traceback
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
 import torch.multiprocessing as mp
 from tqdm.auto import tqdm
 
-from condense.evaluate import resolve_device
-from condense.teachers import TeacherRecipe, teacher_pool
-
-from ..ray_executor import teacher_key
+from ..ray_executor import teacher_key, train_teachers
 
 _DATA: dict = {}
 
@@ -41,8 +38,6 @@ def threads_per_job(jobs: int) -> int:
 def run(sweep, groups: list, work, jobs: int) -> None:
     """Every set with pending runs as a task of a pool of ``jobs`` processes; results committed as they
     arrive. A worker that dies fails its set's runs (recorded), not the sweep."""
-    from concurrent.futures import ProcessPoolExecutor
-
     ctx = sweep.context()
     todo, pools = [], set()
     for items in groups:
@@ -51,9 +46,7 @@ def run(sweep, groups: list, work, jobs: int) -> None:
             continue
         key = teacher_key(job.condenser, job.first.dataset) if job.cached is None else None
         if key is not None and key not in pools:   # before any worker starts: one pool, trained once
-            cfg = job.condenser.config
-            teacher_pool(sweep.data[job.first.dataset][0], cfg.teachers, TeacherRecipe.preset(cfg.teacher_recipe),
-                         seed=cfg.teacher_seed, device=resolve_device(ctx.device))
+            train_teachers(sweep.data[job.first.dataset], job.condenser.config, ctx.device, torch.get_num_threads())
             pools.add(key)
         todo.append(job)
     if not todo:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import tomllib
 import types
 import typing
@@ -253,8 +254,6 @@ def cell_command(spec: SweepSpec, dataset: str, method: str, ipc: int | None, se
     """The command that runs exactly this cell on its own: its dataset, method, IPC, set seed and
     architecture, every option of ``spec`` that differs from the default, and the ``--set`` overrides of
     its method (a record keeps it, so a reader can rerun one row)."""
-    import shlex
-
     parts = ["python", "-m", "benchmarks.run", "--datasets", dataset, "--methods", method]
     parts += (["--ipc", str(ipc)] if ipc else []) + ["--seeds", str(seed), "--archs", arch]
     for f in dataclasses.fields(SweepSpec):
