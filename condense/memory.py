@@ -4,13 +4,20 @@ On Linux a part's figure is the kernel's own high-water mark of this process's r
 (``VmHWM`` in ``/proc/self/status``), reset to the current level when the part starts (writing ``5``
 to ``/proc/self/clear_refs``) and read when it ends: the exact peak, with no sampling thread and no
 cost to the part's seconds. The part records that peak above its start (what it added) and the
-absolute peak. Where the mark cannot be reset (no ``/proc``, or not allowed), the figure is None
+absolute peak. Before the starting level is read, the C allocator hands its freed pages back to the
+system (glibc's ``malloc_trim``): otherwise memory an earlier part freed but the allocator kept stays
+resident, the next part reuses it without the level rising, and its growth reads near 0 (a sweep's
+second run of a cell, or any run after a larger one). Where the mark cannot be reset (no ``/proc``, or not allowed), the figure is None
 (unmeasured), never ``ru_maxrss`` of the whole process. On a CUDA device the part's figure is
 ``torch.cuda.max_memory_allocated`` since its start. A part marked ``exclusive`` (a teacher trained
 inside a condensation) keeps its peak from the enclosing part, so a condensation's memory is reported
 with its teachers apart; an enclosing part keeps the peak it reached before an inner part started.
 """
 from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
 
 import torch
 
@@ -32,6 +39,23 @@ def _status(key: str) -> int | None:
 def rss_bytes() -> int | None:
     """This process's resident memory now (None where ``/proc`` is missing)."""
     return _status("VmRSS")
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    """The C library when it is glibc (it has ``malloc_trim``), else None."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return lib if hasattr(lib, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def release_freed() -> None:
+    """Give the pages the C allocator holds free back to the system, so resident memory is memory in use."""
+    lib = _libc()
+    if lib is not None:
+        lib.malloc_trim(0)
 
 
 def _reset_peak() -> bool:
@@ -67,6 +91,7 @@ class PeakMemory:
         if self.device.type == "cuda" and torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats(self.device)
             self.cuda_peak = 0
+        release_freed()
         self.start = rss_bytes() if _reset_peak() else None
         self.peak = self.start
         _active.append(self)
