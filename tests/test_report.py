@@ -51,3 +51,30 @@ def test_the_report_reads_the_stored_tta_and_recomputes_only_for_older_records()
     assert record_tta(stored, 60.0, "wall") == 2.4999 and record_tta(stored, 60.0, "cpu") == 4.9
     partial = {**old, "tta": {"60": 2.4999}}   # not all four stored: every column from the curve
     assert record_tta(partial, 60.0, "wall") == 2.5
+
+
+def test_each_table_says_what_it_compares_and_explains_rows_that_look_broken():
+    """A soft-label method under hard labels below random gets the HLR note (not above random, not under a
+    soft-label protocol); a graph row below chance points Mirage to its probe; every protocol the suite
+    registers says what its table compares."""
+    from benchmarks.report import notes
+    from condense.protocols import PROTOCOLS, get_protocol
+
+    def table(proto, rows):
+        return {"protocol_dict": get_protocol(proto).to_dict(), "rows": rows, "notes": []}
+
+    dc = table("dc", [{"method": "random", "ipc": 10, "mean": 89.0, "soft_labels": False},
+                      {"method": "cvdd", "ipc": 10, "mean": 16.5, "soft_labels": True},
+                      {"method": "infer", "ipc": 10, "mean": 91.0, "soft_labels": True}])
+    kd = table("kd", [{"method": "random", "ipc": 10, "mean": 89.0, "soft_labels": False},
+                      {"method": "infer", "ipc": 10, "mean": 20.0, "soft_labels": True}])
+    graph = table("graph", [{"method": "mirage", "ipc": 10, "mean": 68.4, "roc_auc": 33.3},
+                            {"method": "random", "ipc": 10, "mean": 75.4, "roc_auc": 79.5}])
+    tables = {"a": dc, "b": kd, "c": graph}
+    notes.annotate(tables)
+    assert len(dc["notes"]) == 1 and dc["notes"][0].startswith("cvdd at IPC 10 (16.50 %") and "HLR" in dc["notes"][0]
+    assert kd["notes"] == []
+    assert len(graph["notes"]) == 1 and "33.3 is below chance" in graph["notes"][0]
+    assert notes.MIRAGE_PROBE in graph["notes"][0] and (REPO / notes.MIRAGE_PROBE).is_file()
+    assert "Hard labels" in dc["compares"] and "T = 30.0" in kd["compares"]
+    assert all(notes.compares(get_protocol(name).to_dict()) for name in PROTOCOLS)

@@ -403,3 +403,26 @@ def test_the_command_line_sweep_files_and_the_api_share_one_typed_spec(tmp_path)
             make()
         assert str(e.value) == f"{where}: {want}"
     assert not (tmp_path / "x").exists()
+
+
+def test_the_main_job_adds_each_soft_label_methods_own_protocol_table(tmp_path):
+    """With no --methods and no --protocol, digits also plans CV-DD and SRe2L++ under fkd (300 epochs) and
+    INFER under kd (1,000 epochs), each with random-kd, on the first set seed; the dc table keeps every
+    method and seed. Naming methods or a protocol plans none of them."""
+    from benchmarks.run import Sweep, parse_args
+
+    sweep = Sweep(parse_args(["--out", str(tmp_path / "a"), "--datasets", "digits", "--no-progress"]))
+    cells = [c for c, _ in sweep.plan()]
+    sweep.lock.release()
+    native = {(c.protocol.name, c.method, c.seed, c.protocol.epochs) for c in cells if c.protocol.name != "dc"}
+    assert native == {("fkd", m, 0, 300) for m in ("random-kd", "cvdd", "sre2l++")} | \
+        {("kd", m, 0, 1000) for m in ("random-kd", "infer")}
+    dc = {(c.method, c.seed) for c in cells if c.protocol.name == "dc"}
+    assert {("cvdd", 2), ("infer", 1), ("random", 2)} <= dc
+    named = Sweep(parse_args(["--out", str(tmp_path / "b"), "--datasets", "digits", "--methods", "random", "infer",
+                              "--no-progress"]))
+    assert {c.protocol.name for c, _ in named.plan()} == {"dc"}
+    named.lock.release()
+    proto = Sweep(parse_args(["--out", str(tmp_path / "c"), "--datasets", "digits", "--protocol", "kd", "--no-progress"]))
+    assert {(c.protocol.name, c.protocol.epochs) for c, _ in proto.plan()} == {("kd", 100)}
+    proto.lock.release()

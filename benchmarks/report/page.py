@@ -175,6 +175,8 @@ def table_section(ti: int, tkey: tuple, t: dict, pngs: dict, out: Path | None, d
                     f'<tr class="prov" id="p-{rid}" hidden><td colspan="{len(cols)}">{provenance(a, t, out)}</td></tr>')
     parts = [f'<section class="tbl" data-dataset="{esc(tkey[0])}" data-arch="{esc(tkey[1])}">',
              f"<h2>{esc(heading)}</h2>"]
+    if t.get("compares"):
+        parts.append(f'<p class="compares">{esc(t["compares"])}</p>')
     if rows[0]["source"]:
         jpeg = " Results on this lossy JPEG copy are not results on the original." if "JPEG" in rows[0]["source"] else ""
         parts.append(f"<p>Source: {esc(rows[0]['source'])}.{esc(jpeg)}</p>")

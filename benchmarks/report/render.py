@@ -134,6 +134,8 @@ def markdown(tables: dict, failed: list[dict], clock: str = "wall") -> str:
         rows = t["rows"]
         src = rows[0]["source"]
         lines += [f"## {md(dataset_label(dataset, src))} · {md(arch)} · {md(t['heading'])}", ""]
+        if t.get("compares"):
+            lines += [md(t["compares"]), ""]
         if src:
             lines += [f"Source: {md(src)}." + (" Results on this lossy JPEG copy of the dataset are not results on "
                                             "the original." if "JPEG" in src else ""), ""]

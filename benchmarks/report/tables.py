@@ -17,7 +17,7 @@ from condense.references import paper_aggregate
 from condense.structure import STRUCTURE_BASELINES
 from condense.tta import condense_offset, time_to_accuracy
 
-from . import published, scores
+from . import notes, published, scores
 from .layout import add_ranks
 from .records import (CONTEXT_FIELDS, UNCHECKED, canon, cut, check_duplicates, current_identity, is_baseline, is_reference,
                       measured_on, newest_only, normalise, table_key)
@@ -133,6 +133,7 @@ def aggregate(records: list[dict], clock: str = "wall", all_versions: bool = Fal
     add_structure(tables, structure)
     scores.compute(tables)
     published.annotate(tables)
+    notes.annotate(tables)
     if any(current_identity(a["method"]) == UNCHECKED for t in tables.values() for a in t["rows"]):
         first = next(iter(tables.values()))
         first["notes"].append("Rows are not checked against today's code: its condensers cannot be imported here")

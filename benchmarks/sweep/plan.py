@@ -17,7 +17,7 @@ from condense.methods.imported import register_release
 from condense.models import model_kind
 from condense.protocols import for_cell, get_protocol
 
-from .spec import DEFAULT_DATASETS, TRAIN_SEED_BASE, SweepSpec
+from .spec import DEFAULT_DATASETS, NATIVE_TABLES, TRAIN_SEED_BASE, SweepSpec
 
 
 def stable_hash(obj) -> str:
@@ -160,6 +160,20 @@ class Planner:
                         out.append(Cell(name, method, ipc, set_seed, train_seed(s, j), p, set_ipc))
         return out
 
+    def native_cells(self, name: str, kind: str) -> list[Cell]:
+        """The main job's own-protocol tables (:data:`NATIVE_TABLES`), on the first set seed: only when
+        the sweep names neither methods nor a protocol. Their fields size the ``quick`` preset; ``--epochs``
+        replaces their epochs too."""
+        if self.args.methods is not None or self.args.protocol is not None:
+            return []
+        out = []
+        for pname, methods, fields in NATIVE_TABLES.get(name, ()):
+            extra = {k: v for k, v in fields if self.args.preset == "quick"
+                     and not (k == "epochs" and self.args.epochs is not None)}
+            cells = self.cells(name, kind, self.protocol(kind, name, pname, **extra), list(methods), self.args.ipc)
+            out += [c for c in cells if c.seed == self.args.seeds[0]]
+        return out
+
     def score_protocols(self, kind: str, name: str, base) -> dict[str, object]:
         """The protocols the DD-Ranking scores read (``--scores``): the hard-label one (dc), the
         soft-label one (kd), and each with the augmentation switched (ARS)."""
@@ -196,6 +210,7 @@ class Planner:
             cells = self.cells(name, kind, protocol, methods, self.args.ipc) + self.import_cells(name, kind, protocol)
             if self.args.scores and kind == "images":
                 cells += self.score_cells(name, kind, protocol, methods)
+            cells += self.native_cells(name, kind)
             for c in dict.fromkeys(cells):
                 self.check_budget_mix(name, archs, c.protocol)
                 plan.append((c, archs))
