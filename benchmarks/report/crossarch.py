@@ -75,8 +75,9 @@ def cell(row: dict, arch: str) -> str:
 def columns_note(x: dict) -> str:
     return ("Each column trains the protocol's step budget (" + x["protocol"] + "); architecture settings: "
             + "; ".join(f"{arch}: {s or 'its defaults'}" for arch, s in x["columns"].items())
-            + f". Cells: mean ± std (n), beside `{REFERENCE_ARCH}` the change from its column, and the peak memory "
-              "a training run added (on a GPU, CUDA's peak allocated).")
+            + ". Cells: mean ± std (n)"
+            + (f", beside `{REFERENCE_ARCH}` the change from its column" if REFERENCE_ARCH in x["columns"] else "")
+            + ", and the peak memory a training run added (on a GPU, CUDA's peak allocated).")
 
 
 def markdown_lines(tables: dict, md) -> list[str]:
