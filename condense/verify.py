@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import jsonl
-from .references import (PUBLISHED, Reference, Verdict, all_expectations, judge, load_expectations, load_published,
+from .references import (NOT_GIVEN, PUBLISHED, Reference, Verdict, all_expectations, judge, load_expectations, load_published,
                          protocol_differences, row_values, same_cell)
 
 PROTOCOL_FIELDS = ("name", "preset", "version", "epochs", "batch_size", "augment", "loss")
@@ -160,8 +160,9 @@ def freeze(rows: list[Row]) -> str:
                  f"ipc = {r.ipc}", f"arch = {_toml(r.arch)}", f"protocol = {_toml(proto)}"]
         if cfg:
             lines.append(f"config = {_toml(cfg)}")
-        lines += [f"mean = {statistics.fmean(accs)!r}", f"std = {statistics.pstdev(accs) if len(accs) > 1 else 0.0!r}",
-                  f"n = {len(accs)}", f"source = {_toml({'results': str(r.folder), 'command': str(r.folder / 'COMMAND')})}",
+        # one run has no spread to make a band from: its std is "not given", so a rerun is shown, never checked
+        std = _toml(NOT_GIVEN) if len(accs) < 2 else repr(statistics.pstdev(accs))
+        lines += [f"mean = {statistics.fmean(accs)!r}", f"std = {std}", f"n = {len(accs)}", f"source = {_toml({'results': str(r.folder), 'command': str(r.folder / 'COMMAND')})}",
                   ""]
         out.append("\n".join(lines))
     return "\n".join(out)

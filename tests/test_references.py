@@ -244,3 +244,20 @@ def test_verify_refuses_bad_arguments(tmp_path):
     assert code == 1
     code, _ = _run(["verify", "--results", str(tmp_path / "missing")])
     assert code == 1
+
+
+def test_a_single_run_is_frozen_without_a_band_and_never_fails_a_rerun(tmp_path):
+    """One record has no spread: freezing it writes std "not given", so a rerun that differs is shown as not
+    comparable instead of out of a zero-width band."""
+    src = ROOT / "results" / "dc-random-reference" / "results.jsonl"
+    recs = [json.loads(x) for x in src.read_text().splitlines()]
+    one = [r for r in recs if r["dataset"] == "cifar10" and r["ipc"] == 10][:1]
+    single = tmp_path / "results.jsonl"
+    single.write_text(json.dumps(one[0]) + "\n")
+    frozen = tmp_path / "ref.toml"
+    frozen.write_text(freeze(load_rows([single])))
+    assert 'std = "not given"' in frozen.read_text() and "n = 1" in frozen.read_text()
+    one[0]["acc"] += 0.5
+    single.write_text(json.dumps(one[0]) + "\n")
+    (v, _), = check(load_rows([single]), [], load_expectations(frozen))
+    assert v.status == "not comparable"
