@@ -36,3 +36,17 @@ def test_the_bench_prints_a_roofline_per_case(capsys):
     assert main(["--cases", "digits:1", "--epochs", "2", "--checkpoints", "2", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "features=" in out and "GFLOP per step" in out and "outside convolutions" in out
+
+
+def test_profile_step_sorts_operators_into_groups_and_runs_eagerly(capsys):
+    """Backward convolutions are not read as forward ones (the name holds both), the compiled graphs'
+    fused kernels are their own group, and a tiny eager profile prints one row."""
+    from benchmarks.profile_step import group_of, main
+    assert group_of("aten::convolution_backward") == "conv backward"
+    assert group_of("aten::mkldnn_convolution") == "conv forward"
+    assert group_of("aten::native_group_norm_backward") == "normalisation"
+    assert group_of("## Call CompiledFxGraph abc") == "compiled graph (fused)"
+    assert group_of("aten::threshold_backward") == "activation"
+    main(["--shape", "1", "8", "8", "--batch", "4", "--steps", "1", "--no-compile"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("convnet (1, 8, 8) batch 4") and [x.split()[0] for x in out[2:]] == ["eager"]
