@@ -15,6 +15,9 @@ Beside them, ``curve/train``: the suite's evaluation seconds over its training s
 without the final full fp32 pass (the pass that gives the reported accuracy, which the reference
 makes too).
 
+A graph dataset's case (``NCI1:50``) trains GCN and GIN against a plain PyG loop instead
+(:mod:`benchmarks.bench_graphs`), in its own rows.
+
 Cases: CIFAR-10 at IPC 1, 10 and 50 and MNIST at IPC 10 (real data under ``CONDENSE_DATA``; a case
 whose dataset is missing is skipped with the reason), or any ``--cases dataset:ipc``.
 
@@ -44,13 +47,14 @@ import torch
 import torch.nn.functional as F
 
 from condense import jsonl
-from condense.data import DatasetNotFoundError, load_dataset
+from condense.data import DatasetNotFoundError, dataset_kind, load_dataset
 from condense.evaluate import evaluate, make_augment, resolve_device
 from condense.methods import create_condenser
 from condense.models import create_model
 from condense.models.convnet import AvgPool2x2
 from condense.protocols import get_protocol
 
+from . import bench_graphs
 from .roofline import roofline
 
 DEFAULT_CASES = ("cifar10:1", "cifar10:10", "cifar10:50", "mnist:10")
@@ -253,12 +257,29 @@ def main(argv=None) -> int:
         return run_gpu_suite(args, device)
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
           f"cpu={platform.processor() or platform.machine()} features={cpu_features() or '?'} curve={args.curve} precision={args.precision} compile={args.compile}")
-    print(f"{'case':<12} {'steps':>6} {'ref train s':>11} {'ref total s':>11} {'suite train s':>13} "
-          f"{'curve s':>8} {'final s':>8} {'suite total s':>13} {'total ×':>8} {'per step ×':>10} {'curve/train':>11} "
-          f"{'w/o final':>9} "
-          f"{'ref acc':>7} {'suite acc':>9}")
+    graph_header = image_header = False
     for case in args.cases:
         dataset, _, ipc = case.partition(":")
+        if dataset_kind(dataset) == "graphs":   # GCN and GIN against a plain PyG loop (benchmarks.bench_graphs)
+            if not graph_header:
+                print(bench_graphs.HEADER, flush=True)
+                graph_header = True
+            try:
+                grows = bench_graphs.run_graph_case(dataset, int(ipc or 10), args.epochs if args.epochs_given else None)
+            except DatasetNotFoundError as e:
+                print(f"{case:<16} skipped: {str(e).splitlines()[0][:100]}")
+                continue
+            bench_graphs.print_rows(grows)
+            for row in grows:
+                if args.json:
+                    jsonl.append(Path(args.json), row)
+            continue
+        if not image_header:
+            print(f"{'case':<12} {'steps':>6} {'ref train s':>11} {'ref total s':>11} {'suite train s':>13} "
+                  f"{'curve s':>8} {'final s':>8} {'suite total s':>13} {'total ×':>8} {'per step ×':>10} {'curve/train':>11} "
+                  f"{'w/o final':>9} "
+                  f"{'ref acc':>7} {'suite acc':>9}")
+            image_header = True
         rows = []
         for r in range(args.repeat):
             try:

@@ -2,6 +2,7 @@
 fraction, and the bench printing both per case."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks.roofline import conv_share, roofline, step_flops
@@ -50,3 +51,20 @@ def test_profile_step_sorts_operators_into_groups_and_runs_eagerly(capsys):
     main(["--shape", "1", "8", "8", "--batch", "4", "--steps", "1", "--no-compile"])
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("convnet (1, 8, 8) batch 4") and [x.split()[0] for x in out[2:]] == ["eager"]
+
+
+def test_the_bench_trains_graph_students_against_a_plain_pyg_loop(capsys):
+    """A graph case gives one row per GNN: the suite and the plain loop take the same optimizer steps,
+    both select on validation, and the ratios are reference over suite."""
+    from benchmarks.bench_evaluator import main
+    from benchmarks.bench_graphs import run_graph_case
+
+    rows = run_graph_case("MUTAG", 5, epochs=3)
+    assert [r["arch"] for r in rows] == ["gcn", "gin"]
+    for r in rows:
+        assert r["suite"]["steps"] == r["reference"]["steps"] == 3   # 10 graphs, batch 32: one step an epoch
+        assert 0 <= r["suite"]["acc"] <= 100 and 0 <= r["reference"]["acc"] <= 100
+        assert r["ratio_per_step"] == pytest.approx((r["reference"]["train_seconds"] / 3) / (r["suite"]["train_seconds"] / 3))
+    main(["--cases", "MUTAG:5", "--epochs", "2"])
+    out = capsys.readouterr().out
+    assert "graph case" in out and "MUTAG:5 gcn" in out and "MUTAG:5 gin" in out and "ref acc" not in out
