@@ -296,8 +296,8 @@ class Sweep(Planner):
         start = time.time()
         if self.args.executor == "ray":
             ray_executor.run(self, list(groups.values()), work_set)
-        elif self.args.jobs > 1:
-            pool.run(self, list(groups.values()), work_set, self.args.jobs)
+        elif (jobs := pool.jobs_for(self, groups)) > 1:
+            pool.run(self, list(groups.values()), work_set, jobs)
         else:
             for items in tqdm(list(groups.values()), desc="sets", disable=not self.progress, unit="set"):
                 self.run_set(items)

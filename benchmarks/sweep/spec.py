@@ -88,9 +88,10 @@ class SweepSpec:
     together: int = opt(1, "train up to K training seeds of one set as one stacked ConvNet (image protocols; the "
                            "same runs, each seed's seconds the stack's / K; such rows form their own tables)",
                         rule=Rule(lo=1, hi=1000), metavar="K")
-    jobs: int = opt(1, "local executor: run sets in this many worker processes at once, each with its share of "
-                       "the torch threads (this driver the only writer; default 1: one set after another here)",
-                    rule=Rule(lo=1, hi=256), metavar="N")
+    jobs: int = opt(0, "local executor: run sets in this many worker processes at once, each with its share of "
+                       "the torch threads (this driver the only writer); 1: one set after another here; 0 (the "
+                       "default): one process per core when at least 4 sets per core are pending, else 1",
+                    rule=Rule(lo=0, hi=256), metavar="N")
     executor: str = opt("local", "local (default): one set after another in this process; ray: each set a Ray "
                                  "task (pip install -e '.[ray]'), this driver the only writer",
                         rule=Rule(choices=("local", "ray")))
