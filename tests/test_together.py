@@ -99,7 +99,10 @@ def test_seeds_trained_together_equal_the_seeds_trained_alone(digits):
     flatten all move the weights far beyond rounding (the mutants are listed in the closing note of
     the change that made this test)."""
     p = get_protocol("dc", epochs=3, checkpoints=2, batch_size=32)
-    _assert_same_training(*_alone_and_together(digits, p), steps=16)
+    # rounding: the stacked (grouped) convolutions accumulate in another order than the single ones; at most
+    # 6.1e-5 measured on an AVX2-only host (less with AVX-512); one seed's batch order used for another moves
+    # a weight by 2.2e-2, so 5e-4 separates them; the test-accuracy curves must also be equal
+    _assert_same_training(*_alone_and_together(digits, p), steps=16, atol=5e-4)
 
 
 class _Shift:
