@@ -15,12 +15,11 @@ import time
 from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
 
 from condense.models import create_model
 
 from .bench_evaluator import cpu_features
-from .roofline import step_flops
+from .roofline import _step, step_flops
 
 GROUPS = (("conv backward", ("convolution_backward",)),     # first: its name holds the forward's
           ("conv forward", ("mkldnn_convolution", "aten::convolution", "aten::_convolution", "conv2d")),
@@ -46,9 +45,7 @@ def profile(arch: str, shape, batch: int, compile: bool, steps: int) -> dict:
     fwd = torch.compile(model) if compile else model
 
     def step():
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(fwd(x), y).backward()
-        opt.step()
+        _step(fwd, opt, x, y)
 
     t0 = time.perf_counter()
     step()
