@@ -426,3 +426,10 @@ def test_the_main_job_adds_each_soft_label_methods_own_protocol_table(tmp_path):
     proto = Sweep(parse_args(["--out", str(tmp_path / "c"), "--datasets", "digits", "--protocol", "kd", "--no-progress"]))
     assert {(c.protocol.name, c.protocol.epochs) for c, _ in proto.plan()} == {("kd", 100)}
     proto.lock.release()
+
+
+def test_a_known_dataset_missing_on_disk_is_not_offered_as_its_own_spelling():
+    from benchmarks.sweep.plan import nothing_to_run
+    missing = nothing_to_run(["mnist"])
+    assert "did you mean" not in missing and "CONDENSE_DATA" in missing
+    assert "did you mean 'mnist'?" in nothing_to_run(["mnsit"])

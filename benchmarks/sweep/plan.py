@@ -313,7 +313,9 @@ def nothing_to_run(skipped: list[str]) -> str:
     for name in skipped:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or \
             difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
-        if close:
+        if name in known:
+            hints.append(f"{name!r}: its files are missing from the data root (set CONDENSE_DATA)")
+        elif close:
             match = next(k for k in known if k.lower() == close[0].lower())
             hints.append(f"{name!r}: did you mean {match!r}?")
     why = "nothing to run: no dataset, method and architecture apply" if not skipped else \

@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 from .model import CASES, CODE_ROOT, OUTCOMES, Invocation, Result
+from .zygote import Zygote
 
 
 
@@ -57,9 +58,26 @@ def _run(argv, d: Path, env: dict, timeout: float, readonly: bool = False):
     return _finish(_start(argv, d, env, readonly), timeout)
 
 
+_ZYGOTE: list = []
+
+
+def _zygote():
+    """The shared forking process (:mod:`.zygote`), started on first use; None where it cannot start or
+    ``HOSTILE_ZYGOTE=0`` asks for a fresh interpreter per case."""
+    if not _ZYGOTE:
+        try:
+            _ZYGOTE.append(None if os.environ.get("HOSTILE_ZYGOTE") == "0" else Zygote(LAUNCH, _env({})))
+        except OSError:
+            _ZYGOTE.append(None)
+    return _ZYGOTE[0]
+
+
 def _start(argv, d: Path, env: dict, readonly: bool):
     rss_file = d / f".rss-{time.monotonic_ns()}"
     e = _env({**env, "HOSTILE_RSS_FILE": str(rss_file)})
+    z = _zygote() if argv[0] == "-m" and not readonly else None
+    if z is not None and z.can_run(e):
+        return z.start(argv[1:], d, e), rss_file
     return subprocess.Popen(_cmd(argv, readonly), cwd=d, env=e, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True), rss_file
 
