@@ -10,6 +10,7 @@ import numpy
 import torch
 
 import condense
+from condense._alloc import status as allocator_status
 from condense.devices import device_kind
 
 
@@ -26,10 +27,12 @@ def versions() -> dict:
 
 def machine(device) -> dict:
     """Where a run is measured, filled in the process that measures it (a Ray worker's own, not the
-    driver's): the device and its kind, the host, the process, CPUs, torch threads and platform."""
+    driver's): the device and its kind, the host, the process, CPUs, torch threads, platform, and where the
+    C allocator puts large blocks (``heap`` or ``default``: :mod:`condense._alloc`; it moves seconds and the
+    resident peak, never a result)."""
     info = {"device": str(device), "device_kind": device_kind(device), "host": platform.node(), "pid": os.getpid(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(terse=True)}
+            "platform": platform.platform(terse=True), "allocator": allocator_status()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

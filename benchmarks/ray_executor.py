@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from condense._alloc import keep_freed_memory
 from condense.evaluate import resolve_device
 from condense.teachers import TeacherRecipe, teacher_pool
 
@@ -86,6 +87,7 @@ def train_teachers(data, cfg, device: str, threads: int) -> bool:
 
 def _task(work, job, ctx, data, threads: int, *after):
     """One set's work on a worker (``after``: the teacher-pool tasks it waits for)."""
+    keep_freed_memory()
     torch.set_num_threads(threads)
     return work(job, ctx, data)
 

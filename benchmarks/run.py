@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 
 # The names scripts and tests read from here (one job a module in benchmarks.sweep).
+from condense._alloc import keep_freed_memory
+
 from .provenance import machine  # noqa: F401
 from .sweep.driver import FolderLock, Sweep, check_args, execute, main  # noqa: F401
 from .sweep.plan import Cell, aug_variant, clean, parse_overrides, stable_hash, train_seed  # noqa: F401
@@ -24,4 +26,5 @@ __all__ = ["Cell", "FolderLock", "Sweep", "SweepSpec", "aug_variant", "build_par
            "sweep_args", "sweep_specs", "train_seed", "work_set"]
 
 if __name__ == "__main__":
+    keep_freed_memory()
     sys.exit(main())

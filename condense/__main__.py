@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._alloc import keep_freed_memory
 from ._log import note, one_line
 from ._paths import atomic_write
 from .checks import parse_value
@@ -363,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.fn(args)
     except BrokenPipeError:  # `inspect ... | head`: the reader has all it wanted

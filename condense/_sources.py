@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = "condense"
 ROOT = Path(__file__).resolve().parent
 PLUMBING = {"condense._log", "condense._paths", "condense.checks", "condense._version", "condense.__main__",
-            "condense.identity", "condense._sources"}
+            "condense.identity", "condense._sources", "condense._alloc"}
 
 
 def _module_file(name: str) -> Path | None:

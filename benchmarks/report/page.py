@@ -105,8 +105,8 @@ def provenance(a: dict, t: dict, out: Path | None) -> str:
     machines = []
     for r in rs:
         m = r.get("machine") if isinstance(r.get("machine"), dict) else {}
-        desc = ", ".join(f"{k} {m[k]}" for k in ("device", "gpu", "cpu_count", "torch_threads", "host", "platform")
-                         if m.get(k) is not None)
+        desc = ", ".join(f"{k} {m[k]}" for k in ("device", "gpu", "cpu_count", "torch_threads", "allocator", "host",
+                                                 "platform") if m.get(k) is not None)
         if desc and desc not in machines:
             machines.append(desc)
     versions = rs[0].get("versions") if rs and isinstance(rs[0].get("versions"), dict) else {}

@@ -17,12 +17,15 @@ import torch
 import torch.multiprocessing as mp
 from tqdm.auto import tqdm
 
+from condense._alloc import keep_freed_memory
+
 from ..ray_executor import teacher_key, train_teachers
 
 _DATA: dict = {}
 
 
 def _start(threads: int, data: dict) -> None:
+    keep_freed_memory()
     torch.set_num_threads(threads)
     _DATA.update(data)
 
