@@ -38,7 +38,11 @@ digits:1 --epochs 2 --ks 1 3 --width 8``), which the tests do.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from statistics import median
@@ -47,6 +51,8 @@ import torch
 import torch.nn.functional as F
 
 from condense import jsonl
+from condense._alloc import keep_freed_memory
+from condense._alloc import status as allocator_status
 from condense.data import DatasetNotFoundError, dataset_kind, load_dataset
 from condense.evaluate import evaluate, make_augment, resolve_device
 from condense.methods import create_condenser
@@ -125,17 +131,47 @@ def reference_loop(model, x, y, test_x, test_y, epochs: int, seed: int, batch_si
             "acc": 100.0 * correct / test_x.shape[0]}
 
 
-def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, device, seed: int = 0,
-             root=None, precision: str = "fp32", compile: bool = False, with_roofline: bool = True) -> dict:
+def _case_data(dataset: str, ipc: int, seed: int, device, root=None):
     train, test = load_dataset(dataset, "train", root=root), load_dataset(dataset, "test", root=root)
     s = create_condenser("random").condense(train, ipc, seed=seed)
-    proto = get_protocol("dc", "quick", epochs=epochs, checkpoints=checkpoints, precision=precision)
     x, y = s.instances()
-    x, y = x.to(device), y.to(device)
-    tx, ty = test.tensors(device)
+    return s, test, x.to(device), y.to(device), test.tensors(device)
+
+
+def reference_case(dataset: str, ipc: int, epochs: int, seed: int = 0, device="cpu", root=None) -> dict:
+    """The reference loop of one case, on the case's random set."""
+    s, test, x, y, (tx, ty) = _case_data(dataset, ipc, seed, torch.device(device), root)
+    proto = get_protocol("dc", "quick", epochs=epochs)
     torch.manual_seed(seed)
-    model = dc_network(create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs))).to(device)
-    ref = reference_loop(model, x, y, tx, ty, epochs, seed)
+    model = dc_network(create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs)))
+    return reference_loop(model.to(device), x, y, tx, ty, epochs, seed)
+
+
+REFERENCE_CHILD = ("import json, sys; from benchmarks.bench_evaluator import reference_case; "
+                   "print(json.dumps(reference_case(sys.argv[1], *map(int, sys.argv[2:5]), device=sys.argv[5])))")
+
+
+def reference_in_child(dataset: str, ipc: int, epochs: int, seed: int, device) -> dict:
+    """The reference loop in a fresh process, with glibc's allocator as it comes (``--allocator
+    suite-heap``: the suite's process keeps large blocks on the heap, as its entry points do)."""
+    done = subprocess.run([sys.executable, "-c", REFERENCE_CHILD, dataset, str(ipc), str(epochs), str(seed), str(device)],
+                          capture_output=True, text=True, env={**os.environ, "CONDENSE_MALLOC": "default"})
+    if done.returncode != 0:
+        raise RuntimeError(f"the reference process failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, device, seed: int = 0,
+             root=None, precision: str = "fp32", compile: bool = False, with_roofline: bool = True,
+             reference_apart: bool = False) -> dict:
+    s, test, x, y, (tx, ty) = _case_data(dataset, ipc, seed, device, root)
+    proto = get_protocol("dc", "quick", epochs=epochs, checkpoints=checkpoints, precision=precision)
+    if reference_apart:
+        ref = reference_in_child(dataset, ipc, epochs, seed, device)
+    else:
+        torch.manual_seed(seed)
+        model = dc_network(create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs))).to(device)
+        ref = reference_loop(model, x, y, tx, ty, epochs, seed)
     t0 = time.perf_counter()
     r = evaluate(s, test, seeds=[seed], protocol=proto, device=device, curve=curve, compile=compile)
     suite_total = time.perf_counter() - t0
@@ -157,7 +193,9 @@ def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, 
             "curve_over_train": run.eval_seconds / run.train_seconds,
             "curve_over_train_without_final": (run.eval_seconds - final) / run.train_seconds,
             "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cpu_features": cpu_features()}
+            "cpu": platform.processor() or platform.machine(), "cpu_features": cpu_features(),
+            "allocator": {"suite": allocator_status(), "reference": "default (own process)" if reference_apart
+                          else allocator_status()}}
 
 
 def gpu_suite_case(dataset: str, ipc: int, epochs: int, ks, device, *, width: int | None = None,
@@ -244,6 +282,9 @@ def main(argv=None) -> int:
                     help="seconds per model with K seeds trained together (K = --ks), dc paper with DSA")
     ap.add_argument("--ks", type=int, nargs="+", default=list(GPU_SUITE_KS), help="--gpu-suite: seeds together")
     ap.add_argument("--width", type=int, default=None, help="--gpu-suite: ConvNet width (default 128; tiny CPU checks)")
+    ap.add_argument("--allocator", choices=("as-is", "suite-heap"), default="as-is",
+                    help="suite-heap: the suite keeps large blocks on the C heap, as python -m condense and "
+                         "benchmarks.run do, and the reference loop runs in its own process with glibc's default")
     ap.add_argument("--no-roofline", action="store_true",
                     help="skip the per-case roofline (a step's FLOPs, GFLOP/s, the share outside convolutions)")
     args = ap.parse_args(argv)
@@ -253,6 +294,8 @@ def main(argv=None) -> int:
     if args.epochs < 1 or args.repeat < 1 or any(k < 1 for k in args.ks) or (args.width is not None and args.width < 1):
         ap.error("--epochs, --repeat, --ks and --width must be positive")
     device = resolve_device(args.device)
+    if args.allocator == "suite-heap":
+        keep_freed_memory()
     if args.gpu_suite:
         return run_gpu_suite(args, device)
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
@@ -284,7 +327,8 @@ def main(argv=None) -> int:
         for r in range(args.repeat):
             try:
                 row = run_case(dataset, int(ipc or 10), args.epochs, args.checkpoints, args.curve, device,
-                               precision=args.precision, compile=args.compile, with_roofline=not args.no_roofline)
+                               precision=args.precision, compile=args.compile, with_roofline=not args.no_roofline,
+                               reference_apart=args.allocator == "suite-heap")
             except DatasetNotFoundError as e:
                 print(f"{case:<12} skipped: {str(e).splitlines()[0][:100]}")
                 break

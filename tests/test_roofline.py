@@ -68,3 +68,11 @@ def test_the_bench_trains_graph_students_against_a_plain_pyg_loop(capsys):
     main(["--cases", "MUTAG:5", "--epochs", "2"])
     out = capsys.readouterr().out
     assert "graph case" in out and "MUTAG:5 gcn" in out and "MUTAG:5 gin" in out and "ref acc" not in out
+
+
+def test_the_reference_loop_gives_the_same_run_in_its_own_process():
+    """``--allocator suite-heap`` runs the reference loop in a fresh process (glibc's default allocator):
+    the same set, model and seed there, so only the seconds may differ."""
+    from benchmarks.bench_evaluator import reference_case, reference_in_child
+    here, apart = reference_case("digits", 1, 2, 0), reference_in_child("digits", 1, 2, 0, "cpu")
+    assert here["steps"] == apart["steps"] == 3 and here["acc"] == apart["acc"]
