@@ -9,7 +9,8 @@ heap and stayed there; at batch 256, 1,351 ms against 737 ms (``benchmarks/bench
 :func:`keep_freed_memory` sets that for the process: no mappings for large blocks (``M_MMAP_MAX`` 0) and
 no trimming of the heap's top (``M_TRIM_THRESHOLD`` 2 GiB). It changes where bytes live, never what is
 computed: the same seeds give the same numbers, bit for bit (``tests/test_alloc.py``). A part's peak
-memory still reads what it held (:mod:`condense.memory` hands the free heap back before each part).
+memory still reads what it held (:mod:`condense.memory` hands the free heap back before each part and
+after an exclusive one, such as a teacher's inside a condensation).
 The suite's entry points call it (``python -m condense``, ``benchmarks.run`` and its workers); a script
 that trains through the library may call it once. ``CONDENSE_MALLOC=default`` leaves the allocator as
 it is. On a C library without ``mallopt`` (not glibc) it does nothing and says so (False).

@@ -101,6 +101,7 @@ class PeakMemory:
         self._fold()
         _active.remove(self)
         if self.exclusive:   # the enclosing part goes on counting from here, without this part's peak
+            release_freed()  # nor what this part freed and the allocator kept (all of it, on the heap: condense._alloc)
             _reset_peak()
             if self.cuda_peak is not None:
                 torch.cuda.reset_peak_memory_stats(self.device)

@@ -46,7 +46,11 @@ with PeakMemory() as first:
 with PeakMemory() as second:
     buf = torch.ones(200 * 2 ** 20 // 4)
     del buf
-print(json.dumps({"first": first.growth, "second": second.growth}))
+with PeakMemory() as outer:
+    with PeakMemory(exclusive=True) as teacher:
+        buf = torch.ones(100 * 2 ** 20 // 4)
+        del buf
+print(json.dumps({"first": first.growth, "second": second.growth, "teacher": teacher.growth, "outer": outer.growth}))
 """
 
 
@@ -76,3 +80,5 @@ def test_a_part_after_a_larger_one_still_reads_what_it_held_on_the_heap():
     out = _run(PARTS)
     assert out["first"] >= 300 * 2 ** 20 - 4 * 2 ** 20
     assert out["second"] >= 200 * 2 ** 20 - 4 * 2 ** 20
+    # a teacher's part inside a condensation's: its freed 100 MiB, kept by the heap, are not the condensation's
+    assert out["teacher"] >= 100 * 2 ** 20 - 2 ** 20 and out["outer"] < 50 * 2 ** 20
