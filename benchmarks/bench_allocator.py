@@ -26,7 +26,8 @@ from benchmarks.bench_evaluator import cpu_features
 REPO = Path(__file__).resolve().parents[1]
 
 STEP = r"""
-import json, resource, statistics, sys, time, torch, torch.nn.functional as F
+import json, resource, statistics, sys, time, torch
+from benchmarks.roofline import _step
 from condense._alloc import keep_freed_memory, status
 from condense.models import create_model
 side, c, h, w, batch, threads, steps = sys.argv[1], *map(int, sys.argv[2:])
@@ -42,9 +43,7 @@ for i in range(steps + 3):
     if i == 3:
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t = time.perf_counter()
-    opt.zero_grad(set_to_none=True)
-    F.cross_entropy(m(x), y).backward()
-    opt.step()
+    _step(m, opt, x, y)
     times.append(time.perf_counter() - t)
 print(json.dumps({"status": status(), "step_s": statistics.median(times[3:]),
                   "faults_per_step": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps}))

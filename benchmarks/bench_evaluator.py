@@ -138,13 +138,19 @@ def _case_data(dataset: str, ipc: int, seed: int, device, root=None):
     return s, test, x.to(device), y.to(device), test.tensors(device)
 
 
-def reference_case(dataset: str, ipc: int, epochs: int, seed: int = 0, device="cpu", root=None) -> dict:
-    """The reference loop of one case, on the case's random set."""
-    s, test, x, y, (tx, ty) = _case_data(dataset, ipc, seed, torch.device(device), root)
+def _reference(s, test, x, y, tx, ty, epochs: int, seed: int, device) -> dict:
+    """DC's network for the case, seeded, trained by :func:`reference_loop`."""
     proto = get_protocol("dc", "quick", epochs=epochs)
     torch.manual_seed(seed)
     model = dc_network(create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs)))
     return reference_loop(model.to(device), x, y, tx, ty, epochs, seed)
+
+
+def reference_case(dataset: str, ipc: int, epochs: int, seed: int = 0, device="cpu", root=None) -> dict:
+    """The reference loop of one case, on the case's random set."""
+    device = torch.device(device)
+    s, test, x, y, (tx, ty) = _case_data(dataset, ipc, seed, device, root)
+    return _reference(s, test, x, y, tx, ty, epochs, seed, device)
 
 
 REFERENCE_CHILD = ("import json, sys; from benchmarks.bench_evaluator import reference_case; "
@@ -166,12 +172,8 @@ def run_case(dataset: str, ipc: int, epochs: int, checkpoints: int, curve: str, 
              reference_apart: bool = False) -> dict:
     s, test, x, y, (tx, ty) = _case_data(dataset, ipc, seed, device, root)
     proto = get_protocol("dc", "quick", epochs=epochs, checkpoints=checkpoints, precision=precision)
-    if reference_apart:
-        ref = reference_in_child(dataset, ipc, epochs, seed, device)
-    else:
-        torch.manual_seed(seed)
-        model = dc_network(create_model("convnet", tuple(test.shape), s.num_classes, **dict(proto.arch_kwargs))).to(device)
-        ref = reference_loop(model, x, y, tx, ty, epochs, seed)
+    ref = (reference_in_child(dataset, ipc, epochs, seed, device) if reference_apart
+           else _reference(s, test, x, y, tx, ty, epochs, seed, device))
     t0 = time.perf_counter()
     r = evaluate(s, test, seeds=[seed], protocol=proto, device=device, curve=curve, compile=compile)
     suite_total = time.perf_counter() - t0
