@@ -21,6 +21,7 @@ from torch_geometric.data import Batch
 
 from .budget import BatchStream, WeightedStream, plan_steps, schedule_batches
 from .engine import Clock, Schedule, checkpoint_steps, fit
+from .graph_batch import CollatedGraphs
 from .protocols import FREQUENCY_MODES, Protocol
 
 
@@ -89,11 +90,12 @@ def train_graphs(model, s, p: Protocol, seed: int, device, test, val, progress: 
     stream = _stream(graphs, s, p, g)
     plan = plan_steps(p.budget, p.passes, p.batch_size, len(graphs), reference_size)
     test_b, val_b = _full_batch(test, device), _full_batch(val, device)
+    bank = CollatedGraphs(graphs, device)
     clock, eval_clock = Clock(device), Clock(device)
     curve: list[dict] = []
 
     def loss_fn(idx):
-        batch = Batch.from_data_list([graphs[int(i)] for i in idx]).to(device)
+        batch = bank.gather(idx)
         mask = batch.root_mask if use_roots else None
         return F.cross_entropy(model(batch, pool_mask=mask), batch.y.view(-1))
 

@@ -17,6 +17,7 @@ import torch.nn as nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv, GINEConv, global_add_pool, global_mean_pool
 
 from ._registry import register_model
+from .dropout import dropout
 
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool}
 NORMS = ("batchnorm", "none")
@@ -78,7 +79,7 @@ class GraphClassifier(nn.Module):
             else:
                 h = conv(h, edge_index, edge_attr) if self.uses_edge_attr else conv(h, edge_index)
             h = torch.relu(norm(h))
-            h = nn.functional.dropout(h, self.dropout, self.training)
+            h = dropout(h, self.dropout, self.training)
         size = num_graphs if num_graphs is not None else int(batch.max()) + 1 if batch.numel() else 0
         if pool_mask is not None:
             h, batch = h[pool_mask], batch[pool_mask]

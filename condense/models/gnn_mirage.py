@@ -29,6 +29,7 @@ from torch_geometric.nn import MessagePassing, global_add_pool
 from torch_geometric.utils import degree
 
 from ._registry import register_model
+from .dropout import dropout
 
 ATOM_ROWS = 119   # OGB AtomEncoder's first table (atomic number)
 BOND_ROWS = 5     # OGB BondEncoder's first table (bond type); every official edge attribute is 1
@@ -101,14 +102,14 @@ class OfficialMirageGNN(nn.Module):
         h = self.atom(data.x.argmax(1))
         for i, conv in enumerate(self.convs):
             h = conv(h, data.edge_index)
-            h = F.dropout(h if i == len(self.convs) - 1 else F.relu(h), self.dropout, self.training)
+            h = dropout(h if i == len(self.convs) - 1 else F.relu(h), self.dropout, self.training)
         batch = data.batch if getattr(data, "batch", None) is not None else \
             torch.zeros(h.shape[0], dtype=torch.long, device=h.device)
         size = getattr(data, "num_graphs", None) or (int(batch.max()) + 1 if batch.numel() else 0)
         if pool_mask is not None:
             h, batch = h[pool_mask], batch[pool_mask]
         pooled = global_add_pool(h, batch, size=size)
-        return self.head(F.dropout(pooled, self.dropout, self.training))
+        return self.head(dropout(pooled, self.dropout, self.training))
 
 
 def _official(conv: str):
