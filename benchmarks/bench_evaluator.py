@@ -23,6 +23,11 @@ whose dataset is missing is skipped with the reason), or any ``--cases dataset:i
 
     python -m benchmarks.bench_evaluator [--cases cifar10:10 mnist:10] [--epochs 300] [--curve screened] [--repeat 3]
 
+It runs at the suite's defaults (fp32, eager, the screened curve, large blocks kept on the C heap as
+``python -m condense`` and ``benchmarks.run`` keep them, with the reference loop in its own process and
+glibc's allocator as it comes) unless told otherwise (``--precision``, ``--compile``, ``--curve``,
+``--allocator as-is``).
+
 ``--repeat N`` runs each case N times and prints the median of each ratio (each run is also a JSON
 line, with its ``repeat`` index): reference and suite run one after the other, so a shared host
 whose speed drifts between them moves a single run's ratio.
@@ -284,9 +289,10 @@ def main(argv=None) -> int:
                     help="seconds per model with K seeds trained together (K = --ks), dc paper with DSA")
     ap.add_argument("--ks", type=int, nargs="+", default=list(GPU_SUITE_KS), help="--gpu-suite: seeds together")
     ap.add_argument("--width", type=int, default=None, help="--gpu-suite: ConvNet width (default 128; tiny CPU checks)")
-    ap.add_argument("--allocator", choices=("as-is", "suite-heap"), default="as-is",
-                    help="suite-heap: the suite keeps large blocks on the C heap, as python -m condense and "
-                         "benchmarks.run do, and the reference loop runs in its own process with glibc's default")
+    ap.add_argument("--allocator", choices=("as-is", "suite-heap"), default="suite-heap",
+                    help="suite-heap (the suite's default): the suite keeps large blocks on the C heap, as python -m "
+                         "condense and benchmarks.run do, and the reference loop runs in its own process with glibc's "
+                         "allocator as it comes; as-is: both in this process, with the allocator as it comes")
     ap.add_argument("--no-roofline", action="store_true",
                     help="skip the per-case roofline (a step's FLOPs, GFLOP/s, the share outside convolutions)")
     args = ap.parse_args(argv)
@@ -309,15 +315,21 @@ def main(argv=None) -> int:
             if not graph_header:
                 print(bench_graphs.HEADER, flush=True)
                 graph_header = True
-            try:
-                grows = bench_graphs.run_graph_case(dataset, int(ipc or 10), args.epochs if args.epochs_given else None)
-            except DatasetNotFoundError as e:
-                print(f"{case:<16} skipped: {str(e).splitlines()[0][:100]}")
-                continue
-            bench_graphs.print_rows(grows)
-            for row in grows:
-                if args.json:
-                    jsonl.append(Path(args.json), row)
+            runs = []
+            for r in range(args.repeat):
+                try:
+                    grows = bench_graphs.run_graph_case(dataset, int(ipc or 10), args.epochs if args.epochs_given else None)
+                except DatasetNotFoundError as e:
+                    print(f"{case:<16} skipped: {str(e).splitlines()[0][:100]}")
+                    break
+                bench_graphs.print_rows(grows)
+                for row in grows:
+                    row["repeat"] = r
+                    runs.append(row)
+                    if args.json:
+                        jsonl.append(Path(args.json), row)
+            if args.repeat > 1 and runs:
+                bench_graphs.print_medians(runs)
             continue
         if not image_header:
             print(f"{'case':<12} {'steps':>6} {'ref train s':>11} {'ref total s':>11} {'suite train s':>13} "

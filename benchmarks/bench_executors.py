@@ -3,11 +3,11 @@ ratio, and whether the records agree (keys, accuracies and curves bit for bit).
 
     python -m benchmarks.bench_executors                       # local vs a local Ray instance (2 CPUs)
     python -m benchmarks.bench_executors --address HOST:PORT   # vs a running Ray cluster
-    python -m benchmarks.bench_executors --jobs 2 [--dataset cifar10 --ipc 10]
+    python -m benchmarks.bench_executors --jobs 2 [3 ...] [--dataset cifar10 --ipc 10]
 
-``--jobs N``: one 3-seed cell (random, dc quick at its defaults) as one process with every thread
-against ``--jobs N`` (N processes of threads ÷ N), nothing else changed; wall seconds and models per
-hour each way. Run it with nothing else on the machine.
+``--jobs N [M ...]``: one 3-seed cell (random, dc quick at its defaults) as one process with every
+thread against ``--jobs N`` (N processes of threads ÷ N, at least one), then ``--jobs M``, nothing
+else changed; wall seconds and models per hour each way. Run it with nothing else on the machine.
 
 Every process runs with one torch thread per cell (``OMP_NUM_THREADS=1``), so a local sweep uses one
 core and Ray one per worker.
@@ -44,21 +44,22 @@ def records(out: Path) -> dict:
     return {r["key"]: r for r in jsonl.read(out / "results.jsonl")[0]}
 
 
-def jobs_case(jobs: int, dataset: str, ipc: int, epochs: int | None) -> int:
-    """One process with every thread against ``--jobs N`` on the same 3-seed cell."""
+def jobs_case(jobs: list[int], dataset: str, ipc: int, epochs: int | None) -> int:
+    """One process with every thread against each ``--jobs N`` on the same 3-seed cell."""
     cell = ["--datasets", dataset, "--methods", "random", "--ipc", str(ipc), "--seeds", "0", "1", "2",
             "--no-progress", *(["--epochs", str(epochs)] if epochs else [])]
     times = {}
     with tempfile.TemporaryDirectory() as d:
-        for n in (1, jobs):
+        for n in (1, *jobs):
             out = Path(d) / f"jobs{n}"
             times[n] = sweep(out, "--jobs", str(n), cells=cell, threads=None)
             recs = records(out)
             print(f"--jobs {n}: {len(recs)} models in {times[n]:.1f} s wall = {3600 * len(recs) / times[n]:.1f} models "
                   f"per hour (threads per process: {sorted({r['machine']['torch_threads'] for r in recs.values()})})",
                   flush=True)
-    print(f"{dataset} IPC {ipc}, 3 seeds, {os.cpu_count()} cores: --jobs {jobs} / --jobs 1 throughput = "
-          f"{times[1] / times[jobs]:.2f}")
+    for n in jobs:
+        print(f"{dataset} IPC {ipc}, 3 seeds, {os.cpu_count()} cores: --jobs {n} / --jobs 1 throughput = "
+              f"{times[1] / times[n]:.2f}")
     return 0
 
 
@@ -66,13 +67,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_executors", description=__doc__.split("\n\n")[0])
     ap.add_argument("--address", default=None, help="a running Ray cluster (default: a local instance)")
     ap.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray instance")
-    ap.add_argument("--jobs", type=int, default=None, help="compare one process against this many (--jobs N)")
+    ap.add_argument("--jobs", type=int, nargs="+", default=None,
+                    help="compare one process against this many (--jobs N), then each further count")
     ap.add_argument("--dataset", default="cifar10", help="--jobs: the cell's dataset")
     ap.add_argument("--ipc", type=int, default=10, help="--jobs: the cell's IPC")
     ap.add_argument("--epochs", type=int, default=None, help="--jobs: the protocol's epochs (default: its own)")
     args = ap.parse_args(argv)
     if args.jobs is not None:
-        if args.jobs < 2:
+        if min(args.jobs) < 2:
             ap.error("--jobs must be 2 or more")
         return jobs_case(args.jobs, args.dataset, args.ipc, args.epochs)
     with tempfile.TemporaryDirectory() as d:

@@ -15,6 +15,7 @@ run, ``per step`` over training seconds per optimizer step. ``python -m benchmar
 from __future__ import annotations
 
 import time
+from statistics import median
 
 import torch
 import torch.nn as nn
@@ -135,6 +136,16 @@ def print_rows(rows: list[dict]) -> None:
               f"{ref['total_seconds']:>11.1f} {suite['train_seconds']:>13.1f} {suite['total_seconds']:>13.1f} "
               f"{row['ratio_total']:>8.2f} {row['ratio_per_step']:>10.2f}   acc suite/ref {suite['acc']:.2f}/{ref['acc']:.2f}"
               f", ROC-AUC {auc}", flush=True)
+
+
+def print_medians(rows: list[dict]) -> None:
+    """The median ratios over ``--repeat`` runs, one line per architecture."""
+    for arch in ARCHS:
+        mine = [r for r in rows if r["arch"] == arch]
+        if mine:
+            print(f"{'  median ' + arch:<16} {'':>6} {'':>11} {'':>11} {'':>13} {'':>13} "
+                  f"{median(r['ratio_total'] for r in mine):>8.2f} {median(r['ratio_per_step'] for r in mine):>10.2f}",
+                  flush=True)
 
 
 HEADER = (f"{'graph case':<16} {'steps':>6} {'ref train s':>11} {'ref total s':>11} {'suite train s':>13} "

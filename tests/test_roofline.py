@@ -34,7 +34,7 @@ def test_the_share_inside_convolutions_is_a_fraction_and_follows_the_model():
 def test_the_bench_prints_a_roofline_per_case(capsys):
     from benchmarks.bench_evaluator import main
 
-    assert main(["--cases", "digits:1", "--epochs", "2", "--checkpoints", "2", "--device", "cpu"]) == 0
+    assert main(["--allocator", "as-is", "--cases", "digits:1", "--epochs", "2", "--checkpoints", "2", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "features=" in out and "GFLOP per step" in out and "outside convolutions" in out
 
@@ -65,7 +65,7 @@ def test_the_bench_trains_graph_students_against_a_plain_pyg_loop(capsys):
         assert r["suite"]["steps"] == r["reference"]["steps"] == 3   # 10 graphs, batch 32: one step an epoch
         assert 0 <= r["suite"]["acc"] <= 100 and 0 <= r["reference"]["acc"] <= 100
         assert r["ratio_per_step"] == pytest.approx((r["reference"]["train_seconds"] / 3) / (r["suite"]["train_seconds"] / 3))
-    main(["--cases", "MUTAG:5", "--epochs", "2"])
+    main(["--allocator", "as-is", "--cases", "MUTAG:5", "--epochs", "2"])
     out = capsys.readouterr().out
     assert "graph case" in out and "MUTAG:5 gcn" in out and "MUTAG:5 gin" in out and "ref acc" not in out
 

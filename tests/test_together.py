@@ -175,7 +175,7 @@ def test_the_gpu_suite_runs_every_path_on_a_cpu(tmp_path):
     from benchmarks.bench_evaluator import main
 
     out = tmp_path / "gpu.jsonl"
-    assert main(["--gpu-suite", "--device", "cpu", "--cases", "digits:1", "--epochs", "2", "--ks", "1", "3",
+    assert main(["--allocator", "as-is", "--gpu-suite", "--device", "cpu", "--cases", "digits:1", "--epochs", "2", "--ks", "1", "3",
                  "--width", "8", "--checkpoints", "2", "--json", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["k"] for r in rows] == [1, 3] and [r["together"] for r in rows] == [1, 3]
@@ -193,7 +193,7 @@ def test_the_cpu_benchmark_repeats_each_case_and_prints_the_median_ratios(tmp_pa
     from benchmarks.bench_evaluator import main
 
     out = tmp_path / "cases.jsonl"
-    assert main(["--cases", "digits:1", "--epochs", "2", "--checkpoints", "2", "--repeat", "2", "--json", str(out)]) == 0
+    assert main(["--allocator", "as-is", "--cases", "digits:1", "--epochs", "2", "--checkpoints", "2", "--repeat", "2", "--json", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["repeat"] for r in rows] == [0, 1] and all(r["steps"] == 3 for r in rows)
     last = capsys.readouterr().out.strip().splitlines()[-1].split()

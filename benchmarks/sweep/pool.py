@@ -36,8 +36,10 @@ def _task(work, job, ctx, dataset: str):
 
 #: ``--jobs 0`` runs one process per core from this many pending sets per core on. On an idle 2-core host the
 #: main job (about 25 small sets) took 249 s in two single-threaded processes against 345 s in one with two
-#: threads (1.39x), while a 3-set MNIST cell ran at 0.92x (the third set alone on one thread):
-#: results/bench-executors.
+#: threads (1.39x), while a 3-set MNIST cell ran at 0.98x as two processes (the third set alone on one
+#: thread at the end; 0.92x on an AVX-512 host) and 1.09x as three (``--jobs 3``: the kernel shares the
+#: two cores among them to the end): results/bench-executors. Below the threshold one process stays the
+#: default: a worker costs its start (torch's import, the datasets) on sweeps of small sets.
 AUTO_SETS_PER_CORE = 4
 
 
