@@ -2,6 +2,9 @@
 fraction, and the bench printing both per case."""
 from __future__ import annotations
 
+import json
+from statistics import median
+
 import pytest
 import torch
 
@@ -53,7 +56,7 @@ def test_profile_step_sorts_operators_into_groups_and_runs_eagerly(capsys):
     assert out[0].startswith("convnet (1, 8, 8) batch 4") and [x.split()[0] for x in out[2:]] == ["eager"]
 
 
-def test_the_bench_trains_graph_students_against_a_plain_pyg_loop(capsys):
+def test_the_bench_trains_graph_students_against_a_plain_pyg_loop(capsys, tmp_path):
     """A graph case gives one row per GNN: the suite and the plain loop take the same optimizer steps,
     both select on validation, and the ratios are reference over suite."""
     from benchmarks.bench_evaluator import main
@@ -65,9 +68,15 @@ def test_the_bench_trains_graph_students_against_a_plain_pyg_loop(capsys):
         assert r["suite"]["steps"] == r["reference"]["steps"] == 3   # 10 graphs, batch 32: one step an epoch
         assert 0 <= r["suite"]["acc"] <= 100 and 0 <= r["reference"]["acc"] <= 100
         assert r["ratio_per_step"] == pytest.approx((r["reference"]["train_seconds"] / 3) / (r["suite"]["train_seconds"] / 3))
-    main(["--allocator", "as-is", "--cases", "MUTAG:5", "--epochs", "2"])
+    main(["--allocator", "as-is", "--cases", "MUTAG:5", "--epochs", "2", "--repeat", "2", "--json", str(tmp_path / "g.jsonl")])
     out = capsys.readouterr().out
-    assert "graph case" in out and "MUTAG:5 gcn" in out and "MUTAG:5 gin" in out and "ref acc" not in out
+    assert "graph case" in out and out.count("MUTAG:5 gcn") == 2 and out.count("MUTAG:5 gin") == 2 and "ref acc" not in out
+    rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert [(r["arch"], r["repeat"]) for r in rows] == [("gcn", 0), ("gin", 0), ("gcn", 1), ("gin", 1)]
+    medians = {line.split()[1]: float(line.split()[-1]) for line in out.splitlines() if line.strip().startswith("median")}
+    assert set(medians) == {"gcn", "gin"}    # the per-step median of each architecture's runs
+    for arch, m in medians.items():
+        assert m == pytest.approx(median(r["ratio_per_step"] for r in rows if r["arch"] == arch), abs=0.006)
 
 
 def test_the_reference_loop_gives_the_same_run_in_its_own_process():
