@@ -62,8 +62,7 @@ class CollatedGraphs:
         self.edge_start = (torch.cumsum(edges, 0) - edges).to(self.device)
         self.edge_index = torch.cat([g.edge_index for g in graphs], 1).to(self.device)
         self.fields = {k: torch.cat([g[k] for g in graphs]).to(self.device) for k in sorted(keys - {"edge_index"})}
-        self.graph_rows = [k for k in self.fields if k in GRAPH_FIELDS]
-        if any(self.fields[k].shape[0] != len(graphs) for k in self.graph_rows):
+        if any(v.shape[0] != len(graphs) for k, v in self.fields.items() if k in GRAPH_FIELDS):
             self.collated = False  # a per-graph field with more than one row per graph
 
     def gather(self, idx) -> GraphBatch | Batch:

@@ -10,6 +10,8 @@ kept when its uniform is at least ``p`` rounded to 2^-24: the same law, with ``p
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -19,9 +21,7 @@ RESOLUTION_BITS = 24
 def keep_mask(shape, p: float, device="cpu") -> torch.Tensor:
     """A boolean mask of ``shape``, each element True with probability 1 - ``p`` (to 2^-24), drawn
     from torch's default generator on ``device``."""
-    n = 1
-    for s in shape:
-        n *= int(s)
+    n = math.prod(int(s) for s in shape)
     words = torch.empty((n + 1) // 2, dtype=torch.int64, device=device).random_().view(torch.int32)[:n]
     return ((words & ((1 << RESOLUTION_BITS) - 1)) >= round(p * (1 << RESOLUTION_BITS))).view(shape)
 
