@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from condense._alloc import keep_freed_memory
 from condense.evaluate import resolve_device
-from condense.teachers import TeacherRecipe, teacher_pool
+from condense.teachers import TeacherRecipe, train_teacher
 
 REPO = Path(__file__).resolve().parent.parent
 PASSED_ENV = ("CONDENSE_DATA", "CONDENSE_CACHE", "CONDENSE_DOWNLOAD", "OMP_NUM_THREADS")
@@ -77,12 +77,27 @@ def teacher_key(condenser, dataset: str):
     return dataset, tuple(cfg.teachers), cfg.teacher_recipe, cfg.teacher_seed
 
 
-def train_teachers(data, cfg, device: str, threads: int) -> bool:
-    """Train (or find cached) the teacher pool of ``cfg`` on the training split, into the teacher cache."""
-    torch.set_num_threads(threads)
-    teacher_pool(data[0], cfg.teachers, TeacherRecipe.preset(cfg.teacher_recipe), seed=cfg.teacher_seed,
-                 device=resolve_device(device))
-    return True
+def teacher_units(job, dataset: str) -> list[tuple]:
+    """The teachers a set's condensation needs, one ``(dataset, arch, recipe, seed)`` each (none when
+    the set is cached or its condenser uses no teachers). Pools that share a teacher share its unit, so
+    an executor trains it once."""
+    key = teacher_key(job.condenser, dataset) if job.cached is None else None
+    if key is None:
+        return []
+    _, archs, recipe, seed = key
+    return [(dataset, arch, recipe, seed) for arch in archs]
+
+
+def train_unit(train, unit: tuple, device: str, threads: int | None = None) -> float:
+    """Train (or find cached) one teacher unit on the training split; its validation accuracy."""
+    if threads:
+        torch.set_num_threads(threads)
+    _, arch, recipe, seed = unit
+    return train_teacher(train, arch, TeacherRecipe.preset(recipe), seed=seed, device=resolve_device(device)).val_acc
+
+
+def _train_unit(data, unit: tuple, device: str, threads: int) -> float:
+    return train_unit(data[0], unit, device, threads)
 
 
 def _task(work, job, ctx, data, threads: int, *after):
@@ -99,7 +114,7 @@ def run(sweep, groups: list, work) -> None:
     connect(args.address, args.ray_cpus)
     threads = max(1, int(args.cpus_per_cell))
     task = ray.remote(_task).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
-    teachers = ray.remote(train_teachers).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
+    teachers = ray.remote(_train_unit).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
     ctx = sweep.context()
     data, pools, pending = {}, {}, {}
     for items in groups:
@@ -110,11 +125,10 @@ def run(sweep, groups: list, work) -> None:
         if ds not in data:
             data[ds] = ray.put(sweep.data[ds])
         after = []
-        key = teacher_key(job.condenser, ds) if job.cached is None else None
-        if key is not None:
-            if key not in pools:
-                pools[key] = teachers.remote(data[ds], job.condenser.config, ctx.device, threads)
-            after.append(pools[key])
+        for unit in teacher_units(job, ds):   # each teacher one task, shared by every pool that has it
+            if unit not in pools:
+                pools[unit] = teachers.remote(data[ds], unit, ctx.device, threads)
+            after.append(pools[unit])
         pending[task.remote(work, job, ctx, data[ds], threads, *after)] = job
     bar = tqdm(total=len(pending), desc="sets (ray)", disable=not sweep.progress, unit="set", file=sys.stderr)
     while pending:

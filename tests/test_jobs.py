@@ -64,3 +64,56 @@ def test_the_default_uses_every_core_only_when_enough_sets_are_pending(tmp_path,
               for c, a in again.plan()}
     assert pool.jobs_for(again, groups) == 1   # every run done: nothing to spread
     again.lock.release()
+
+
+def test_each_teacher_is_one_task_shared_by_the_pools_that_need_it(tmp_path, monkeypatch):
+    """Under --jobs, a teacher two pools share is trained once, by a worker, before either set's
+    condensation: both sets then find every teacher cached (a set that trained its own would record
+    ``cached: false``, and two workers would race on one teacher file)."""
+    import torch
+
+    from benchmarks.ray_executor import teacher_units
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CONDENSE_CACHE", str(cache))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    out = tmp_path / "out"
+    argv = ["--datasets", "digits", "--methods", "random", "random-kd", "infer", "--ipc", "2", "--seeds", "0",
+            "--epochs", "2", "--checkpoints", "1", "--no-progress", "--jobs", "2", "--out", str(out),
+            "--set", "random-kd.teacher_recipe=tiny", "--set", 'random-kd.teachers=["convnet_bn-w32","convnet_bn-w32-d2"]',
+            "--set", "infer.teacher_recipe=tiny", "--set", 'infer.teachers=["convnet_bn-w32"]',
+            "--set", "infer.iterations=2"]
+    sweep = runner.Sweep(runner.parse_args(argv))
+    jobs = [sweep.set_job([(c, a, sweep.condenser(c.method, c.protocol, c.dataset))]) for c, a in sweep.plan()]
+    units = {j.first.method: teacher_units(j, "digits") for j in jobs}
+    assert units["random"] == [] and [u[1] for u in units["infer"]] == ["convnet_bn-w32"]
+    assert [u[1] for u in units["random-kd"]] == ["convnet_bn-w32", "convnet_bn-w32-d2"]
+    sweep.lock.release()
+    assert runner.main(argv) == 0
+    recs = _records(out)
+    assert len(recs) == 3 and all(r["status"] == "ok" for r in recs.values())
+    taught = [r for r in recs.values() if r["method"] != "random"]
+    assert len(taught) == 2
+    for r in taught:
+        assert r["set_extra"]["teachers"] and all(t["cached"] for t in r["set_extra"]["teachers"])
+    files = sorted(p.name for p in (cache / "teachers").glob("*.pt"))
+    assert len(files) == 2 and any("convnet_bn-w32-d2" in f for f in files)
+
+
+def test_the_queue_runs_teachers_first_then_the_sets_they_unblock():
+    """The order that keeps every worker busy: each shared teacher once and first, a set with teachers
+    only once all of them are done (before the teacher-free sets still waiting), and a failed teacher
+    fails exactly the sets that need it."""
+    from benchmarks.sweep.pool import Queue
+
+    needs = {"infer": ["a", "b"], "cvdd": ["a", "b", "c"], "rk": ["d"], "random": [], "herding": []}
+    q = Queue(list(needs), needs.get)
+    assert q.units == ["a", "b", "c", "d"]
+    assert [q.pop() for _ in range(2)] == [("teacher", "a"), ("teacher", "b")]
+    assert q.teacher_done("a", None) == [] and q.pop() == ("teacher", "c")
+    assert q.teacher_done("b", None) == [] and q.ready == ["infer"]      # cvdd still waits for c
+    assert q.pop() == ("teacher", "d") and q.pop() == ("set", "infer") and q.pop() == ("set", "random")
+    boom = RuntimeError("no teacher")
+    assert q.teacher_done("d", boom) == [("rk", boom)]                    # never runs
+    assert q.teacher_done("c", None) == [] and q.pop() == ("set", "cvdd")  # ahead of herding
+    assert q.pop() == ("set", "herding") and not q

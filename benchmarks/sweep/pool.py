@@ -3,9 +3,13 @@ threads = the driver's threads ÷ N, at least one). Each set's work (condense un
 pending runs) is one task; the driver stays the only writer of ``results.jsonl`` and of the set cache,
 as with every executor, and commits each set as it finishes.
 
-Teacher pools are trained (or found in the cache) first, in the driver, with all its threads, so that
-two workers never train one pool twice. Workers start by ``spawn`` and receive the datasets once, when
-they start (torch shares their tensors' memory with the driver).
+Each teacher of a pool is a task of its own, trained (or found in the cache) once by one worker even where
+pools share it (INFER's four ConvNet-BNs are four of CV-DD's five); a set that needs teachers is submitted
+when they are all done. Sets without teachers fill the workers meanwhile, so a pool no longer holds every
+core idle while the driver trains it. At most N tasks are in flight, the next chosen when one ends:
+teachers first, then the sets they unblocked (the long soft-label ones), then the rest in plan order.
+Workers start by ``spawn`` and receive the datasets once, when they start (torch shares their tensors'
+memory with the driver).
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from tqdm.auto import tqdm
 
 from condense._alloc import keep_freed_memory
 
-from ..ray_executor import teacher_key, train_teachers
+from ..ray_executor import teacher_units, train_unit
 
 _DATA: dict = {}
 
@@ -32,6 +36,10 @@ def _start(threads: int, data: dict) -> None:
 
 def _task(work, job, ctx, dataset: str):
     return work(job, ctx, _DATA[dataset])
+
+
+def _teacher(unit: tuple, device: str) -> float:
+    return train_unit(_DATA[unit[0]][0], unit, device)
 
 
 #: ``--jobs 0`` runs one process per core from this many pending sets per core on. On an idle 2-core host the
@@ -69,37 +77,82 @@ def threads_per_job(jobs: int) -> int:
     return max(1, torch.get_num_threads() // jobs)
 
 
+class Queue:
+    """Which task runs next: every teacher first (they gate the sets that need them), then the sets
+    whose teachers are all done (the long soft-label ones), then the sets without teachers, each in plan
+    order. ``needs`` maps a set to its teacher units."""
+
+    def __init__(self, sets: list, needs):
+        self.needs = {id(s): list(needs(s)) for s in sets}
+        self.units = list(dict.fromkeys(u for s in sets for u in self.needs[id(s)]))
+        self.free = [s for s in sets if not self.needs[id(s)]]
+        self.blocked = [s for s in sets if self.needs[id(s)]]
+        self.ready: list = []
+        self.done: dict = {}       # teacher unit -> its error (None: trained or found cached)
+
+    def __bool__(self) -> bool:
+        return bool(self.units or self.ready or self.free)
+
+    def pop(self) -> tuple[str, object]:
+        """The next task, ``("teacher", unit)`` or ``("set", set)``."""
+        if self.units:
+            return "teacher", self.units.pop(0)
+        return "set", (self.ready or self.free).pop(0)
+
+    def teacher_done(self, unit, error: BaseException | None) -> list[tuple[object, BaseException]]:
+        """Record a finished teacher; the sets it was the last to wait for become ready, and the sets
+        with a failed teacher come back with its error (they never run)."""
+        self.done[unit] = error
+        failed = []
+        for s in [s for s in self.blocked if all(u in self.done for u in self.needs[id(s)])]:
+            self.blocked.remove(s)
+            errors = [self.done[u] for u in self.needs[id(s)] if self.done[u] is not None]
+            if errors:
+                failed.append((s, errors[0]))
+            else:
+                self.ready.append(s)
+        return failed
+
+
 def run(sweep, groups: list, work, jobs: int) -> None:
-    """Every set with pending runs as a task of a pool of ``jobs`` processes; results committed as they
-    arrive. A worker that dies fails its set's runs (recorded), not the sweep."""
+    """Every set with pending runs as a task of a pool of ``jobs`` processes, each teacher it needs as a
+    task before it (:class:`Queue`); results committed as they arrive. A worker that dies fails its set's
+    runs (recorded), not the sweep; a teacher that fails fails the sets that need it."""
     ctx = sweep.context()
-    todo, pools = [], set()
-    for items in groups:
-        job = sweep.set_job(items)
-        if job is None:
-            continue
-        key = teacher_key(job.condenser, job.first.dataset) if job.cached is None else None
-        if key is not None and key not in pools:   # before any worker starts: one pool, trained once
-            train_teachers(sweep.data[job.first.dataset], job.condenser.config, ctx.device, torch.get_num_threads())
-            pools.add(key)
-        todo.append(job)
+    todo = [job for job in map(sweep.set_job, groups) if job is not None]
     if not todo:
         return
+    queue = Queue(todo, lambda job: teacher_units(job, job.first.dataset))
     data = {d: sweep.data[d] for d in {job.first.dataset for job in todo}}
     bar = tqdm(total=len(todo), desc=f"sets ({jobs} jobs)", disable=not sweep.progress, unit="set", file=sys.stderr)
+
+    def fail(job, e: BaseException, where: str) -> None:
+        trace = "".join(traceback.format_exception_only(type(e), e))[-2000:]
+        print(f"FAILED {where} {job.first.label}: {type(e).__name__}: {e}", file=sys.stderr)
+        sweep.commit(job, None, job.failed("executor", e, trace))
+        bar.update(1)
+
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_start,
                              initargs=(threads_per_job(jobs), data)) as ex:
-        pending = {ex.submit(_task, work, job, ctx, job.first.dataset): job for job in todo}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = pending.pop(fut)
-                try:
-                    synset, records = fut.result()
-                except Exception as e:  # noqa: BLE001 - a worker that died: its runs are recorded as failed
-                    trace = "".join(traceback.format_exception_only(type(e), e))[-2000:]
-                    synset, records = None, job.failed("executor", e, trace)
-                    print(f"FAILED in a worker {job.first.label}: {type(e).__name__}: {e}", file=sys.stderr)
-                sweep.commit(job, synset, records)
-                bar.update(1)
+        running: dict = {}
+        while queue or running:
+            while queue and len(running) < jobs:
+                kind, what = queue.pop()
+                fut = (ex.submit(_teacher, what, ctx.device) if kind == "teacher"
+                       else ex.submit(_task, work, what, ctx, what.first.dataset))
+                running[fut] = (kind, what)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                kind, what = running.pop(fut)
+                error = fut.exception()
+                if kind == "teacher":
+                    if error is not None:
+                        print(f"FAILED teacher {what[1]} of {what[0]}: {type(error).__name__}: {error}", file=sys.stderr)
+                    for job, e in queue.teacher_done(what, error):
+                        fail(job, e, "(its teacher)")
+                elif error is not None:   # a worker that died: its runs are recorded as failed
+                    fail(what, error, "in a worker")
+                else:
+                    sweep.commit(what, *fut.result())
+                    bar.update(1)
     bar.close()
