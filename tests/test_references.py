@@ -178,6 +178,25 @@ def test_a_moved_number_is_caught(tmp_path):
     assert sum(v.status == "in band" for v in by.values()) == len(by) - 1
 
 
+def test_a_rerun_under_new_code_replaces_the_older_numbers_in_its_row(tmp_path):
+    """A cell rerun under a new code identity is checked on the new records only, as the leaderboard
+    shows it: pooling both would count a seed twice and blend old code into the band."""
+    src = ROOT / "results" / "dc-random-reference" / "results.jsonl"
+    recs = [json.loads(x) for x in src.read_text().splitlines()]
+    cell = [r for r in recs if r["dataset"] == "cifar10" and r["ipc"] == 10]
+    newer = []
+    for r in cell:
+        r2 = json.loads(json.dumps(r))
+        r2["acc"] += 5.0
+        r2["code"] = {**(r.get("code") or {}), "evaluator": "0" * 16}
+        r2["created_utc"] = "2099-01-01T00:00:00Z"
+        newer.append(r2)
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in cell + newer))
+    (row,) = load_rows([tmp_path / "results.jsonl"])
+    assert len(row.records) == len(cell) and {r["code"]["evaluator"] for r in row.records} == {"0" * 16}
+    assert sorted(r["acc"] for r in row.records) == sorted(r["acc"] + 5.0 for r in cell)
+
+
 def test_leaderboard_rows_show_the_published_band(tmp_path):
     from benchmarks.report import build
     md = build([ROOT / "results" / "dc-random-reference"], tmp_path)
