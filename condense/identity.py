@@ -20,7 +20,7 @@ import subprocess
 from ._sources import ROOT, closure, source_hash
 from ._version import __version__
 
-__all__ = ["closure", "code_identity", "git_revision", "identity_key", "source_hash"]
+__all__ = ["closure", "code_identity", "git_revision", "identity_key", "newest_identity", "source_hash"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,3 +55,14 @@ def identity_key(code: dict | None) -> str:
     if not code:
         return "no identity"
     return "/".join(str(code.get(k)) for k in ("condenser", "evaluator"))
+
+
+def newest_identity(records: list[dict]) -> list[dict]:
+    """Of one cell's records, those of the newest code identity (the one whose latest record is newest):
+    a rerun under new code replaces the older numbers and never pools with them (the leaderboard's
+    cells and ``verify``'s rows alike)."""
+    by_id: dict[str, list[dict]] = {}
+    for r in records:
+        by_id.setdefault(identity_key(r.get("code")), []).append(r)
+    newest = max(by_id, key=lambda i: max(str(r.get("created_utc", "")) for r in by_id[i]))
+    return by_id[newest]

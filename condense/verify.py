@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import jsonl
-from .identity import identity_key
+from .identity import newest_identity
 from .references import (NOT_GIVEN, PUBLISHED, Reference, Verdict, all_expectations, judge, load_expectations, load_published,
                          protocol_differences, row_values, same_cell)
 
@@ -58,7 +58,7 @@ def _rel(p: Path) -> Path:
 
 def load_rows(dirs) -> list[Row]:
     """Rows from every ``results.jsonl`` in or under the folders (failed and unusable lines skipped),
-    each with the records of its newest code identity (:func:`newest_identity`)."""
+    each with the records of its newest code identity (:func:`condense.identity.newest_identity`)."""
     files: list[Path] = []
     for d in map(Path, dirs):
         if d.is_file():
@@ -86,17 +86,6 @@ def load_rows(dirs) -> list[Row]:
     for row in groups.values():
         row.records = newest_identity(row.records)
     return list(groups.values())
-
-
-def newest_identity(records: list[dict]) -> list[dict]:
-    """The records of the newest code identity among them (the one whose latest record is newest), as
-    the leaderboard shows a cell: a rerun under new code replaces the older numbers and never pools
-    with them."""
-    by_id: dict[str, list[dict]] = {}
-    for r in records:
-        by_id.setdefault(identity_key(r.get("code")), []).append(r)
-    newest = max(by_id, key=lambda i: max(str(r.get("created_utc", "")) for r in by_id[i]))
-    return by_id[newest]
 
 
 def _matches(ref: Reference, row: Row) -> bool:
@@ -237,4 +226,4 @@ def _within(p: Path, folder: Path) -> bool:
     return p == folder or folder in p.parents
 
 
-__all__ = ["Row", "check", "freeze", "load_rows", "main", "newest_identity", "report"]
+__all__ = ["Row", "check", "freeze", "load_rows", "main", "report"]

@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from condense._log import note
-from condense.identity import code_identity, identity_key
+from condense.identity import code_identity, identity_key, newest_identity
 from condense.structure import STRUCTURE_BASELINES
 
 from condense import jsonl
@@ -184,17 +184,13 @@ def cell_key(r: dict) -> tuple:
 
 
 def newest_only(records: list[dict]) -> tuple[list[dict], int]:
-    """Per cell, the records of the newest code identity (the one whose latest record is newest);
+    """Per cell, the records of the newest code identity (:func:`condense.identity.newest_identity`);
     returns them and how many older records were set aside."""
-    by_cell: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    by_cell: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
-        by_cell[cell_key(r)][r["identity"]].append(r)
-    keep, hidden = [], 0
-    for ids in by_cell.values():
-        newest = max(ids, key=lambda i: max(str(r.get("created_utc", "")) for r in ids[i]))
-        keep += ids[newest]
-        hidden += sum(len(v) for i, v in ids.items() if i != newest)
-    return keep, hidden
+        by_cell[cell_key(r)].append(r)
+    keep = [r for rs in by_cell.values() for r in newest_identity(rs)]
+    return keep, len(records) - len(keep)
 
 
 def check_duplicates(records: list[dict]) -> None:
