@@ -25,8 +25,8 @@ class DatasetConfig:
 DATASET_CONFIGS: dict[str, DatasetConfig] = {
     "digits": DatasetConfig((80.0, 90.0), quick_protocol=(("epochs", 100), ("checkpoints", 25)),
                             quick_condensers=(("infer.iterations", 50), ("cvdd.iterations", 25),
-                                              ("cvdd.soft_labels", "static"), ("sre2l++.iterations", 25),
-                                              ("sre2l++.soft_labels", "static"))),
+                                              ("cvdd.replay_epochs", 150), ("sre2l++.iterations", 25),
+                                              ("sre2l++.replay_epochs", 150))),
     "mnist": DatasetConfig((90.0, 95.0, 98.0)),
     "fashion-mnist": DatasetConfig((70.0, 80.0, 85.0)),
     "cifar10": DatasetConfig((30.0, 40.0, 50.0)),

@@ -55,7 +55,7 @@ def test_the_report_reads_the_stored_tta_and_recomputes_only_for_older_records()
 
 def test_each_table_says_what_it_compares_and_explains_rows_that_look_broken():
     """A soft-label method under hard labels below random gets the HLR note (not above random, not under a
-    soft-label protocol); a graph row below chance points Mirage to its probe; every protocol the suite
+    soft-label protocol); under a soft-label protocol, a method below random-kd at its IPC gets one; a graph row below chance points Mirage to its probe; every protocol the suite
     registers says what its table compares."""
     from benchmarks.report import notes
     from condense.protocols import PROTOCOLS, get_protocol
@@ -68,10 +68,17 @@ def test_each_table_says_what_it_compares_and_explains_rows_that_look_broken():
                       {"method": "infer", "ipc": 10, "mean": 91.0, "soft_labels": True}])
     kd = table("kd", [{"method": "random", "ipc": 10, "mean": 89.0, "soft_labels": False},
                       {"method": "infer", "ipc": 10, "mean": 20.0, "soft_labels": True}])
+    fkd = table("fkd", [{"method": "random-kd", "ipc": 10, "mean": 91.7, "soft_labels": True},
+                        {"method": "infer", "ipc": 10, "mean": 82.2, "soft_labels": True},
+                        {"method": "cvdd", "ipc": 10, "mean": 93.0, "soft_labels": True},
+                        {"method": "sre2l++", "ipc": 1, "mean": 12.0, "soft_labels": True}])
     graph = table("graph", [{"method": "mirage", "ipc": 10, "mean": 68.4, "roc_auc": 33.3},
                             {"method": "random", "ipc": 10, "mean": 75.4, "roc_auc": 79.5}])
-    tables = {"a": dc, "b": kd, "c": graph}
+    tables = {"a": dc, "b": kd, "c": graph, "d": fkd}
     notes.annotate(tables)
+    # below random-kd at the same IPC under a soft-label protocol: a note; above it, or no random-kd row at
+    # that IPC (sre2l++ at IPC 1), none
+    assert len(fkd["notes"]) == 1 and fkd["notes"][0].startswith("infer at IPC 10 (82.20 % against random-kd's 91.70")
     assert len(dc["notes"]) == 1 and dc["notes"][0].startswith("cvdd at IPC 10 (16.50 %") and "HLR" in dc["notes"][0]
     assert kd["notes"] == []
     assert len(graph["notes"]) == 1 and "33.3 is below chance" in graph["notes"][0]

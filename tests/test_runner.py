@@ -233,8 +233,8 @@ def test_the_time_plot_draws_screened_estimates_apart_from_full_passes():
 
 
 def test_the_main_jobs_quick_budgets_come_from_the_dataset_config_and_the_cli_wins(tmp_path):
-    """digits under `quick`: 100 epochs, 25 checkpoints, INFER at 50 iterations, CV-DD at 25 with static
-    labels (the main job's sizes); `--epochs`, `--checkpoints` and `--set` replace them; `paper` and other
+    """digits under `quick`: 100 epochs, 25 checkpoints, INFER at 50 iterations, CV-DD at 25 with replay
+    labels for 150 epochs (the main job's sizes); `--epochs`, `--checkpoints` and `--set` replace them; `paper` and other
     datasets keep their own."""
     from benchmarks.run import Sweep, parse_args
 
@@ -243,8 +243,9 @@ def test_the_main_jobs_quick_budgets_come_from_the_dataset_config_and_the_cli_wi
     assert (p.epochs, p.checkpoints) == (100, 25)
     assert sweep.condenser("infer", p, "digits").config.iterations == 50
     cvdd = sweep.condenser("cvdd", p, "digits").config
-    assert (cvdd.iterations, cvdd.soft_labels) == (25, "static")
-    assert sweep.condenser("cvdd", sweep.protocol("images", "mnist"), "mnist").config.iterations == 500
+    assert (cvdd.iterations, cvdd.soft_labels, cvdd.replay_epochs) == (25, "replay", 150)
+    mnist = sweep.condenser("cvdd", sweep.protocol("images", "mnist"), "mnist").config
+    assert (mnist.iterations, mnist.replay_epochs) == (500, 300)
     assert sweep.condenser("infer", sweep.protocol("images", "mnist"), "mnist").config.iterations == 200
     assert sweep.protocol("images", "mnist").epochs == 300
     sweep.lock.release()
@@ -406,19 +407,23 @@ def test_the_command_line_sweep_files_and_the_api_share_one_typed_spec(tmp_path)
 
 
 def test_the_main_job_adds_each_soft_label_methods_own_protocol_table(tmp_path):
-    """With no --methods and no --protocol, digits also plans CV-DD and SRe2L++ under fkd (300 epochs) and
+    """With no --methods and no --protocol, digits also plans CV-DD and SRe2L++ under fkd (150 epochs) and
     INFER under kd (1,000 epochs), each with random-kd, on the first set seed; the dc table keeps every
-    method and seed. Naming methods or a protocol plans none of them."""
+    method and seed, and its CV-DD sets are the fkd table's (replay labels for those 150 epochs of 16), so
+    the first set seed is condensed once. Naming methods or a protocol plans none of them."""
     from benchmarks.run import Sweep, parse_args
 
     sweep = Sweep(parse_args(["--out", str(tmp_path / "a"), "--datasets", "digits", "--no-progress"]))
     cells = [c for c, _ in sweep.plan()]
     sweep.lock.release()
     native = {(c.protocol.name, c.method, c.seed, c.protocol.epochs) for c in cells if c.protocol.name != "dc"}
-    assert native == {("fkd", m, 0, 300) for m in ("random-kd", "cvdd", "sre2l++")} | \
+    assert native == {("fkd", m, 0, 150) for m in ("random-kd", "cvdd", "sre2l++")} | \
         {("kd", m, 0, 1000) for m in ("random-kd", "infer")}
     dc = {(c.method, c.seed) for c in cells if c.protocol.name == "dc"}
     assert {("cvdd", 2), ("infer", 1), ("random", 2)} <= dc
+    made = {c.protocol.name: sweep.condenser("cvdd", c.protocol, "digits").config for c in cells if c.method == "cvdd"}
+    assert made["dc"] == made["fkd"] and made["fkd"].soft_labels == "replay"
+    assert (made["fkd"].replay_epochs, made["fkd"].replay_batch) == (150, 16)
     named = Sweep(parse_args(["--out", str(tmp_path / "b"), "--datasets", "digits", "--methods", "random", "infer",
                               "--no-progress"]))
     assert {c.protocol.name for c, _ in named.plan()} == {"dc"}
