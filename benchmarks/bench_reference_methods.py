@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.bench_evaluator import dc_network
+from condense._alloc import keep_freed_memory
+from condense._alloc import status as allocator_status
 from condense.augment import DSA
 from condense.methods.dm import dm_loss
 from condense.methods.mtt import matching_loss, student_steps
@@ -100,10 +102,16 @@ def main(argv=None) -> int:
     ap.add_argument("--syn-steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=["dm", "mtt"], choices=("dm", "mtt"))
+    ap.add_argument("--allocator", choices=("suite-heap", "as-is"), default="suite-heap",
+                    help="suite-heap (default): the process's large blocks from the C heap, as the suite's entry "
+                         "points set it (condense._alloc), for both sides; as-is: glibc's allocator as it comes")
     args = ap.parse_args(argv)
+    if args.allocator == "suite-heap":
+        keep_freed_memory()
     shape, c = tuple(args.dataset_shape), args.classes
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
-          f"input {'x'.join(map(str, shape))}, {c} classes, IPC {args.ipc}, width {args.width}")
+          f"input {'x'.join(map(str, shape))}, {c} classes, IPC {args.ipc}, width {args.width}; "
+          f"allocator {allocator_status()} (both sides)")
     print(f"{'method':>6} {'ours s/it':>10} {'plain s/it':>11} {'ratio':>6}")
     torch.manual_seed(0)
     syn0 = torch.randn(c * args.ipc, *shape)

@@ -5,17 +5,20 @@ whole condensation on digits whose set carries its learned learning rate (and it
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from condense.data import load_dataset
-from condense.experts import ExpertRecipe, NoExpertError, expert_buffer, flat_params, train_expert
 import condense
+from condense.data import load_dataset
+from condense.experts import (ExpertRecipe, NoExpertError, expert_buffer,
+                              flat_params, train_expert)
 from condense.format.release import check_release_parts
 from condense.methods import create_condenser
-from condense.methods.mtt import MTTConfig, matching_loss, official_row, student_steps, unflatten
+from condense.methods.mtt import (MTTConfig, matching_loss, official_row,
+                                  student_steps, unflatten)
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +153,7 @@ def test_reference_bench_runs_both_methods(capsys):
     from benchmarks.bench_reference_methods import main
 
     assert main(["--dataset-shape", "1", "8", "8", "--width", "4", "--syn-steps", "2", "--rounds", "1",
-                 "--batch-real", "4", "--ipc", "1"]) == 0
+                 "--batch-real", "4", "--ipc", "1", "--allocator", "as-is"]) == 0
     out = capsys.readouterr().out
     assert "    dm " in out and "   mtt " in out and "ratio" in out
+    assert re.search(r"allocator (heap|default) \(both sides\)", out)   # says which allocator both sides ran on
