@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 class DatasetConfig:
     """``quick_protocol``: protocol fields (epochs, RS2's rounds, checkpoints) every protocol takes on this
     dataset under the runner's ``quick`` preset; ``quick_condensers``: condenser config fields set under
-    that preset, as ``("method.field", value)`` pairs. Both size the main job's embedded sets to run
-    in two minutes on two CPU cores; ``--epochs``, ``--checkpoints`` and ``--set`` override them."""
+    that preset, as ``("method.field", value)`` pairs. Both size the main job's embedded sets for two CPU
+    cores (its time: ``results/main-job/COMMAND``); ``--epochs``, ``--checkpoints`` and ``--set`` override
+    them."""
 
     targets: tuple[float, ...]
     archs: tuple[str, ...] = ("convnet",)
