@@ -50,13 +50,18 @@ def compares(p: dict) -> str:
     return say(p) if say else ""
 
 
+def _means(rows: list[dict], method: str) -> dict:
+    """IPC -> mean accuracy of ``method``'s rows (a table's baseline per budget)."""
+    return {a["ipc"]: a["mean"] for a in rows if a["method"] == method and a.get("mean") is not None}
+
+
 def row_notes(t: dict) -> list[str]:
     """Notes for rows that need one to be read right."""
     p = t["protocol_dict"]
     rows = t["rows"]
     notes = []
-    random = {a["ipc"]: a["mean"] for a in rows if a["method"] == "random" and a.get("mean") is not None}
     if p.get("loss", "ce") == "ce":   # graph rows carry no soft labels, so only image rows can match
+        random = _means(rows, "random")
         for a in rows:
             base = random.get(a["ipc"])
             if a.get("soft_labels") and a.get("mean") is not None and base is not None and a["mean"] < base:
@@ -64,7 +69,7 @@ def row_notes(t: dict) -> list[str]:
                              f"images are made for soft labels and train here on hard labels only, so the row is "
                              f"its hard-label recovery (HLR); its soft-label tables (kd, fkd) show its result.")
     else:   # a soft-label protocol: each condenser against random real images labelled by the same pipeline
-        base = {a["ipc"]: a["mean"] for a in rows if a["method"] == "random-kd" and a.get("mean") is not None}
+        base = _means(rows, "random-kd")
         for a in rows:
             ref = base.get(a["ipc"])
             if a["method"] not in ("random-kd", "random", "full") and a.get("mean") is not None and ref is not None \

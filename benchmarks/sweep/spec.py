@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from condense.checks import Rule, check_config
+from condense.configs import DIGITS_REPLAY_EPOCHS
 
 from . import __doc__ as doc
 
@@ -27,10 +28,11 @@ DEFAULT_DATASETS = ("digits", "MUTAG")
 # dataset: (protocol, methods, protocol fields). These students distil at T = 20-30 without the T^2 factor and
 # learn slowly: on digits kd needs about 2,000 steps (1,000 epochs of 100 images) to separate INFER from
 # random-kd (at 500 epochs INFER sits at 37 %); fkd keeps CV-DD > SRe2L++ > random-kd at half its official 300
-# epochs (150: 37.5, 34.7, 19.2 %; 300: 45.8, 42.8, 27 %), and the digits sets store replay labels for those 150
-# epochs (configs.py); so that the main job stays short, these tables train the first set seed only.
+# epochs (150: 37.5, 34.7, 19.2 %; 300: 45.8, 42.8, 27 %), and the digits sets store replay labels for those
+# epochs (condense.configs.DIGITS_REPLAY_EPOCHS); so that the main job stays short, these tables train the first
+# set seed only.
 NATIVE_TABLES: dict[str, tuple[tuple[str, tuple[str, ...], tuple[tuple[str, object], ...]], ...]] = {
-    "digits": (("fkd", ("random-kd", "cvdd", "sre2l++"), (("epochs", 150),)),
+    "digits": (("fkd", ("random-kd", "cvdd", "sre2l++"), (("epochs", DIGITS_REPLAY_EPOCHS),)),
                ("kd", ("random-kd", "infer"), (("epochs", 1000),))),
 }
 TRAIN_SEED_BASE = 1 << 62   # set seeds stay below it; training seeds are drawn above it
