@@ -179,11 +179,15 @@ def test_binomial_and_hypergeometric_cdfs_are_exact():
     from math import comb
 
     def binom_exact(x, k, p):
-        p = Fraction(p)
-        return float(sum(comb(k, i) * p ** i * (1 - p) ** (k - i) for i in range(0, x + 1)))
+        # p = a / d exactly (a binary float): sum_i C(k, i) a^i b^(k-i) / d^k with b = d - a, in integers,
+        # b^(k-x) taken out of the sum
+        a, d = Fraction(p).as_integer_ratio()
+        b = d - a
+        head = sum(comb(k, i) * a ** i * b ** (x - i) for i in range(0, x + 1)) if x >= 0 else 0
+        return float(Fraction(head * b ** (k - x), d ** k)) if x >= 0 else 0.0
 
     def hyper_exact(x, m, N, K):
-        return float(sum(Fraction(comb(K, i) * comb(N - K, m - i), comb(N, m)) for i in range(0, x + 1)))
+        return float(Fraction(sum(comb(K, i) * comb(N - K, m - i) for i in range(0, x + 1)), comb(N, m)))
 
     for x, k, p in [(0, 48, 0.16), (1, 48, 0.16), (7, 48, 0.3), (30, 64, 0.5), (63, 64, 0.99), (5, 5, 0.4),
                     (400, 5000, 0.1)]:
