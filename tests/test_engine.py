@@ -181,10 +181,10 @@ def test_binomial_and_hypergeometric_cdfs_are_exact():
     def binom_exact(x, k, p):
         # p = a / d exactly (a binary float): sum_i C(k, i) a^i b^(k-i) / d^k with b = d - a, in integers,
         # b^(k-x) taken out of the sum
-        a, d = Fraction(p).as_integer_ratio()
+        a, d = p.as_integer_ratio()
         b = d - a
-        head = sum(comb(k, i) * a ** i * b ** (x - i) for i in range(0, x + 1)) if x >= 0 else 0
-        return float(Fraction(head * b ** (k - x), d ** k)) if x >= 0 else 0.0
+        head = sum(comb(k, i) * a ** i * b ** (x - i) for i in range(0, x + 1))
+        return float(Fraction(head * b ** (k - x), d ** k))
 
     def hyper_exact(x, m, N, K):
         return float(Fraction(sum(comb(K, i) * comb(N - K, m - i) for i in range(0, x + 1)), comb(N, m)))
