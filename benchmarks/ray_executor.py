@@ -108,19 +108,20 @@ def _task(work, job, ctx, data, threads: int, *after):
 
 
 def run(sweep, groups: list, work) -> None:
-    """Submit every set with pending runs as a task and commit results as they finish."""
+    """Submit every set with pending runs as a task and commit results as they finish (no Ray instance is
+    started or joined when no set has a pending run)."""
     ray = require_ray()
     args = sweep.args
+    jobs = [job for job in map(sweep.set_job, groups) if job is not None]
+    if not jobs:   # a finished sweep resumed: nothing to submit, so no Ray instance to start
+        return
     connect(args.address, args.ray_cpus)
     threads = max(1, int(args.cpus_per_cell))
     task = ray.remote(_task).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
     teachers = ray.remote(_train_unit).options(num_cpus=args.cpus_per_cell, num_gpus=args.gpus_per_cell, max_retries=0)
     ctx = sweep.context()
     data, pools, pending = {}, {}, {}
-    for items in groups:
-        job = sweep.set_job(items)
-        if job is None:
-            continue
+    for job in jobs:
         ds = job.first.dataset
         if ds not in data:
             data[ds] = ray.put(sweep.data[ds])

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch_geometric.data import Batch
 
 
 def discrete_labels(x: np.ndarray | None, n: int, bins: int = 3) -> np.ndarray:
@@ -177,6 +176,8 @@ class GraphUnion:
 
 def graph_union(train, bins: int) -> GraphUnion:
     """The training graphs as one disjoint union (PyG's ``Batch``), nodes and edges discretised."""
+    from torch_geometric.data import Batch   # torch_geometric loads with graph work only
+
     b = Batch.from_data_list(list(train))
     nptr = b.ptr.numpy()
     ei, x, y = b.edge_index.numpy(), b.x.numpy(), b.y.view(-1).numpy()

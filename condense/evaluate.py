@@ -24,7 +24,6 @@ from .engine import TrainingDiverged, checkpoint_steps, tf32_mode  # noqa: F401 
 from .format import FormatError, SyntheticSet, load
 from .format.summaries import check_source_budget
 from .memory import PeakMemory
-from .graph_eval import train_graphs
 from .image_train import (ImageTask, image_task, fkd_loss, kd_loss, make_augment, mixup, together_reason,  # noqa: F401
                           train_images, train_images_together)
 from .models import create_model, model_kind
@@ -128,6 +127,8 @@ def _train_runs(s, test, arch, kw, p, kind, seeds, device, val, root, source, pr
         if getattr(val, "split", "val") != "val" or getattr(val, "name", s.source_dataset) != s.source_dataset:
             raise ValueError(f"checkpoints are selected on the 'val' split of {s.source_dataset}, got "
                              f"{getattr(val, 'name', '?')}/{getattr(val, 'split', '?')} (never the test split)")
+        from .graph_eval import train_graphs   # torch_geometric: loaded by graph sets only
+
         for seed in seeds:
             torch.manual_seed(seed)
             with PeakMemory(device) as memory:

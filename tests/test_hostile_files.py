@@ -131,7 +131,7 @@ def test_evaluate_refuses_a_set_made_from_another_copy_of_its_data_unless_told(t
     s = create_condenser("random").condense(digits["train"], 1, seed=0)
     path = condense.save(s.with_meta(source_fingerprint="0" * 32), tmp_path / "x.h5")
     repo = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "condense", "evaluate", str(path), "--seeds", "0"]
+    cmd = [sys.executable, "-m", "condense", "evaluate", str(path), "--seeds", "0", "--set", "epochs=5"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600)
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "0" * 32 in r.stderr and digits["train"].fingerprint in r.stderr

@@ -227,21 +227,25 @@ def test_the_command_line_imports_and_names_bad_input_in_one_line(tmp_path, digi
 def test_a_dc_file_of_real_cifar10_images_trains_like_the_suites_random_set(tmp_path, data_root):
     """The same random real images, once as the suite's ``random`` set (uint8, the suite's statistics)
     and once as a DC-codebase file (standardized by DC's constants): the same seeds give the same
-    accuracy within 0.5 points under ``dc``."""
+    accuracy within 1 point (20 images) on the first 2,000 test images under ``dc``. The two runs differ
+    only by the rounding of the inputs: seeds 0-2 measured 27.85/27.40, 27.25/27.35, 28.65/28.85 (on
+    all 10,000 images the means were 25.77 and 25.81); a file whose pixels were not standardized gave
+    32.80 against 27.85 at seed 0."""
     from condense.data import load_dataset
     from condense.methods import create_condenser
 
-    tr, te = load_dataset("cifar10", "train", root=data_root), load_dataset("cifar10", "test", root=data_root)
+    tr = load_dataset("cifar10", "train", root=data_root)
+    te = load_dataset("cifar10", "test", root=data_root).subset(torch.arange(2000))
     ours = create_condenser("random").condense(tr, 10, seed=0)
     mu, sd = CONSTANTS["cifar10"][1:]
     x = (ours.images.float() / 255 - torch.tensor(mu).view(1, 3, 1, 1)) / torch.tensor(sd).view(1, 3, 1, 1)
     path = tmp_path / "res_random_CIFAR10_ConvNet_10ipc.pt"
     _dc_save(path, [(x, ours.labels)])
     (theirs,) = import_release("dc", path, "cifar10", root=data_root)
-    p = get_protocol("dc").replace(epochs=30, checkpoints=1)   # seeds 0-2 measured: 25.77 against 25.81
+    p = get_protocol("dc").replace(epochs=30, checkpoints=1)
     a = evaluate(ours, te, protocol=p, seeds=[0], source=tr)
     b = evaluate(theirs, te, protocol=p, seeds=[0], source=tr)
-    assert abs(a.mean - b.mean) <= 0.5, (a.accs, b.accs)
+    assert abs(a.mean - b.mean) <= 1.0, (a.accs, b.accs)
 
 
 def test_a_sweep_adds_releases_as_rows_grouped_by_their_inputs(tmp_path, digits):

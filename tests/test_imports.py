@@ -109,3 +109,34 @@ def test_the_checker_finds_a_circle_closed_inside_a_function(tmp_path):
 def test_no_import_circle_in_the_project():
     found = circles(import_graph(REPO))
     assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+IMAGE_WORK = """
+import sys
+import benchmarks.run, benchmarks.leaderboard, condense, condense.__main__
+from condense.data import load_dataset
+from condense.evaluate import evaluate
+from condense.methods import create_condenser
+train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
+s = create_condenser("random").condense(train, 1, seed=0)
+from condense.protocols import get_protocol
+r = evaluate(s, test, protocol=get_protocol("dc").replace(epochs=2, checkpoints=1), seeds=[0], source=train)
+print("after images:", sorted({m.split(".")[0] for m in sys.modules if m.startswith("torch_geometric")}))
+from condense.models import create_model, GraphClassifier
+g = load_dataset("MUTAG", "train")
+model = create_model("gcn", g.num_node_features, 2)
+print("after graphs:", isinstance(model, GraphClassifier), "torch_geometric" in sys.modules)
+"""
+
+
+def test_image_work_never_imports_torch_geometric():
+    """The CLI, the sweep, the leaderboard and an image condensation and evaluation leave torch_geometric
+    unimported (it adds seconds to every start); the first graph dataset and graph model load it."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", IMAGE_WORK], cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "after images: []" in r.stdout and "after graphs: True True" in r.stdout, r.stdout

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -59,22 +60,26 @@ def test_ray_gives_the_local_records_bit_for_bit(tmp_path):
         assert a[k]["storage_bytes"] == b[k]["storage_bytes"] and a[k]["set_path"] == b[k]["set_path"]
     assert sorted(p.name for p in (tmp_path / "ray" / "sets").iterdir()) == \
         sorted(p.name for p in (tmp_path / "local" / "sets").iterdir())
+    latest = Path("/tmp/ray/session_latest")
+    session = os.readlink(latest) if latest.is_symlink() else None
     again = _run(*SWEEP, "--out", str(tmp_path / "ray"), "--executor", "ray", "--ray-cpus", "2")
     assert again.returncode == 0 and len(_records(tmp_path / "ray")) == 8   # resumed: nothing new
+    assert (os.readlink(latest) if latest.is_symlink() else None) == session   # and no Ray instance started
 
 
 def test_a_failing_cell_is_recorded_and_the_teacher_pool_is_trained_once(tmp_path):
     cache = tmp_path / "cache"
     r = _run("--datasets", "digits", "--methods", "random", "infer", "--ipc", "1", "--seeds", "0",
              "--epochs", "5", "--checkpoints", "2", "--no-progress", "--out", str(tmp_path / "o"),
-             "--executor", "ray", "--ray-cpus", "2", env={"CONDENSE_CACHE": str(cache)})
+             "--set", "infer.teacher_recipe=tiny", "--executor", "ray", "--ray-cpus", "2",
+             env={"CONDENSE_CACHE": str(cache)})
     assert r.returncode == 0, r.stderr
     recs = list(_records(tmp_path / "o").values())
     status = {x["method"]: (x["status"], x.get("stage")) for x in recs}
     assert status == {"random": ("ok", None), "infer": ("failed", "condense")}
     assert "INFER needs ipc_init" in next(x for x in recs if x["method"] == "infer")["error"]
     teachers = [p for p in (cache / "teachers").rglob("*") if p.is_file() and not p.name.startswith(".")]
-    assert len(teachers) == 4, teachers   # the quick pool, trained by its own task before the cell
+    assert len(teachers) == 4, teachers   # the pool of four (tiny recipe), each trained by its own task before the cell
 
 
 def test_an_address_that_does_not_answer_is_one_line_within_30_s(tmp_path):

@@ -1,4 +1,5 @@
-"""Real datasets: images as uint8 tensors, graphs as torch_geometric datasets.
+"""Real datasets: images as uint8 tensors, graphs as torch_geometric datasets (torch_geometric is
+imported with the first graph dataset, so image work never loads it).
 
 >>> train = load_dataset("digits", "train")
 >>> train.images.shape, train.labels.shape, train.fingerprint[:8]   # doctest: +SKIP
@@ -8,8 +9,7 @@ from __future__ import annotations
 import re
 
 from ..format.spec import NAME_PATTERN
-from ._common import SPLIT_SEED, SPLITS, DatasetNotFoundError, stratified_holdout
-from .graphs import KNOWN_TU, GraphDataset, graph_availability, load_graph_dataset
+from ._common import KNOWN_TU, SPLIT_SEED, SPLITS, DatasetNotFoundError, stratified_holdout
 from .images import IMAGE_DATASETS, ImageDataset, image_availability, load_image_dataset
 
 __all__ = [
@@ -34,6 +34,8 @@ def load_dataset(name: str, split: str, root=None, download: bool | None = None)
     check_name(name)
     if dataset_kind(name) == "images":
         return load_image_dataset(name, split, root=root, download=download)
+    from .graphs import load_graph_dataset   # torch_geometric loads with the first graph dataset
+
     return load_graph_dataset(name, split, root=root, download=download)
 
 
@@ -54,4 +56,14 @@ def availability(name: str, root=None) -> dict:
     check_name(name)
     if dataset_kind(name) == "images":
         return image_availability(name, root)
+    from .graphs import graph_availability
+
     return graph_availability(name, root)
+
+
+def __getattr__(name: str):
+    if name == "GraphDataset":   # a torch_geometric class: loaded where asked for, not with the package
+        from .graphs import GraphDataset
+
+        return GraphDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,10 @@ SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0
 
 
+#: the TU graph datasets the suite names (any other non-image name is looked up as a TU dataset too)
+KNOWN_TU = ("MUTAG", "PROTEINS", "NCI1", "ENZYMES", "PTC_MR", "IMDB-BINARY", "DD")
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is missing from every data root and cannot be downloaded."""
 

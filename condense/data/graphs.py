@@ -21,14 +21,13 @@ import torch_geometric.transforms as T
 from torch_geometric.utils import degree
 
 from .._paths import cache_dir, data_roots, download_allowed
-from ._common import (SPLIT_SEED, DatasetError, atomic_save_npz, check_split, content_hash, derived_fingerprint,
-                      load_npz, not_found, stat_signature, stratified_holdout, try_cache)
+from ._common import (KNOWN_TU, SPLIT_SEED, DatasetError, atomic_save_npz, check_split, content_hash,
+                      derived_fingerprint, load_npz, not_found, stat_signature, stratified_holdout, try_cache)
 from .images import IMAGE_DATASETS
 
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.1
 
-KNOWN_TU = ("MUTAG", "PROTEINS", "NCI1", "ENZYMES", "PTC_MR", "IMDB-BINARY", "DD")
 
 
 class GraphDataset(InMemoryDataset):

@@ -2,16 +2,14 @@
 
 Graphs are concatenated with PyG's own ``collate`` and cut apart with ``separate``, without the
 index increment: the stored ``edge_index`` of each graph counts from its own first node, and
-``node_ptr``/``edge_ptr`` are the collate slices of ``x`` and ``edge_index``.
+``node_ptr``/``edge_ptr`` are the collate slices of ``x`` and ``edge_index``. PyG is imported on the
+first graph packed or unpacked, so that image work never loads it (it adds seconds to every start).
 """
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from torch_geometric.data import Data
-from torch_geometric.data.collate import collate
-from torch_geometric.data.separate import separate
 
 #: per-node and per-graph optional parts, with the dtype a model reads them in
 _NODE_PARTS = {"root_mask": torch.bool, "node_degree": torch.long}
@@ -27,6 +25,9 @@ def pack_graphs(graphs: list, **extra) -> dict[str, Any]:
                                "labels": torch.zeros(0, dtype=torch.long)}
         out.update(extra)
         return out
+    from torch_geometric.data import Data
+    from torch_geometric.data.collate import collate
+
     with_attr = getattr(graphs[0], "edge_attr", None) is not None
     slim = []
     for d in graphs:
@@ -45,6 +46,9 @@ def pack_graphs(graphs: list, **extra) -> dict[str, Any]:
 
 def unpack_graphs(g: dict) -> list:
     """The stored ``graphs`` part as a list of PyG ``Data``, one per graph, with its optional parts."""
+    from torch_geometric.data import Data
+    from torch_geometric.data.separate import separate
+
     n = int(g["node_ptr"].shape[0]) - 1
     per_graph = torch.arange(n + 1)
     batch = Data(x=g["x"].float(), edge_index=g["edge_index"].long(), y=g["labels"].long())

@@ -25,11 +25,10 @@ closest bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch_geometric.data import Batch, Data
-from torch_geometric.utils import to_dense_adj, to_dense_batch
 from tqdm.auto import trange
 
 from ..checks import Rule, check_config
@@ -37,6 +36,9 @@ from ..format import pack_graphs
 from ..models import create_model
 from ._common import CondenseOutput
 from .base import Condenser, generator, per_class_indices, register_condenser
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Batch, Data
 
 # The official scripts' per-dataset settings (scripts/script.sh; utils.get_mean_nodes).
 OFFICIAL_LR_ADJ = {"MUTAG": 0.1, "NCI1": 1.0, "DD": 2.0}
@@ -132,6 +134,9 @@ class DosCond(Condenser):
         if any(len(p) == 0 for p in pools):
             raise ValueError(f"doscond: {train.name} has no training graph of class "
                              f"{[k for k, p in enumerate(pools) if len(p) == 0][0]}; it cannot be condensed")
+        from torch_geometric.data import Batch, Data   # torch_geometric loads with graph work only
+        from torch_geometric.utils import to_dense_adj, to_dense_batch
+
         everything = Batch.from_data_list([train[i] for i in range(len(train))])  # every graph, collated once
         sizes = everything.ptr[1:] - everything.ptr[:-1]
         nodes = cfg.nodes or OFFICIAL_NODES.get(train.name) or max(2, round(float(sizes.float().mean())))
@@ -229,6 +234,8 @@ def sub_batch(big: Batch, pick: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 def _cut(d: Data, n: int) -> Data:
     """``d`` restricted to its first ``n`` nodes (the edges among them)."""
+    from torch_geometric.data import Data
+
     if d.num_nodes <= n:
         return Data(x=d.x, edge_index=d.edge_index)
     keep = (d.edge_index < n).all(0)

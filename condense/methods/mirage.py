@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
 
 from ..checks import Rule, check_config
 from ..comptrees import (CodeTable, GraphUnion, graph_union, computation_tree_codes, degree_array,  # noqa: F401
@@ -229,6 +228,8 @@ class Mirage(Condenser):
 
     def _summary(self, chosen: dict[int, list[Pattern]], split: GraphUnion, final: np.ndarray, table: CodeTable,
                  hops: int) -> dict:
+        from torch_geometric.data import Data   # torch_geometric loads with graph work only
+
         order = np.argsort(split.edge_index[1], kind="stable")
         in_src, in_eid = split.edge_index[0][order], order
         in_ptr = np.zeros(split.x.shape[0] + 1, dtype=np.int64)

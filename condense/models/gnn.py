@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv, GINEConv, global_add_pool, global_mean_pool
 
-from ._registry import register_model
 from .dropout import dropout
 
 POOLS = {"sum": global_add_pool, "mean": global_mean_pool}
@@ -94,14 +93,11 @@ class GraphClassifier(nn.Module):
         return self.head(self.embed(data_or_x, edge_index, batch, edge_attr, pool_mask))
 
 
-def _graph_factory(conv: str):
+def graph_factory(conv: str):
+    """The constructor ``gcn``, ``gin`` and ``gat`` are registered under (:mod:`condense.models`)."""
     def build(in_shape, num_classes, **kw):
         in_dim = in_shape if isinstance(in_shape, int) else int(in_shape[0])
         return GraphClassifier(conv, in_dim, num_classes, **kw)
 
     build.__name__ = conv
     return build
-
-
-for _name in ("gcn", "gin", "gat"):
-    register_model(_name, kind="graphs")(_graph_factory(_name))

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch_geometric.nn import MessagePassing, global_add_pool
 from torch_geometric.utils import degree
 
-from ._registry import register_model
 from .dropout import dropout
 
 ATOM_ROWS = 119   # OGB AtomEncoder's first table (atomic number)
@@ -112,14 +111,11 @@ class OfficialMirageGNN(nn.Module):
         return self.head(dropout(pooled, self.dropout, self.training))
 
 
-def _official(conv: str):
+def official_factory(conv: str):
+    """The constructor ``gcn-mirage`` and ``gin-mirage`` are registered under (:mod:`condense.models`)."""
     def build(in_shape, num_classes, **kw):
         in_dim = in_shape if isinstance(in_shape, int) else int(in_shape[0])
         return OfficialMirageGNN(conv, in_dim, num_classes, **kw)
 
     build.__name__ = f"{conv}_mirage"
     return build
-
-
-for _conv in ("gcn", "gin"):
-    register_model(f"{_conv}-mirage", kind="graphs")(_official(_conv))

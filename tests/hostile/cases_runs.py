@@ -234,8 +234,8 @@ def evaluate_root_rs2_source(d: Path) -> Invocation:
     root = fake_mnist(d / "data")
     env = {"CONDENSE_CACHE": str(d / "cache"), "CONDENSE_DATA": ""}
     _prime(_cli("condense", "rs2", "mnist", "--ipc", "1", "--root", root, "--out", d / "s.h5"), d, env)
-    return Invocation(_cli("evaluate", d / "s.h5", "--protocol", "rs2", "--root", root, "--seeds", "0"), "ok",
-                      env=env)
+    return Invocation(_cli("evaluate", d / "s.h5", "--protocol", "rs2", "--root", root, "--seeds", "0",
+                           "--set", "epochs=3"), "ok", env=env)
 
 
 @case("rs2-schedule-too-short")
