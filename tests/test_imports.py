@@ -121,7 +121,7 @@ train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
 s = create_condenser("random").condense(train, 1, seed=0)
 from condense.protocols import get_protocol
 r = evaluate(s, test, protocol=get_protocol("dc").replace(epochs=2, checkpoints=1), seeds=[0], source=train)
-print("after images:", sorted({m.split(".")[0] for m in sys.modules if m.startswith("torch_geometric")}))
+print("after images:", sorted({m.split(".")[0] for m in sys.modules if m.startswith(("torch_geometric", "torchvision"))}))
 from condense.models import create_model, GraphClassifier
 g = load_dataset("MUTAG", "train")
 model = create_model("gcn", g.num_node_features, 2)
@@ -131,7 +131,8 @@ print("after graphs:", isinstance(model, GraphClassifier), "torch_geometric" in 
 
 def test_image_work_never_imports_torch_geometric():
     """The CLI, the sweep, the leaderboard and an image condensation and evaluation leave torch_geometric
-    unimported (it adds seconds to every start); the first graph dataset and graph model load it."""
+    and torchvision unimported (each loads ``torch._dynamo``: seconds on every start); the first graph
+    dataset and graph model load torch_geometric."""
     import os
     import subprocess
     import sys
