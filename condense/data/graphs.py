@@ -29,7 +29,6 @@ VAL_FRACTION = 0.1
 TEST_FRACTION = 0.1
 
 
-
 class GraphDataset(InMemoryDataset):
     """One split of a TU dataset, carrying the same metadata as :class:`ImageDataset`."""
 

@@ -10,32 +10,25 @@ from . import cifar, convnet, dc_family, mlp, small_torchvision  # noqa: F401  (
 from .convnet import ConvNet
 
 
-# The graph models are registered here by name and built by their modules, which import torch_geometric
-# when the first graph model is built: image work never loads it (it adds seconds to every start).
-def _graph_model(conv: str):
+def _graph_model(conv: str, official: bool):
+    """The constructor of a graph model, registered here by name: its module (which imports torch_geometric)
+    loads when the first graph model is built, so image work never loads it (seconds on every start)."""
     def build(in_shape, num_classes, **kw):
-        from .gnn import graph_factory
+        if official:   # Mirage's official GNNs
+            from .gnn_mirage import OfficialMirageGNN as model
+        else:
+            from .gnn import GraphClassifier as model
+        in_dim = in_shape if isinstance(in_shape, int) else int(in_shape[0])
+        return model(conv, in_dim, num_classes, **kw)
 
-        return graph_factory(conv)(in_shape, num_classes, **kw)
-
-    build.__name__ = conv
-    return build
-
-
-def _official_mirage_model(conv: str):
-    def build(in_shape, num_classes, **kw):
-        from .gnn_mirage import official_factory
-
-        return official_factory(conv)(in_shape, num_classes, **kw)
-
-    build.__name__ = f"{conv}_mirage"
+    build.__name__ = f"{conv}_mirage" if official else conv
     return build
 
 
 for _conv in ("gcn", "gin", "gat"):
-    register_model(_conv, kind="graphs")(_graph_model(_conv))
-for _conv in ("gcn", "gin"):   # Mirage's official GNNs (condense.models.gnn_mirage)
-    register_model(f"{_conv}-mirage", kind="graphs")(_official_mirage_model(_conv))
+    register_model(_conv, kind="graphs")(_graph_model(_conv, official=False))
+for _conv in ("gcn", "gin"):
+    register_model(f"{_conv}-mirage", kind="graphs")(_graph_model(_conv, official=True))
 
 
 def __getattr__(name: str):

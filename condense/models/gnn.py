@@ -91,13 +91,3 @@ class GraphClassifier(nn.Module):
             return self.head(self.embed(d.x, d.edge_index, getattr(d, "batch", None),
                                         getattr(d, "edge_attr", None), pool_mask, ng, getattr(d, "node_degree", None)))
         return self.head(self.embed(data_or_x, edge_index, batch, edge_attr, pool_mask))
-
-
-def graph_factory(conv: str):
-    """The constructor ``gcn``, ``gin`` and ``gat`` are registered under (:mod:`condense.models`)."""
-    def build(in_shape, num_classes, **kw):
-        in_dim = in_shape if isinstance(in_shape, int) else int(in_shape[0])
-        return GraphClassifier(conv, in_dim, num_classes, **kw)
-
-    build.__name__ = conv
-    return build

@@ -109,13 +109,3 @@ class OfficialMirageGNN(nn.Module):
             h, batch = h[pool_mask], batch[pool_mask]
         pooled = global_add_pool(h, batch, size=size)
         return self.head(dropout(pooled, self.dropout, self.training))
-
-
-def official_factory(conv: str):
-    """The constructor ``gcn-mirage`` and ``gin-mirage`` are registered under (:mod:`condense.models`)."""
-    def build(in_shape, num_classes, **kw):
-        in_dim = in_shape if isinstance(in_shape, int) else int(in_shape[0])
-        return OfficialMirageGNN(conv, in_dim, num_classes, **kw)
-
-    build.__name__ = f"{conv}_mirage"
-    return build
